@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain makes the test binary three programs: the tests; "rolesenv"
+// itself (so tests and testscript scripts run the real CLI as a separate
+// process, found on the PATH); and "rolesenv-testchild", a helper child
+// whose modes are registered in testChildModes.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"rolesenv":           main,
+		"rolesenv-testchild": testChildMain,
+	})
+}
+
+// testChildModes are the modes of rolesenv-testchild, registered by the
+// test files that need them: "rolesenv-testchild MODE ARGS...".
+var testChildModes = map[string]func(args []string) int{
+	// exit N: exit with status N.
+	"exit": func(args []string) int {
+		var n int
+		fmt.Sscan(args[0], &n)
+		return n
+	},
+	// printenv: print the environment, one NAME=value a line, and exit.
+	"printenv": func([]string) int {
+		for _, kv := range os.Environ() {
+			fmt.Println(kv)
+		}
+		return 0
+	},
+}
+
+func testChildMain() {
+	if len(os.Args) < 2 || testChildModes[os.Args[1]] == nil {
+		fmt.Fprintf(os.Stderr, "rolesenv-testchild: unknown mode %q\n", os.Args[1:])
+		os.Exit(2)
+	}
+	os.Exit(testChildModes[os.Args[1]](os.Args[2:]))
+}
+
+// rolesenvBin is the path of the test binary acting as rolesenv.
+func rolesenvBin(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("rolesenv")
+	if err != nil {
+		t.Fatalf("rolesenv is not on the PATH that TestMain set up: %v", err)
+	}
+	return p
+}
+
+// runCLI runs the CLI in-process and returns its exit code and output.
+func runCLI(t testing.TB, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, exitUsage, "rolesenv: error: no command given"},
+		{[]string{"frobnicate"}, exitUsage, "rolesenv: hint: run 'rolesenv --help'"},
+		{[]string{"version", "extra"}, exitUsage, "takes no arguments"},
+		{[]string{"run", "--no-such-flag"}, exitUsage, "unknown flag: --no-such-flag"},
+		{[]string{"version"}, exitOK, ""},
+		{[]string{"--help"}, exitOK, ""},
+	}
+	for _, tt := range tests {
+		code, _, stderr := runCLI(t, tt.args...)
+		if code != tt.code {
+			t.Errorf("rolesenv %q: exit %d, want %d (stderr %q)", tt.args, code, tt.code, stderr)
+		}
+		if !strings.Contains(stderr, tt.want) {
+			t.Errorf("rolesenv %q: stderr %q does not contain %q", tt.args, stderr, tt.want)
+		}
+	}
+}
+
+// classified is an error with every classification method, for testing
+// exitCodeOf's precedence.
+type classified struct{ usage, config, denied, unavailable bool }
+
+func (e classified) Error() string      { return "classified" }
+func (e classified) Usage() bool        { return e.usage }
+func (e classified) Config() bool       { return e.config }
+func (e classified) AccessDenied() bool { return e.denied }
+func (e classified) Unavailable() bool  { return e.unavailable }
+
+func TestExitCodePrecedence(t *testing.T) {
+	join := func(errs ...error) error { return fmt.Errorf("wrapped: %w", joinErrors(errs)) }
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{fmt.Errorf("plain"), exitInternal},
+		{classified{unavailable: true}, exitUnavailable},
+		{join(classified{unavailable: true}, classified{denied: true}), exitNoPerm},
+		{join(classified{denied: true}, classified{config: true}, classified{unavailable: true}), exitConfig},
+		{join(exitStatus(3)), 3},
+		{join(exitStatus(3), classified{config: true}), exitConfig},
+		{classified{}, exitInternal},
+	}
+	for _, tt := range tests {
+		if got := exitCodeOf(tt.err); got != tt.want {
+			t.Errorf("exitCodeOf(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+type multi []error
+
+func (m multi) Error() string   { return "multi" }
+func (m multi) Unwrap() []error { return m }
+
+func joinErrors(errs []error) error { return multi(errs) }
+
+func TestEnvTwins(t *testing.T) {
+	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, environ: []string{
+		"ROLESENV_REGION=eu-west-1",
+		"ROLESENV_ENV_FILE=a.env:b.env",
+		"ROLESENV_KEEP_ENV=HOME,PATH",
+		"ROLESENV_FORMAT=json", // no twin for output-shaping flags
+		"ROLESENV_TIMEOUT=5s",
+	}}
+	fs := newFlagSet("test", "")
+	var cf credFlags
+	var ef envFlags
+	cf.register(fs)
+	ef.register(fs)
+	format := fs.String("format", "text", "")
+	if err := fs.parse(a, []string{"--timeout", "7s"}); err != nil {
+		t.Fatal(err)
+	}
+	if cf.region != "eu-west-1" {
+		t.Errorf("region = %q, want the twin's eu-west-1", cf.region)
+	}
+	if got := strings.Join(ef.envFiles, ","); got != "a.env,b.env" {
+		t.Errorf("env files = %q, want a.env,b.env", got)
+	}
+	if got := strings.Join(ef.keepEnv, ","); got != "HOME,PATH" {
+		t.Errorf("keep-env = %q", got)
+	}
+	if *format != "text" {
+		t.Errorf("format = %q: ROLESENV_FORMAT must not apply", *format)
+	}
+	if ef.timeout.String() != "7s" {
+		t.Errorf("timeout = %v: the flag must win over ROLESENV_TIMEOUT", ef.timeout)
+	}
+	if !fs.onCommandLine["timeout"] || fs.onCommandLine["region"] {
+		t.Errorf("onCommandLine = %v, want timeout only", fs.onCommandLine)
+	}
+}
+
+func TestEnvTwinErrorDoesNotQuoteValue(t *testing.T) {
+	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, environ: []string{"ROLESENV_TIMEOUT=hunter2-not-a-duration"}}
+	fs := newFlagSet("test", "")
+	var ef envFlags
+	ef.register(fs)
+	err := fs.parse(a, nil)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "ROLESENV_TIMEOUT") {
+		t.Fatalf("error = %v, want one naming ROLESENV_TIMEOUT without its value", err)
+	}
+	if exitCodeOf(err) != exitUsage {
+		t.Errorf("exit %d, want %d", exitCodeOf(err), exitUsage)
+	}
+}
+
+func TestRefusedHelperFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"credential-process", "--no-verify-ssl"},
+		{"credential-process", "--pkcs8-password", "x"},
+		{"credential-process", "--tpm-key-password", "x"},
+		{"credential-process", "--cert-selector", "x"},
+	} {
+		code, _, stderr := runCLI(t, args...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d, want %d; stderr %q", args, code, exitUsage, stderr)
+		}
+	}
+}
