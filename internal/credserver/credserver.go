@@ -1,0 +1,159 @@
+// Package credserver serves AWS credentials to a child process through the
+// container credentials protocol, which every AWS SDK and the AWS CLI
+// support: the child finds AWS_CONTAINER_CREDENTIALS_FULL_URI and
+// AWS_CONTAINER_AUTHORIZATION_TOKEN in its environment, and GETs the URI
+// with the token in the Authorization header whenever it needs fresh
+// credentials.
+//
+// Security properties: the server listens on 127.0.0.1 only, on a random
+// port, and answers 401 to any request without the exact token (compared in
+// constant time); the token is 32 random bytes, made anew for every server.
+// It serves whatever the provider gives, so refreshing is the provider's
+// job; it never logs credentials, only that they were served and when they
+// expire.
+package credserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// The environment variables the protocol uses.
+const (
+	FullURIVar = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+	TokenVar   = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
+)
+
+// Outranking lists the credential variables that an SDK would use before
+// the container endpoint; the child must not inherit them, or the endpoint
+// would never be asked. AWS_CONTAINER_* is replaced as a whole by Env.
+var Outranking = []string{
+	"AWS_ACCESS_KEY_ID",
+	"AWS_SECRET_ACCESS_KEY",
+	"AWS_SESSION_TOKEN",
+	"AWS_SECURITY_TOKEN",
+	"AWS_PROFILE",
+	"AWS_DEFAULT_PROFILE",
+	"AWS_WEB_IDENTITY_TOKEN_FILE",
+	"AWS_ROLE_ARN",
+	"AWS_ROLE_SESSION_NAME",
+	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+}
+
+// Server is a running credentials endpoint.
+type Server struct {
+	provider aws.CredentialsProvider
+	token    string
+	url      string
+	srv      *http.Server
+	ln       net.Listener
+	log      *slog.Logger
+}
+
+// Start listens on 127.0.0.1 at a random port. log may be nil.
+func Start(provider aws.CredentialsProvider, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen for the credentials endpoint: %w", err)
+	}
+	s := &Server{
+		provider: provider,
+		token:    hex.EncodeToString(buf),
+		url:      fmt.Sprintf("http://%s/credentials", ln.Addr()),
+		ln:       ln,
+		log:      log,
+	}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Env returns the two variables a child needs to use the endpoint.
+func (s *Server) Env() []string {
+	return []string{FullURIVar + "=" + s.url, TokenVar + "=" + s.token}
+}
+
+// URL is the endpoint's address.
+func (s *Server) URL() string { return s.url }
+
+// Close stops the server.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+// response is the container credentials JSON document.
+type response struct {
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string `json:"SecretAccessKey"`
+	Token           string `json:"Token"`
+	Expiration      string `json:"Expiration,omitempty"`
+	AccountID       string `json:"AccountId,omitempty"`
+}
+
+type errorResponse struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/credentials" {
+		writeJSON(w, http.StatusNotFound, errorResponse{"NotFound", "no such path"})
+		return
+	}
+	if r.Method != http.MethodGet {
+		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{"MethodNotAllowed", "use GET"})
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(s.token)) != 1 {
+		s.log.Warn("credentials endpoint refused a request without the right token", "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusUnauthorized, errorResponse{"Unauthorized", "missing or wrong authorization token"})
+		return
+	}
+	creds, err := s.provider.Retrieve(r.Context())
+	if err != nil {
+		s.log.Warn("credentials endpoint could not get credentials", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{"CredentialsUnavailable", "failed to obtain credentials"})
+		return
+	}
+	resp := response{
+		AccessKeyID:     creds.AccessKeyID,
+		SecretAccessKey: creds.SecretAccessKey,
+		Token:           creds.SessionToken,
+		AccountID:       creds.AccountID,
+	}
+	if creds.CanExpire {
+		resp.Expiration = creds.Expires.UTC().Format(time.RFC3339)
+	}
+	s.log.Debug("credentials served to the child", "expires", resp.Expiration)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+

@@ -1,0 +1,142 @@
+package credserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+
+	"github.com/rolesenv/rolesenv/internal/testenv"
+)
+
+// countingProvider hands out a new set of credentials at every call.
+type countingProvider struct{ n atomic.Int64 }
+
+func (p *countingProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	n := p.n.Add(1)
+	return aws.Credentials{
+		AccessKeyID:     fmt.Sprintf("ASIATEST%04d", n),
+		SecretAccessKey: "secret",
+		SessionToken:    "token",
+		CanExpire:       true,
+		Expires:         time.Now().Add(time.Hour),
+	}, nil
+}
+
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+func TestServesCredentialsToTheSDK(t *testing.T) {
+	p := &countingProvider{}
+	s, err := Start(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") {
+		t.Fatalf("URL %q is not on 127.0.0.1", s.URL())
+	}
+	token := envValue(s.Env(), TokenVar)
+	if len(token) != 64 {
+		t.Fatalf("token has %d characters, want 64", len(token))
+	}
+	ep := endpointcreds.New(envValue(s.Env(), FullURIVar), func(o *endpointcreds.Options) { o.AuthorizationToken = token })
+	for want := 1; want <= 2; want++ {
+		creds, err := ep.Retrieve(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("ASIATEST%04d", want); creds.AccessKeyID != got || !creds.CanExpire {
+			t.Errorf("call %d: got %s (expires %v), want %s, expiring", want, creds.AccessKeyID, creds.CanExpire, got)
+		}
+	}
+}
+
+// The SDK's default chain finds the endpoint through the two variables.
+func TestDefaultChainUsesEndpoint(t *testing.T) {
+	testenv.IsolateAWS(t)
+	s, err := Start(&countingProvider{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.AccessKeyID != "ASIATEST0001" {
+		t.Errorf("default chain got %q, want the endpoint's ASIATEST0001", creds.AccessKeyID)
+	}
+}
+
+func TestRefusesWithoutToken(t *testing.T) {
+	p := &countingProvider{}
+	s, err := Start(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, auth := range []string{"", "wrong", envValue(s.Env(), TokenVar) + "x"} {
+		req, _ := http.NewRequest("GET", s.URL(), nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: status %d, want 401", auth, resp.StatusCode)
+		}
+	}
+	if p.n.Load() != 0 {
+		t.Errorf("provider called %d times for refused requests, want 0", p.n.Load())
+	}
+}
+
+type failingProvider struct{}
+
+func (failingProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, errors.New("boom")
+}
+
+func TestProviderFailureIs503(t *testing.T) {
+	s, err := Start(failingProvider{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req, _ := http.NewRequest("GET", s.URL(), nil)
+	req.Header.Set("Authorization", envValue(s.Env(), TokenVar))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", resp.StatusCode)
+	}
+}
