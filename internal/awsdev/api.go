@@ -1,19 +1,18 @@
-// Package awsdev is a local, in-memory AWS emulator for rolesenv's tests,
-// benchmarks and the `rolesenv dev` command: IAM Roles Anywhere
-// CreateSession, Secrets Manager, SSM Parameter Store and STS
-// GetCallerIdentity, on one loopback listener, over HTTPS with its own CA or
-// plain HTTP.
-//
-// API CONTRACT (frozen while the packages that test against it are being
-// written; add to it, do not change it). Operation names everywhere in this
-// API are IAM action names: "rolesanywhere:CreateSession",
-// "secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue",
-// "secretsmanager:DescribeSecret", "ssm:GetParameters", "sts:GetCallerIdentity", ...
 package awsdev
+
+// This file holds the emulator's types. The API is a contract that the
+// packages testing against the emulator rely on: add to it, do not change
+// it. Operation names everywhere in this API are IAM action names:
+// "rolesanywhere:CreateSession", "secretsmanager:GetSecretValue",
+// "secretsmanager:BatchGetSecretValue", "secretsmanager:DescribeSecret",
+// "ssm:GetParameters", "sts:GetCallerIdentity", ...
 
 import (
 	"crypto/x509"
 	"log/slog"
+	"net"
+	"net/http"
+	"sync"
 	"time"
 )
 
@@ -30,27 +29,33 @@ type Options struct {
 }
 
 // Server is a running emulator. All methods are safe for concurrent use.
-type Server struct{}
+type Server struct {
+	region, accountID string
+	now               func() time.Time
+	log               *slog.Logger
 
-// Start listens and serves until Close.
-func Start(opts Options) (*Server, error) { panic("awsdev: not implemented") }
+	ln        net.Listener
+	srv       *http.Server
+	url       string
+	caPEM     []byte
+	caKeyPEM  []byte
+	closing   chan struct{} // closed by Close
+	closeOnce sync.Once
+	served    chan struct{} // closed when Serve returns
 
-// URL is the base URL clients use as their endpoint, e.g. "https://127.0.0.1:41234".
-func (s *Server) URL() string { panic("awsdev: not implemented") }
+	mu           sync.Mutex // guards everything below
+	users        map[string]*user
+	keys         map[string]*accessKey   // static keys by id
+	roles        map[string]*role        // by name
+	sessions     map[string]*session     // by access key id
+	anchors      map[string]*trustAnchor // by ARN
+	profiles     map[string]*profile     // by ARN
+	secrets      map[string]*secret      // by name
+	params       map[string]*parameter   // by name
+	credLifetime time.Duration
 
-// CAPEM is the PEM CA certificate that signed the TLS certificate (nil with HTTP).
-// Clients trust it through AWS_CA_BUNDLE.
-func (s *Server) CAPEM() []byte { panic("awsdev: not implemented") }
-
-// CAKeyPEM is the PEM key of CAPEM, so `rolesenv dev` can keep it across restarts.
-func (s *Server) CAKeyPEM() []byte { panic("awsdev: not implemented") }
-
-// Region and AccountID are the ones the server was started with.
-func (s *Server) Region() string    { panic("awsdev: not implemented") }
-func (s *Server) AccountID() string { panic("awsdev: not implemented") }
-
-// Close stops the listener and waits for in-flight requests.
-func (s *Server) Close() error { panic("awsdev: not implemented") }
+	ctl *controls // its own lock
+}
 
 // Rule allows Actions on Resources. Both use IAM wildcards (* and ?).
 type Rule struct {
@@ -75,25 +80,6 @@ type RoleOptions struct {
 	// "x509SAN/Name"; each value is a list of IAM wildcard patterns of which
 	// one must match (StringLike).
 	Conditions map[string][]string
-}
-
-// CreateRole creates (or replaces) a role and returns its ARN
-// (arn:aws:iam::<account>:role/<name>).
-func (s *Server) CreateRole(name string, opts RoleOptions) string { panic("awsdev: not implemented") }
-
-// SetRolePolicy replaces a role's policy at run time (revoked access).
-func (s *Server) SetRolePolicy(name string, p Policy) error { panic("awsdev: not implemented") }
-
-// CreateUser creates an IAM user with the given policy and returns
-// long-term static credentials for it.
-func (s *Server) CreateUser(name string, p Policy) (accessKeyID, secretAccessKey string) {
-	panic("awsdev: not implemented")
-}
-
-// AddAccessKey registers fixed static credentials for an existing user
-// (for `rolesenv dev`, which keeps them across restarts).
-func (s *Server) AddAccessKey(user, accessKeyID, secretAccessKey string) error {
-	panic("awsdev: not implemented")
 }
 
 // TrustAnchorOptions describe a Roles Anywhere trust anchor.
@@ -130,47 +116,6 @@ type SecretVersion struct {
 	Stages    []string
 }
 
-// CreateSecret creates a secret with a first version (AWSCURRENT) and
-// returns its ARN (…:secret:<name>-<6 random characters>). value is the
-// SecretString.
-func (s *Server) CreateSecret(name, value string) (arn string, err error) {
-	panic("awsdev: not implemented")
-}
-
-// CreateBinarySecret is CreateSecret with a SecretBinary.
-func (s *Server) CreateBinarySecret(name string, value []byte) (arn string, err error) {
-	panic("awsdev: not implemented")
-}
-
-// PutSecretValue adds a version as the PutSecretValue API does: with no
-// stages it becomes AWSCURRENT and the old current becomes AWSPREVIOUS.
-// It returns the new version id.
-func (s *Server) PutSecretValue(secretID, value string, stages ...string) (versionID string, err error) {
-	panic("awsdev: not implemented")
-}
-
-// DeleteSecret deletes a secret at once (ForceDeleteWithoutRecovery).
-func (s *Server) DeleteSecret(secretID string) error { panic("awsdev: not implemented") }
-
-// SecretVersions lists the versions of a secret.
-func (s *Server) SecretVersions(secretID string) ([]SecretVersion, error) {
-	panic("awsdev: not implemented")
-}
-
-// PutParameter creates or overwrites an SSM parameter (typ is "String",
-// "StringList" or "SecureString") and returns its new version.
-func (s *Server) PutParameter(name, typ, value string) (version int64, err error) {
-	panic("awsdev: not implemented")
-}
-
-// LabelParameterVersion attaches labels to a parameter version.
-func (s *Server) LabelParameterVersion(name string, version int64, labels ...string) error {
-	panic("awsdev: not implemented")
-}
-
-// DeleteParameter deletes a parameter.
-func (s *Server) DeleteParameter(name string) error { panic("awsdev: not implemented") }
-
 // Fault is an injected failure.
 type Fault int
 
@@ -186,43 +131,3 @@ const (
 	// FaultReset closes the connection without an answer.
 	FaultReset
 )
-
-// SetLatency adds d before every answer (all operations).
-func (s *Server) SetLatency(d time.Duration) { panic("awsdev: not implemented") }
-
-// SetOperationLatency adds d before answers to op (in addition to SetLatency).
-func (s *Server) SetOperationLatency(op string, d time.Duration) { panic("awsdev: not implemented") }
-
-// FailNext makes the next n calls of op fail with f. op "*" means any operation.
-func (s *Server) FailNext(op string, n int, f Fault) { panic("awsdev: not implemented") }
-
-// SetErrorRate makes a fraction (0 to 1) of calls of op fail with f; 0 turns it off.
-func (s *Server) SetErrorRate(op string, rate float64, f Fault) { panic("awsdev: not implemented") }
-
-// SetQuota enforces a request-rate quota on op (a token bucket of tps
-// tokens a second with a burst of tps, as AWS documents its quotas);
-// calls over it get the service's throttling error. 0 removes it.
-func (s *Server) SetQuota(op string, tps float64) { panic("awsdev: not implemented") }
-
-// SetAWSQuotas sets the documented default quotas: GetSecretValue 10,000,
-// BatchGetSecretValue 100, DescribeSecret 40,000, ssm GetParameters 40
-// (standard throughput) and CreateSession at the rate given.
-func (s *Server) SetAWSQuotas(createSessionTPS float64) { panic("awsdev: not implemented") }
-
-// Calls is the number of calls of op received so far (including failed,
-// throttled and denied ones). Throttled is how many of them were throttled
-// by a quota.
-func (s *Server) Calls(op string) int64     { panic("awsdev: not implemented") }
-func (s *Server) Throttled(op string) int64 { panic("awsdev: not implemented") }
-
-// CallCounts returns every operation's call count; ResetCalls zeroes them.
-func (s *Server) CallCounts() map[string]int64 { panic("awsdev: not implemented") }
-func (s *Server) ResetCalls()                  { panic("awsdev: not implemented") }
-
-// SetCredentialLifetime sets the lifetime of session credentials issued
-// from now on; shorter than AWS allows is allowed (tests use seconds). 0
-// restores the requested duration.
-func (s *Server) SetCredentialLifetime(d time.Duration) { panic("awsdev: not implemented") }
-
-// ExpireCredentials makes every session credential issued so far expired.
-func (s *Server) ExpireCredentials() { panic("awsdev: not implemented") }

@@ -1,0 +1,54 @@
+package awsdev
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// decodeJSON decodes a JSON 1.1 request body; an empty body is {}.
+func decodeJSON(body []byte, v any) *apiError {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errorf(http.StatusBadRequest, "SerializationException", "the request body is not valid JSON for this operation")
+	}
+	return nil
+}
+
+// epoch is a timestamp as JSON 1.1 services write it: seconds since the
+// epoch, with milliseconds.
+type epoch time.Time
+
+func (t epoch) MarshalJSON() ([]byte, error) {
+	ms := time.Time(t).UnixMilli()
+	return []byte(strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)), nil
+}
+
+// epochPtr returns nil for the zero time, so omitempty drops it.
+func epochPtr(t time.Time) *epoch {
+	if t.IsZero() {
+		return nil
+	}
+	e := epoch(t)
+	return &e
+}
+
+// pageStart parses a NextToken made by pageToken; "" is the first page.
+func pageStart(token string, n int) (int, bool) {
+	if token == "" {
+		return 0, true
+	}
+	i, err := strconv.Atoi(token)
+	return i, err == nil && i >= 0 && i <= n
+}
+
+func pageToken(next, n int) string {
+	if next >= n {
+		return ""
+	}
+	return strconv.Itoa(next)
+}

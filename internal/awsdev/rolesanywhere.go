@@ -1,0 +1,4 @@
+package awsdev
+
+type trustAnchor struct{}
+type profile struct{}

@@ -1,0 +1,101 @@
+package awsdev
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+func TestSDKSecretsManagerBasics(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		s := start(t, Options{HTTP: plain})
+		c := adminClients(t, s)
+		created, err := c.sm.CreateSecret(ctx(t), &secretsmanager.CreateSecretInput{Name: aws.String("prod/db"), SecretString: aws.String(`{"password":"one"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(*created.ARN, "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-") || len(*created.ARN) != len("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-")+6 {
+			t.Errorf("ARN = %s", *created.ARN)
+		}
+		got, err := c.sm.GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("prod/db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got.SecretString != `{"password":"one"}` || got.VersionStages[0] != "AWSCURRENT" {
+			t.Errorf("GetSecretValue = %q %v", *got.SecretString, got.VersionStages)
+		}
+		put, err := c.sm.PutSecretValue(ctx(t), &secretsmanager.PutSecretValueInput{SecretId: created.ARN, SecretString: aws.String("two")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.sm.DescribeSecret(ctx(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("prod/db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := d.VersionIdsToStages[*put.VersionId]; len(st) != 1 || st[0] != "AWSCURRENT" {
+			t.Errorf("stages of new version = %v", st)
+		}
+		if st := d.VersionIdsToStages[*created.VersionId]; len(st) != 1 || st[0] != "AWSPREVIOUS" {
+			t.Errorf("stages of old version = %v", st)
+		}
+		b, err := c.sm.BatchGetSecretValue(ctx(t), &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"prod/db", "missing"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.SecretValues) != 1 || *b.SecretValues[0].SecretString != "two" || len(b.Errors) != 1 || *b.Errors[0].ErrorCode != "ResourceNotFoundException" {
+			t.Errorf("BatchGetSecretValue = %+v", b)
+		}
+		_, err = c.sm.GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("missing")})
+		wantCode(t, err, "ResourceNotFoundException")
+	}
+}
+
+func TestSDKSSMAndSTS(t *testing.T) {
+	s := start(t, Options{})
+	c := adminClients(t, s)
+	for _, v := range []string{"a", "b"} {
+		if _, err := c.ssm.PutParameter(ctx(t), &ssm.PutParameterInput{Name: aws.String("/app/key"), Value: aws.String(v), Type: "SecureString", Overwrite: aws.Bool(true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.ssm.GetParameters(ctx(t), &ssm.GetParametersInput{Names: []string{"/app/key", "/app/key:1", "/nope"}, WithDecryption: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Parameters) != 2 || *got.Parameters[0].Value != "b" || *got.Parameters[1].Value != "a" || len(got.InvalidParameters) != 1 {
+		t.Errorf("GetParameters = %+v", got)
+	}
+	id, err := c.sts.GetCallerIdentity(ctx(t), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *id.Arn != "arn:aws:iam::123456789012:user/admin" || *id.Account != "123456789012" {
+		t.Errorf("GetCallerIdentity = %s %s", *id.Arn, *id.Account)
+	}
+}
+
+func TestSDKAuthErrors(t *testing.T) {
+	s := start(t, Options{})
+	id, secret := s.CreateUser("reader", Policy{Allow: []Rule{{Actions: []string{"ssm:GetParameter*"}, Resources: []string{"*"}}}})
+	c := newClients(sdkConfig(t, s, id, secret, ""))
+	_, err := c.sm.GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("x")})
+	wantCode(t, err, "AccessDeniedException")
+	want := "User: arn:aws:iam::123456789012:user/reader is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:x because no identity-based policy allows the secretsmanager:GetSecretValue action"
+	if msg := errorMessage(err); msg != want {
+		t.Errorf("message = %q", msg)
+	}
+	bad := newClients(sdkConfig(t, s, id, secret+"x", ""))
+	_, err = bad.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String("/x")})
+	wantCode(t, err, "InvalidSignatureException")
+	_, err = bad.sts.GetCallerIdentity(ctx(t), &sts.GetCallerIdentityInput{})
+	wantCode(t, err, "SignatureDoesNotMatch")
+	unknown := newClients(sdkConfig(t, s, "AKIANOTAKEY", secret, ""))
+	_, err = unknown.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String("/x")})
+	wantCode(t, err, "UnrecognizedClientException")
+	_, err = unknown.sts.GetCallerIdentity(ctx(t), &sts.GetCallerIdentityInput{})
+	wantCode(t, err, "InvalidClientTokenId")
+}
