@@ -8,7 +8,6 @@ package awsdev
 // "ssm:GetParameters", "sts:GetCallerIdentity", ...
 
 import (
-	"crypto/x509"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,6 +51,7 @@ type Server struct {
 	profiles     map[string]*profile     // by ARN
 	secrets      map[string]*secret      // by name
 	params       map[string]*parameter   // by name
+	subjects     map[string]string       // Roles Anywhere subject ids, by certificate subject and issuer
 	credLifetime time.Duration
 
 	ctl *controls // its own lock
@@ -88,13 +88,6 @@ type TrustAnchorOptions struct {
 	Disabled bool
 }
 
-// CreateTrustAnchor registers a CA (a root, or an intermediate as AWS
-// allows) and returns the trust anchor ARN
-// (arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>).
-func (s *Server) CreateTrustAnchor(ca *x509.Certificate, opts TrustAnchorOptions) string {
-	panic("awsdev: not implemented")
-}
-
 // ProfileOptions describe a Roles Anywhere profile.
 type ProfileOptions struct {
 	ID              string   // "" generates a UUID
@@ -102,11 +95,11 @@ type ProfileOptions struct {
 	DurationSeconds int      // the profile's maximum; 0 means 3600
 	Disabled        bool
 	SessionPolicy   *Policy // optional: intersected with the role's policy
+	// RejectRoleSessionName refuses a roleSessionName in CreateSession, as
+	// AWS does for a profile without acceptRoleSessionName. The emulator
+	// accepts one by default.
+	RejectRoleSessionName bool
 }
-
-// CreateProfile returns the profile ARN
-// (arn:aws:rolesanywhere:<region>:<account>:profile/<id>).
-func (s *Server) CreateProfile(opts ProfileOptions) string { panic("awsdev: not implemented") }
 
 // SecretVersion is one version of a secret as the emulator stores it.
 type SecretVersion struct {

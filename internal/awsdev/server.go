@@ -99,6 +99,7 @@ func newServer(opts Options) *Server {
 		profiles:  map[string]*profile{},
 		secrets:   map[string]*secret{},
 		params:    map[string]*parameter{},
+		subjects:  map[string]string{},
 		ctl:       newControls(),
 	}
 	if s.region == "" {
