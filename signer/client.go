@@ -331,4 +331,3 @@ func retryAfter(h string) time.Duration {
 	}
 	return 0
 }
-

@@ -28,9 +28,9 @@ type Identity struct {
 	Certificate   *x509.Certificate
 	Intermediates []*x509.Certificate
 
-	key                         crypto.Signer
+	key                          crypto.Signer
 	certPath, keyPath, chainPath string
-	keyMode                     fs.FileMode // permission bits of the key file; 0 when unknown
+	keyMode                      fs.FileMode // permission bits of the key file; 0 when unknown
 }
 
 // NewIdentity makes an identity from parsed parts. key may be any

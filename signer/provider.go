@@ -62,9 +62,9 @@ type Provider struct {
 	creds     *Credentials
 	margin    time.Duration // creds are not handed out closer than this to expiry
 	refreshAt time.Time     // when to replace creds
-	nextTry   time.Time // after a failure, when to try again
-	failing   bool      // in an episode of failed refreshes (warned once)
-	call      *refresh  // the refresh in flight, or nil
+	nextTry   time.Time     // after a failure, when to try again
+	failing   bool          // in an episode of failed refreshes (warned once)
+	call      *refresh      // the refresh in flight, or nil
 
 	afterRefresh func() // for tests: called when a refresh has finished
 }
