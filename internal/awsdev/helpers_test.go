@@ -60,8 +60,14 @@ func (c *fakeClock) Add(d time.Duration) {
 // retries so that counts and errors are exact.
 func sdkConfig(t *testing.T, s *Server, keyID, secret, token string) aws.Config {
 	t.Helper()
+	return endpointConfig(t, s.URL(), s.CAPEM(), keyID, secret, token)
+}
+
+// endpointConfig is sdkConfig for any endpoint (moto, for one).
+func endpointConfig(t *testing.T, url string, caPEM []byte, keyID, secret, token string) aws.Config {
+	t.Helper()
 	client := awshttp.NewBuildableClient()
-	if ca := s.CAPEM(); ca != nil {
+	if ca := caPEM; ca != nil {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(ca) {
 			t.Fatal("bad CA PEM")
@@ -71,10 +77,10 @@ func sdkConfig(t *testing.T, s *Server, keyID, secret, token string) aws.Config 
 		})
 	}
 	return aws.Config{
-		Region:       s.Region(),
+		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, token),
 		HTTPClient:   client,
-		BaseEndpoint: aws.String(s.URL()),
+		BaseEndpoint: aws.String(url),
 		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
 	}
 }
