@@ -142,8 +142,14 @@ type raFixture struct {
 
 func newRAFixture(t *testing.T) *raFixture {
 	t.Helper()
-	f := &raFixture{clock: newFakeClock(time.Now().UTC().Truncate(time.Second))}
-	f.s = start(t, Options{Now: f.clock.Now})
+	clock := newFakeClock(time.Now().UTC().Truncate(time.Second))
+	return raFixtureOn(t, start(t, Options{Now: clock.Now}), clock)
+}
+
+// raFixtureOn sets the fixture up on a running emulator whose clock is clock.
+func raFixtureOn(t *testing.T, s *Server, clock *fakeClock) *raFixture {
+	t.Helper()
+	f := &raFixture{s: s, clock: clock}
 	var err error
 	must := func(c *devpki.Cert, err error) *devpki.Cert {
 		t.Helper()
