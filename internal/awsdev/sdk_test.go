@@ -3,6 +3,7 @@ package awsdev
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -98,4 +99,24 @@ func TestSDKAuthErrors(t *testing.T) {
 	wantCode(t, err, "UnrecognizedClientException")
 	_, err = unknown.sts.GetCallerIdentity(ctx(t), &sts.GetCallerIdentityInput{})
 	wantCode(t, err, "InvalidClientTokenId")
+}
+
+// The emulator's answers carry its clock in Date, so an SDK whose clock
+// is far from it corrects its skew and retries, as it does with AWS.
+// Tests that move the emulator's clock rely on this.
+func TestSDKCorrectsClockSkewFromDate(t *testing.T) {
+	clock := newFakeClock(time.Now().Add(2 * time.Hour))
+	s := start(t, Options{Now: clock.Now})
+	id, secret := s.CreateUser("admin", AllowAll)
+	cfg := sdkConfig(t, s, id, secret, "")
+	cfg.Retryer = nil // the SDK's standard retryer
+	if _, err := s.CreateSecret("a", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Calls("secretsmanager:GetSecretValue"); n != 2 {
+		t.Errorf("calls = %d, want 2 (one refused for its date, one retried)", n)
+	}
 }

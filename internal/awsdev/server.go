@@ -153,6 +153,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{r: r, body: body, requestID: newUUID()}
 	w.Header().Set("X-Amzn-RequestId", c.requestID)
+	// The Date of answers is the emulator's clock: SDKs correct their
+	// clock skew from it, as they do with AWS.
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	if aerr := route(c); aerr != nil {
 		writeError(w, c.proto, c.requestID, aerr)
 		s.logCall(c, aerr.status, start)
