@@ -2,12 +2,291 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/rolesenv/rolesenv/signer"
 )
 
+// passphraseEnv holds the passphrase of an encrypted key or PKCS#12 bundle.
+// It is not a flag's twin: a passphrase never goes in argv.
+const passphraseEnv = "ROLESENV_PRIVATE_KEY_PASSPHRASE"
+
 // rolesAnywhereProvider builds the refreshing Roles Anywhere credentials
-// provider from the credential flags.
+// provider from the credential flags. The files are loaded and checked
+// now (a problem exits 78 before anything starts); credentials are
+// fetched on the first request that needs them, and the provider logs the
+// identity then.
 func (a *app) rolesAnywhereProvider(ctx context.Context, cf *credFlags, cfg aws.Config) (aws.CredentialsProvider, error) {
-	return nil, notLanded("Roles Anywhere credentials", 3)
+	client, err := a.rolesAnywhereClient(ctx, cf, cfg.ConfigSources)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Region != "" && cfg.Region != client.Region() {
+		a.log.Debug("IAM Roles Anywhere is called in the trust anchor's region; the other services use theirs",
+			"rolesanywhere_region", client.Region(), "region", cfg.Region)
+	}
+	return signer.NewProvider(client, signer.ProviderOptions{Logger: a.log}), nil
+}
+
+// rolesAnywhereClient loads the certificate and key the flags name, runs
+// the local checks (logging their warnings), and makes a CreateSession
+// client. Roles Anywhere is always called in the trust anchor's region, the
+// only one where the trust anchor exists; --region applies to the services.
+// sources are the SDK's configuration sources, for the FIPS and dual-stack
+// settings of the profile (nil: the environment only).
+func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []any) (*signer.Client, error) {
+	if err := cf.requireRolesAnywhere(); err != nil {
+		return nil, err
+	}
+	pass, err := a.passphrase(cf)
+	if err != nil {
+		return nil, err
+	}
+	src, err := signer.NewFileIdentity(signer.LoadOptions{
+		Certificate:   cf.certificate,
+		PrivateKey:    cf.privateKey,
+		Intermediates: cf.intermediates,
+		Passphrase:    pass,
+	}, nil, a.log)
+	if err != nil {
+		return nil, withPassphraseHint(err)
+	}
+	id, err := src.Current()
+	if err != nil {
+		return nil, err
+	}
+	warns, err := id.Check(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warns {
+		a.log.Warn(w.Msg, "file", w.Path)
+	}
+	caBundle, err := a.caBundle()
+	if err != nil {
+		return nil, err
+	}
+	fips, dualStack := a.endpointVariants(ctx, sources)
+	client, err := signer.NewClient(src, signer.Config{
+		TrustAnchorARN:  cf.trustAnchorARN,
+		ProfileARN:      cf.profileARN,
+		RoleARN:         cf.roleARN,
+		RoleSessionName: cf.roleSessionName,
+		Duration:        time.Duration(cf.sessionDuration) * time.Second,
+		Endpoint:        a.rolesAnywhereEndpoint(cf),
+		UseFIPS:         fips,
+		UseDualStack:    dualStack,
+		CABundle:        caBundle,
+		UserAgent:       "rolesenv/" + version,
+		Logger:          a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("credential source", "source", "rolesanywhere",
+		"certificate", id.CertificatePath(), "serial", id.Serial(),
+		"role", cf.roleARN, "endpoint", client.Endpoint())
+	return client, nil
+}
+
+// requireRolesAnywhere names every missing required setting at once.
+func (c *credFlags) requireRolesAnywhere() error {
+	var missing, twins []string
+	for _, f := range []struct{ name, value string }{
+		{"certificate", c.certificate},
+		{"trust-anchor-arn", c.trustAnchorARN},
+		{"profile-arn", c.profileARN},
+		{"role-arn", c.roleARN},
+	} {
+		if f.value == "" {
+			missing = append(missing, "--"+f.name)
+			twins = append(twins, envTwin(f.name))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &usageError{
+		msg:  "IAM Roles Anywhere needs " + strings.Join(missing, ", "),
+		hint: "give them as flags or set " + strings.Join(twins, ", "),
+	}
+}
+
+// passphrase reads the key's passphrase from --private-key-passphrase-file
+// or ROLESENV_PRIVATE_KEY_PASSPHRASE; nil when neither is set.
+func (a *app) passphrase(cf *credFlags) ([]byte, error) {
+	env := a.getenv(passphraseEnv)
+	if cf.passphraseFile == "" {
+		if env == "" {
+			return nil, nil
+		}
+		return []byte(env), nil
+	}
+	if env != "" {
+		return nil, &usageError{msg: "both " + passphraseEnv + " and --private-key-passphrase-file are set",
+			hint: "set only one of them"}
+	}
+	data, err := readSmallFile(cf.passphraseFile, 64<<10)
+	if err != nil {
+		return nil, &configError{msg: fmt.Sprintf("passphrase file %s: %v", cf.passphraseFile, err)}
+	}
+	// One line ending is the file's, not the passphrase's.
+	data = []byte(strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"))
+	if len(data) == 0 {
+		return nil, &configError{msg: fmt.Sprintf("passphrase file %s is empty", cf.passphraseFile)}
+	}
+	return data, nil
+}
+
+// passphraseHinted adds where the passphrase comes from to a signer error
+// about it.
+type passphraseHinted struct{ error }
+
+func (e passphraseHinted) Unwrap() error { return e.error }
+func (e passphraseHinted) Hint() string {
+	return "the passphrase comes from " + passphraseEnv + " or --private-key-passphrase-file"
+}
+
+func withPassphraseHint(err error) error {
+	if errors.Is(err, signer.ErrPassphraseRequired) || errors.Is(err, signer.ErrWrongPassphrase) {
+		return passphraseHinted{err}
+	}
+	return err
+}
+
+// rolesAnywhereEndpoint is --endpoint, then AWS_ENDPOINT_URL_ROLESANYWHERE,
+// then AWS_ENDPOINT_URL (both ignored with
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true, as the SDKs do), else "" for
+// the region's own endpoint.
+func (a *app) rolesAnywhereEndpoint(cf *credFlags) string {
+	if cf.endpoint != "" {
+		return cf.endpoint
+	}
+	if strings.EqualFold(a.getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
+		return ""
+	}
+	if e := a.getenv("AWS_ENDPOINT_URL_ROLESANYWHERE"); e != "" {
+		return e
+	}
+	return a.getenv("AWS_ENDPOINT_URL")
+}
+
+// endpointVariants reports the FIPS and dual-stack settings: from the SDK's
+// configuration sources (environment, then profile) when given, else from
+// AWS_USE_FIPS_ENDPOINT and AWS_USE_DUALSTACK_ENDPOINT.
+func (a *app) endpointVariants(ctx context.Context, sources []any) (fips, dualStack bool) {
+	type fipsSource interface {
+		GetUseFIPSEndpoint(context.Context) (aws.FIPSEndpointState, bool, error)
+	}
+	type dualStackSource interface {
+		GetUseDualStackEndpoint(context.Context) (aws.DualStackEndpointState, bool, error)
+	}
+	fips = strings.EqualFold(a.getenv("AWS_USE_FIPS_ENDPOINT"), "true")
+	dualStack = strings.EqualFold(a.getenv("AWS_USE_DUALSTACK_ENDPOINT"), "true")
+	var fipsFound, dualFound bool
+	for _, s := range sources {
+		if f, ok := s.(fipsSource); ok && !fipsFound {
+			if v, found, err := f.GetUseFIPSEndpoint(ctx); err == nil && found {
+				fips, fipsFound = v == aws.FIPSEndpointStateEnabled, true
+			}
+		}
+		if d, ok := s.(dualStackSource); ok && !dualFound {
+			if v, found, err := d.GetUseDualStackEndpoint(ctx); err == nil && found {
+				dualStack, dualFound = v == aws.DualStackEndpointStateEnabled, true
+			}
+		}
+	}
+	return fips, dualStack
+}
+
+// caBundle reads the file AWS_CA_BUNDLE names, if any.
+func (a *app) caBundle() ([]byte, error) {
+	p := a.getenv("AWS_CA_BUNDLE")
+	if p == "" {
+		return nil, nil
+	}
+	data, err := readSmallFile(p, signer.MaxFileSize)
+	if err != nil {
+		return nil, &configError{msg: fmt.Sprintf("AWS_CA_BUNDLE %s: %v", p, err)}
+	}
+	return data, nil
+}
+
+// readSmallFile reads at most max bytes of a file, with errors that name
+// the cause without repeating the path.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("larger than %d bytes", max)
+	}
+	return data, nil
+}
+
+// withCredentialLog wraps the SDK default chain's provider so that the
+// first credentials it obtains are logged with their source (the chain
+// resolves lazily, so the source is known only then). Roles Anywhere's
+// provider logs its identity itself.
+func (a *app) withCredentialLog(p aws.CredentialsProvider) aws.CredentialsProvider {
+	if p == nil {
+		return nil
+	}
+	return &loggedProvider{CredentialsProvider: p, log: a.log}
+}
+
+type loggedProvider struct {
+	aws.CredentialsProvider
+	log  *slog.Logger
+	once sync.Once
+}
+
+func (l *loggedProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := l.CredentialsProvider.Retrieve(ctx)
+	if err == nil {
+		l.once.Do(func() {
+			attrs := []any{"source", "default-chain", "provider", c.Source}
+			if c.AccountID != "" {
+				attrs = append(attrs, "account", c.AccountID)
+			}
+			if c.CanExpire {
+				attrs = append(attrs, "expires", c.Expires.UTC().Format(time.RFC3339))
+			}
+			l.log.Info("credentials obtained", attrs...)
+		})
+	}
+	return c, err
+}
+
+// Invalidate passes on to a caching provider, so the SDK can drop
+// credentials it found expired.
+func (l *loggedProvider) Invalidate() {
+	if i, ok := l.CredentialsProvider.(interface{ Invalidate() }); ok {
+		i.Invalidate()
+	}
+}
+
+// IsCredentialsProvider lets aws.IsCredentialsProvider see the wrapped
+// provider's type.
+func (l *loggedProvider) IsCredentialsProvider(target aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(l.CredentialsProvider, target)
 }

@@ -66,6 +66,9 @@ func (c *Client) Endpoint() string { return c.cfg.endpoint.String() }
 // RoleARN is the role the sessions are for.
 func (c *Client) RoleARN() string { return c.cfg.RoleARN }
 
+// Identity is the identity requests are signed with now.
+func (c *Client) Identity() (*Identity, error) { return c.src.Current() }
+
 // Now is the client's clock.
 func (c *Client) Now() time.Time { return c.cfg.Now() }
 

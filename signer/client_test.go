@@ -312,13 +312,13 @@ func TestCABundleAndProxy(t *testing.T) {
 	var connects atomic.Int64
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", 405)
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
 		}
 		connects.Add(1)
 		up, err := net.Dial("tcp", r.Host)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		w.WriteHeader(200)

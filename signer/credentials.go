@@ -36,10 +36,6 @@ func (Credentials) GoString() string             { return Redacted }
 func (Credentials) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(Redacted)) }
 func (Credentials) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 func (Credentials) LogValue() slog.Value         { return slog.StringValue(Redacted) }
-func (c Credentials) expired(now time.Time) bool { return !now.Before(c.Expiration) }
-func (c Credentials) lifetime(from time.Time) string {
-	return c.Expiration.Sub(from).Round(time.Second).String()
-}
 
 // AccountID is the account of the session, from AssumedRoleARN or RoleARN.
 func (c Credentials) AccountID() string {

@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -70,4 +72,14 @@ func (ca *testCA) issue(t testing.TB, pub crypto.PublicKey, tweak func(*x509.Cer
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// caClient is an HTTP client that trusts the PEM CA certificates given.
+func caClient(t testing.TB, caPEM []byte) *http.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA certificate")
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+func tlsClient(t testing.TB, caPEM []byte) *http.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA certificate")
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// testApp is an app with this process's environment and a log in a buffer.
+func testApp(level slog.Level) (*app, *bytes.Buffer) {
+	var logs bytes.Buffer
+	a := &app{stdout: &bytes.Buffer{}, stderr: &logs, environ: os.Environ()}
+	a.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level}))
+	return a, &logs
+}
+
+// TestAWSConfigRolesAnywhere builds the SDK configuration from credential
+// flags and uses it: the log names the source at start and the identity
+// once credentials are obtained, and never a secret.
+func TestAWSConfigRolesAnywhere(t *testing.T) {
+	e := startRAEmulator(t)
+	t.Setenv("AWS_ENDPOINT_URL", e.URL())
+	a, logs := testApp(slog.LevelInfo)
+	fs := newFlagSet("test", "")
+	var cf credFlags
+	cf.register(fs)
+	if err := fs.parse(a, e.args(t)[:10]); err != nil { // without --endpoint: AWS_ENDPOINT_URL
+		t.Fatal(err)
+	}
+	cfg, err := a.awsConfig(context.Background(), &cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "credential source") || strings.Contains(logs.String(), "credentials obtained") {
+		t.Fatalf("log before any request:\n%s", logs)
+	}
+	if e.Calls(opCreateSession) != 0 {
+		t.Fatal("credentials were fetched before a request needed them")
+	}
+	for range 3 {
+		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(aws.ToString(out.Arn), ":assumed-role/reader/") {
+			t.Fatalf("identity %q", aws.ToString(out.Arn))
+		}
+	}
+	if n := e.Calls(opCreateSession); n != 1 {
+		t.Errorf("%d CreateSession calls for 3 requests", n)
+	}
+	log := logs.String()
+	if strings.Count(log, "credentials obtained") != 1 || !strings.Contains(log, "identity=arn:aws:sts::"+e.AccountID()+":assumed-role/reader/") {
+		t.Errorf("log:\n%s", log)
+	}
+	creds, _ := cfg.Credentials.Retrieve(context.Background())
+	for _, secret := range []string{creds.SecretAccessKey, creds.SessionToken} {
+		if secret == "" || strings.Contains(log, secret) {
+			t.Errorf("log holds a secret or none was issued:\n%s", log)
+		}
+	}
+}
+
+func TestAWSConfigRolesAnywhereLocalErrors(t *testing.T) {
+	e := startRAEmulator(t)
+	a, _ := testApp(slog.LevelInfo)
+	fs := newFlagSet("test", "")
+	var cf credFlags
+	cf.register(fs)
+	if err := fs.parse(a, e.args(t, "--private-key", e.fixture(t, "p384.key"))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.awsConfig(context.Background(), &cf)
+	if exitCodeOf(err) != exitConfig || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("err = %v (exit %d)", err, exitCodeOf(err))
+	}
+	if e.Calls(opCreateSession) != 0 {
+		t.Fatal("a request was sent")
+	}
+}
+
+func TestRolesAnywhereEndpointPrecedence(t *testing.T) {
+	a := &app{environ: []string{"AWS_ENDPOINT_URL=https://all", "AWS_ENDPOINT_URL_ROLESANYWHERE=https://ra"}}
+	if got := a.rolesAnywhereEndpoint(&credFlags{endpoint: "https://flag"}); got != "https://flag" {
+		t.Errorf("flag: %s", got)
+	}
+	if got := a.rolesAnywhereEndpoint(&credFlags{}); got != "https://ra" {
+		t.Errorf("service variable: %s", got)
+	}
+	a.environ = a.environ[:1]
+	if got := a.rolesAnywhereEndpoint(&credFlags{}); got != "https://all" {
+		t.Errorf("global variable: %s", got)
+	}
+	a.environ = append(a.environ, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true")
+	if got := a.rolesAnywhereEndpoint(&credFlags{}); got != "" {
+		t.Errorf("ignored: %s", got)
+	}
+}
+
+func TestEndpointVariants(t *testing.T) {
+	a := &app{environ: []string{"AWS_USE_FIPS_ENDPOINT=true"}}
+	if fips, dual := a.endpointVariants(context.Background(), nil); !fips || dual {
+		t.Errorf("fips %v dual %v", fips, dual)
+	}
+}
+
+func TestWithCredentialLog(t *testing.T) {
+	a, logs := testApp(slog.LevelInfo)
+	p := a.withCredentialLog(aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("AKIDSENTINEL", "SECRETSENTINEL", "")))
+	for range 3 {
+		if _, err := p.Retrieve(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := logs.String()
+	if strings.Count(log, "credentials obtained") != 1 || !strings.Contains(log, "source=default-chain") ||
+		!strings.Contains(log, "provider=StaticCredentials") || strings.Contains(log, "SENTINEL") {
+		t.Errorf("log:\n%s", log)
+	}
+	if !aws.IsCredentialsProvider(p, credentials.StaticCredentialsProvider{}) {
+		t.Error("the wrapper hides the provider's type")
+	}
+}
