@@ -128,6 +128,10 @@ func cmdCredentialProcess(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	if creds.AssumedRoleARN != "" { // a new session, not one from the cache
+		a.log.Info("credentials obtained", "source", "rolesanywhere", "identity", creds.AssumedRoleARN,
+			"expires", creds.Expiration.UTC().Format(time.RFC3339))
+	}
 	return writeProcessCredentials(a.stdout, creds)
 }
 

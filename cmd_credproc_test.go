@@ -135,6 +135,35 @@ func TestCredentialProcess(t *testing.T) {
 	}
 }
 
+// TestCredentialProcessDebugLogsNoSecret runs with --debug: the log says
+// what happened, and holds neither the secret key nor the session token.
+func TestCredentialProcessDebugLogsNoSecret(t *testing.T) {
+	e := startRAEmulator(t)
+	e.FailNext(opCreateSession, 1, awsdev.FaultThrottle) // a retry is logged too
+	code, stdout, stderr := runCLI(t, append([]string{"credential-process", "--debug"}, e.args(t)...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out struct{ SecretAccessKey, SessionToken string }
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.SecretAccessKey == "" || out.SessionToken == "" {
+		t.Fatalf("output %q: %v", stdout, err)
+	}
+	if !strings.Contains(stderr, "credential source") || !strings.Contains(stderr, "will be retried") ||
+		!strings.Contains(stderr, "identity=arn:aws:sts::") {
+		t.Errorf("debug log lacks the source or the retry:\n%s", stderr)
+	}
+	if strings.Contains(stderr, out.SecretAccessKey) || strings.Contains(stderr, out.SessionToken) {
+		t.Errorf("a secret reached the log:\n%s", stderr)
+	}
+}
+
+func TestCredentialProcessHelp(t *testing.T) {
+	code, stdout, _ := runCLI(t, "credential-process", "--help")
+	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--cache-file") {
+		t.Fatalf("exit %d, help:\n%s", code, stdout)
+	}
+}
+
 func keys(m map[string]any) []string {
 	var out []string
 	for k := range m {

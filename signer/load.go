@@ -55,8 +55,6 @@ func LoadFiles(opts LoadOptions) (*Identity, error) {
 	fileErr := func(path, what string, err error) error {
 		fe := &FileError{Path: path, What: what, Err: err}
 		switch {
-		case errors.Is(err, ErrPassphraseRequired):
-			fe.hint = "give the passphrase of the key"
 		case errors.Is(err, ErrLegacyPEMEncryption):
 			fe.hint = "convert the key to encrypted PKCS#8: openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW"
 		case errors.Is(err, ErrUnsupportedKey):
