@@ -1,6 +1,8 @@
 package awsdev
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +120,42 @@ func TestSDKCorrectsClockSkewFromDate(t *testing.T) {
 	}
 	if n := s.Calls("secretsmanager:GetSecretValue"); n != 2 {
 		t.Errorf("calls = %d, want 2 (one refused for its date, one retried)", n)
+	}
+}
+
+// The debug log names operations and principals, never values, keys or
+// tokens.
+func TestLogNamesNoSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	clock := newFakeClock(time.Now().UTC().Truncate(time.Second))
+	s := start(t, Options{Logger: log, Now: clock.Now})
+	f := raFixtureOn(t, s, clock)
+	const sentinel = "SENTINEL-s3cr3t-value"
+	id, secret := s.CreateUser("admin", AllowAll)
+	c := newClients(sdkConfig(t, s, id, secret, ""))
+	if _, err := c.sm.CreateSecret(ctx(t), &secretsmanager.CreateSecretInput{Name: aws.String("x"), SecretString: aws.String(sentinel)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.sm.GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ssm.PutParameter(ctx(t), &ssm.PutParameterInput{Name: aws.String("/x"), Value: aws.String(sentinel), Type: "SecureString"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = newClients(sdkConfig(t, s, id, sentinel, "")).sm.GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("x")})
+	a := f.request(f.rsaLeaf).send(t, s)
+	cred := a.out.CredentialSet[0].Credentials
+	if _, err := newClients(sdkConfig(t, s, cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken)).sm.GetSecretValue(ctx(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("app/db")}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "secretsmanager:GetSecretValue") || !strings.Contains(out, "assumed-role/app/") {
+		t.Fatalf("the debug log does not name operations and principals:\n%s", out)
+	}
+	for _, leak := range []string{sentinel, secret, cred.SecretAccessKey, cred.SessionToken, "s3cr3t"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("the log contains a secret value, key or token")
+		}
 	}
 }

@@ -201,7 +201,7 @@ func checkSecretValue(v secretValue) *apiError {
 		return errInvalidParameter("You can't specify both a binary secret value and a string secret value in the same secret.")
 	case v.str != nil && len(*v.str) > maxSecretSize:
 		return lengthError("secretString", maxSecretSize)
-	case v.bin != nil && len(v.bin) > maxSecretSize:
+	case len(v.bin) > maxSecretSize:
 		return lengthError("secretBinary", maxSecretSize)
 	case v.str != nil && *v.str == "":
 		return errValidation("1 validation error detected: Value at 'secretString' failed to satisfy constraint: Member must have length greater than or equal to 1")
