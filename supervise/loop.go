@@ -1,0 +1,490 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// loop is the state of one Run. Only Run's goroutine touches it: it
+// selects over signals, child status changes, updates, timers and the
+// context, and every decision about the child is made there.
+type loop struct {
+	s      *Supervisor
+	cfg    *Config
+	log    *slog.Logger
+	clock  Clock
+	tty    *terminal
+	reaper *reaper
+	notify *notifier
+
+	child *child
+	env   []string // the running child's environment
+
+	pending     []string // the newest environment not applied yet; nil when none
+	reasons     []string
+	sched       schedule
+	apply       Timer // when the pending change is due
+	deferLogged bool
+
+	stop     *stopping
+	queued   []syscall.Signal // for the child a restart is about to start
+	restarts int
+}
+
+type child struct {
+	pid, pgid int
+	proc      *os.Process
+	exited    bool
+	status    syscall.WaitStatus
+	stopped   bool // by a job control signal
+}
+
+// stopping is a stop in progress: the stop signal went to the child's
+// group, and Run waits for the group to be gone, with SIGKILL after the
+// stop timeout.
+type stopping struct {
+	began   time.Time
+	reason  string
+	restart bool     // start a new child with env once the group is gone
+	env     []string // for the restart
+	end     error    // when not restarting: what Run returns
+	timer   Timer
+	poll    *time.Ticker
+}
+
+func newLoop(s *Supervisor) *loop {
+	l := &loop{
+		s:      s,
+		cfg:    &s.cfg,
+		log:    s.log,
+		clock:  s.clock,
+		notify: newNotifier(s.cfg.NotifySocket, s.log),
+		sched: schedule{
+			debounce:    s.cfg.Debounce,
+			maxRestarts: s.cfg.MaxRestarts,
+			window:      s.cfg.RestartWindow,
+		},
+	}
+	if !s.noTerminal {
+		l.tty = openTerminal(s.sigs)
+	}
+	l.reaper = newReaper(s.log)
+	return l
+}
+
+func (l *loop) close() {
+	l.stopApplyTimer()
+	if l.stop != nil {
+		l.stopTimers(l.stop)
+	}
+	l.reaper.close()
+	l.tty.close()
+}
+
+func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Result, error) {
+	if err := l.start(env); err != nil {
+		return Result{ExitCode: exitCodeOf(err)}, err
+	}
+	done := ctx.Done()
+	for {
+		var applyC, stopC, pollC <-chan time.Time
+		if l.apply != nil {
+			applyC = l.apply.C()
+		}
+		if l.stop != nil {
+			if l.stop.timer != nil {
+				stopC = l.stop.timer.C()
+			}
+			if l.stop.poll != nil {
+				pollC = l.stop.poll.C
+			}
+		}
+		select {
+		case <-done:
+			done = nil
+			l.beginStop(&stopping{reason: "shutting down", end: context.Cause(ctx)})
+		case sig := <-l.s.sigs:
+			l.signal(sig.(syscall.Signal))
+		case <-l.s.chld:
+			l.waitChild()
+			l.reaper.reap(l.child.pid, l.waitChild)
+		case u, ok := <-updates:
+			if !ok {
+				updates = nil
+				continue
+			}
+			l.update(u)
+		case <-applyC:
+			l.apply = nil
+			l.plan()
+		case <-stopC:
+			l.stop.timer = nil
+			l.killGroup()
+		case <-pollC:
+		}
+		if res, err, end := l.settle(); end {
+			return res, err
+		}
+	}
+}
+
+// settle moves on once the child has exited: Run ends, or, during a
+// stop, waits for the rest of its process group, then ends or restarts.
+func (l *loop) settle() (Result, error, bool) {
+	if !l.child.exited {
+		return Result{}, nil, false
+	}
+	if l.stop == nil {
+		code, sig := statusOf(l.child.status)
+		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, nil, true
+	}
+	if !groupGone(l.child.pgid) {
+		if l.stop.poll == nil {
+			// Members whose parent is not rolesenv die without a SIGCHLD
+			// here; look again now and then.
+			l.stop.poll = time.NewTicker(50 * time.Millisecond)
+		}
+		return Result{}, nil, false
+	}
+	st := l.stop
+	l.stopTimers(st)
+	l.stop = nil
+	took := l.clock.Now().Sub(st.began)
+	code, sig := statusOf(l.child.status)
+	if !st.restart {
+		l.log.Info("child stopped", "reason", st.reason, "status", code, "took", took)
+		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, st.end, true
+	}
+	if err := l.start(st.env); err != nil {
+		return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, err, true
+	}
+	l.restarts++
+	l.log.Info("child restarted", "pid", l.child.pid, "reason", st.reason, "stop_took", took, "restarts", l.restarts)
+	l.notify.send("READY=1", status(fmt.Sprintf("running %s (pid %d), restarted %d times", l.cfg.Command, l.child.pid, l.restarts)))
+	l.plan() // a change may have been deferred meanwhile
+	return Result{}, nil, false
+}
+
+// start starts the child with env.
+func (l *loop) start(env []string) error {
+	path, err := lookPath(l.cfg.Command, env)
+	if err != nil {
+		return err
+	}
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	fg := l.tty != nil && l.tty.ours()
+	if fg {
+		// The child makes its own group the foreground group between fork
+		// and exec, with signals blocked, so it never reads the terminal
+		// as a background process.
+		sys.Foreground = true
+		sys.Ctty = l.tty.fd()
+	}
+	if l.cfg.User != nil {
+		sys.Credential = l.cfg.User.credential()
+	}
+	setParentDeathSignal(sys, l.cfg.ParentDeathSignal, l.log)
+	files := []*os.File{orStd(l.cfg.Stdin, os.Stdin), orStd(l.cfg.Stdout, os.Stdout), orStd(l.cfg.Stderr, os.Stderr)}
+	argv := append([]string{l.cfg.Command}, l.cfg.Args...)
+	p, err := os.StartProcess(path, argv, &os.ProcAttr{Env: sortedEnv(env), Files: files, Sys: sys})
+	if err != nil {
+		if fg && !l.tty.ours() {
+			_ = l.tty.setForeground(l.tty.pgrp)
+		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return &StartError{Command: l.cfg.Command, Err: err}
+	}
+	l.child = &child{pid: p.Pid, pgid: p.Pid, proc: p}
+	l.env = env
+	l.reaper.learn(p.Pid)
+	l.log.Info("child started", "pid", p.Pid, "command", l.cfg.Command, "foreground", fg)
+	for _, sig := range l.queued {
+		l.forward(sig)
+	}
+	l.queued = nil
+	return nil
+}
+
+func orStd(f, std *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return std
+}
+
+// waitChild collects the child's status changes without blocking.
+func (l *loop) waitChild() {
+	c := l.child
+	for !c.exited {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(c.pid, &ws, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			// Only a reaper that breaks its promise could do this.
+			l.log.Error("lost the child's exit status", "pid", c.pid, "err", err)
+			ws = syscall.WaitStatus(255 << 8)
+			pid = c.pid
+		}
+		if pid != c.pid {
+			return
+		}
+		switch {
+		case ws.Exited() || ws.Signaled():
+			l.exited(ws)
+		case ws.Stopped():
+			l.stopped(ws.StopSignal())
+		case ws.Continued():
+			c.stopped = false
+		}
+	}
+}
+
+func (l *loop) exited(ws syscall.WaitStatus) {
+	c := l.child
+	c.exited, c.status = true, ws
+	_ = c.proc.Release() // the status is collected; close its pidfd
+	if l.tty != nil && l.tty.holdsForeground(c.pgid) {
+		if err := l.tty.setForeground(l.tty.pgrp); err != nil {
+			l.log.Debug("cannot take the terminal back", "err", err)
+		}
+	}
+	code, sig := statusOf(ws)
+	if sig != 0 {
+		l.log.Info("child exited", "pid", c.pid, "status", code, "signal", SignalName(sig))
+	} else {
+		l.log.Info("child exited", "pid", c.pid, "status", code)
+	}
+}
+
+// stopped handles a child stopped by a job control signal, as sudo does:
+// in a terminal, rolesenv stops itself with the same signal, so that the
+// shell sees its job stop, and continues the child when it is continued.
+func (l *loop) stopped(sig syscall.Signal) {
+	l.child.stopped = true
+	l.log.Debug("child stopped", "signal", SignalName(sig))
+	if l.tty == nil || l.stop != nil {
+		return // no job control without a terminal; a stop continues it itself
+	}
+	if (sig == syscall.SIGTTIN || sig == syscall.SIGTTOU) && l.tty.ours() {
+		// The child wants the terminal, and rolesenv has it: hand it over.
+		l.resume()
+		return
+	}
+	stopSelf(sig, l.s.sigs)
+	l.resume()
+}
+
+// resume gives the terminal to the child when rolesenv has it, and
+// continues the child if it is stopped.
+func (l *loop) resume() {
+	c := l.child
+	if c.exited {
+		return
+	}
+	if l.tty != nil && l.tty.ours() {
+		if err := l.tty.setForeground(c.pgid); err != nil {
+			l.log.Debug("cannot give the terminal to the child", "err", err)
+		}
+	}
+	if c.stopped {
+		_ = syscall.Kill(-c.pgid, syscall.SIGCONT)
+		c.stopped = false
+	}
+}
+
+// signal handles a signal rolesenv caught.
+func (l *loop) signal(sig syscall.Signal) {
+	switch {
+	case sig == l.cfg.RefreshSignal:
+		l.s.refresh()
+		return
+	case sig == syscall.SIGCONT:
+		l.resume()
+		return
+	case sig == syscall.SIGTTIN || sig == syscall.SIGTTOU:
+		return // caught only so that the child does not inherit an ignored disposition
+	}
+	if l.stop != nil && l.stop.restart {
+		if endsRestart(sig) {
+			l.log.Info("signal during a restart: not starting the command again", "signal", SignalName(sig))
+			l.stop.restart = false
+			l.stop.end = &SignalError{Signal: sig, During: duringRestart}
+			l.forward(sig)
+			return
+		}
+		l.log.Debug("signal during a restart: queued for the new child", "signal", SignalName(sig))
+		l.queued = append(l.queued, sig)
+		return
+	}
+	l.forward(sig)
+}
+
+// forward delivers sig to the child, or to its process group (toGroup).
+func (l *loop) forward(sig syscall.Signal) {
+	c := l.child
+	if c == nil || c.exited {
+		return
+	}
+	target, to := c.pid, "process"
+	if toGroup(sig) {
+		target, to = -c.pgid, "process group"
+	}
+	if err := syscall.Kill(target, sig); err != nil {
+		l.log.Debug("cannot forward signal", "signal", SignalName(sig), "err", err)
+		return
+	}
+	l.log.Debug("forwarded signal", "signal", SignalName(sig), "to", to, "pid", c.pid)
+}
+
+// update takes a new environment, or a fatal error, from the watcher.
+func (l *loop) update(u Update) {
+	if u.Err != nil {
+		l.log.Error("stopping the command", "err", u.Err)
+		l.beginStop(&stopping{reason: "watching failed", end: u.Err})
+		return
+	}
+	if l.cfg.OnChange == OnChangeNone {
+		l.log.Info("environment changed; not restarting (on-change none)", "reason", u.Reason)
+		return
+	}
+	if l.stop != nil {
+		if l.stop.restart {
+			l.stop.env = u.Env // the restart in progress takes the newest
+			l.stop.reason = joinReasons(l.stop.reason, u.Reason)
+		}
+		return
+	}
+	l.pending = u.Env
+	if u.Reason != "" {
+		l.reasons = append(l.reasons, u.Reason)
+	}
+	l.sched.change(l.clock.Now())
+	l.plan()
+}
+
+// plan applies the pending change when it is due, or sets a timer for
+// when it will be.
+func (l *loop) plan() {
+	l.stopApplyTimer()
+	if !l.sched.pending() || l.stop != nil {
+		return
+	}
+	now := l.clock.Now()
+	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart)
+	if wait > 0 {
+		if deferred && !l.deferLogged {
+			l.deferLogged = true
+			l.log.Warn("restart deferred: restart budget spent",
+				"until", now.Add(wait).Format(time.RFC3339), "max_restarts", l.cfg.MaxRestarts,
+				"window", l.cfg.RestartWindow, "reason", strings.Join(l.reasons, "; "))
+			l.notify.send(status(fmt.Sprintf("environment changed; restart deferred for %s (restart budget spent)", wait.Round(time.Second))))
+		}
+		l.apply = l.clock.NewTimer(wait)
+		return
+	}
+	env, reason := l.pending, strings.Join(l.reasons, "; ")
+	l.pending, l.reasons, l.deferLogged = nil, nil, false
+	if equalEnv(env, l.env) {
+		l.sched.clear()
+		l.log.Info("environment changed back; nothing to restart", "reason", reason)
+		return
+	}
+	if l.cfg.OnChange == OnChangeExit {
+		l.sched.clear()
+		l.notify.send("STOPPING=1", status("environment changed; stopping (on-change exit)"))
+		l.beginStop(&stopping{reason: reason, end: &ChangeError{Reason: reason}})
+		return
+	}
+	l.sched.restarted(now)
+	l.notify.send("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec(), status("environment changed; restarting "+l.cfg.Command))
+	l.beginStop(&stopping{reason: reason, restart: true, env: env})
+}
+
+func joinReasons(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+func (l *loop) stopApplyTimer() {
+	if l.apply != nil {
+		l.apply.Stop()
+		l.apply = nil
+	}
+}
+
+// beginStop sends the stop signal to the child's process group and starts
+// the stop timeout. A stop already in progress keeps going; a final one
+// replaces a restart.
+func (l *loop) beginStop(st *stopping) {
+	if l.stop != nil {
+		if !st.restart && l.stop.restart {
+			l.stop.restart, l.stop.end = false, st.end
+		}
+		return
+	}
+	l.stopApplyTimer()
+	st.began = l.clock.Now()
+	l.stop = st
+	c := l.child
+	l.log.Info("stopping child", "pid", c.pid, "reason", st.reason, "signal", SignalName(l.cfg.StopSignal), "timeout", l.cfg.StopTimeout)
+	if !c.exited || !groupGone(c.pgid) {
+		_ = syscall.Kill(-c.pgid, l.cfg.StopSignal)
+		// A stopped process acts on the stop signal only once continued.
+		_ = syscall.Kill(-c.pgid, syscall.SIGCONT)
+	}
+	st.timer = l.clock.NewTimer(l.cfg.StopTimeout)
+}
+
+// killGroup ends the stop timeout: SIGKILL to whatever is left of the
+// child's process group.
+func (l *loop) killGroup() {
+	c := l.child
+	if groupGone(c.pgid) {
+		return
+	}
+	l.log.Warn("child did not stop in time; killing its process group", "pgid", c.pgid, "timeout", l.cfg.StopTimeout)
+	_ = syscall.Kill(-c.pgid, syscall.SIGKILL)
+}
+
+func (l *loop) stopTimers(st *stopping) {
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	if st.poll != nil {
+		st.poll.Stop()
+		st.poll = nil
+	}
+}
+
+// groupGone reports whether no process is left in process group pgid. The
+// group's number cannot be reused while any member, zombies included,
+// exists, so a signal to -pgid before this says true reaches only the
+// child's group.
+func groupGone(pgid int) bool {
+	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+func exitCodeOf(err error) int {
+	var e exitCodeError
+	if errors.As(err, &e) {
+		return e.ExitCode()
+	}
+	return 1
+}

@@ -1,0 +1,241 @@
+package supervise
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary is also the child and, for tests that send signals to
+// rolesenv, a small rolesenv: TestMain dispatches on roleVar.
+const roleVar = "SUPERVISE_TEST_ROLE"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(roleVar); role != "" {
+		os.Exit(runRole(role, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func runRole(role string, args []string) int {
+	switch role {
+	case "hang":
+		// Print readiness and the environment variable GEN, then wait for
+		// a signal to take its default action.
+		fmt.Printf("ready pid=%d gen=%s\n", os.Getpid(), os.Getenv("GEN"))
+		select {}
+	case "record":
+		return roleRecord()
+	case "stubborn":
+		return roleStubborn()
+	case "orphans":
+		return roleOrphans(args)
+	case "orphan-parent":
+		return roleOrphanParent(args)
+	case "ttychild":
+		return roleTTYChild()
+	case "supervisor":
+		return roleSupervisor()
+	}
+	fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
+	return 2
+}
+
+// recordable are the signals a recording child reports: every forwarded
+// one, plus SIGURG and SIGCHLD, which must never arrive.
+func recordable() []os.Signal {
+	return append(osSignals(Forwarded()), syscall.SIGURG, syscall.SIGCHLD)
+}
+
+// roleRecord prints "sig NAME" for every signal it receives and exits 0
+// after SIGTERM. It runs with GODEBUG=asyncpreemptoff=1, so its own
+// runtime never sends it SIGURG.
+func roleRecord() int {
+	ch := make(chan os.Signal, 64)
+	signal.Notify(ch, recordable()...)
+	fmt.Printf("ready pid=%d gen=%s\n", os.Getpid(), os.Getenv("GEN"))
+	for sig := range ch {
+		fmt.Printf("sig %s\n", SignalName(sig.(syscall.Signal)))
+		if sig == syscall.SIGTERM && os.Getenv("RECORD_TERM_EXITS") == "1" {
+			return 0
+		}
+	}
+	return 0
+}
+
+// roleStubborn ignores SIGTERM and starts a grandchild in its process
+// group that ignores it too; it prints "ready pid=P grandchild=G".
+func roleStubborn() int {
+	signal.Ignore(syscall.SIGTERM)
+	if len(os.Args) > 1 && os.Args[1] == "grandchild" {
+		fmt.Println("ok")
+		select {}
+	}
+	cmd := exec.Command(os.Args[0], "grandchild")
+	cmd.Env = append(os.Environ(), roleVar+"=stubborn")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 3
+	}
+	if err := cmd.Start(); err != nil {
+		return 3
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "ok\n" {
+		return 4
+	}
+	fmt.Printf("ready pid=%d grandchild=%d gen=%s\n", os.Getpid(), cmd.Process.Pid, os.Getenv("GEN"))
+	select {}
+}
+
+// roleOrphans leaves N orphans behind: an intermediate process starts N
+// processes that exit at once and exits itself without waiting for them,
+// so their zombies pass to the reaper. It then waits until its parent
+// (the supervisor) has no zombie child left, prints "zombies 0" (or the
+// count at the deadline), and exits 0 when there are none.
+func roleOrphans(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	cmd := exec.Command(os.Args[0], strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), roleVar+"=orphan-parent")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Printf("orphan-parent failed: %v: %s\n", err, out)
+		return 3
+	}
+	parent := os.Getppid()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		z := zombieChildren(parent)
+		if z == 0 {
+			fmt.Println("zombies 0")
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Printf("zombies %d\n", z)
+			return 1
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// roleOrphanParent starts N copies of /bin/true and exits without waiting
+// for them.
+func roleOrphanParent(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	for range n {
+		if _, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{}); err != nil {
+			fmt.Println(err)
+			return 3
+		}
+	}
+	return 0
+}
+
+// zombieChildren counts the zombies whose parent is pid.
+func zombieChildren(pid int) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(pid) && p != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// roleTTYChild reads lines from the terminal and answers "got LINE"; it
+// counts SIGINTs and exits 40+count on the first.
+func roleTTYChild() int {
+	ints := make(chan os.Signal, 8)
+	signal.Notify(ints, syscall.SIGINT)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	fmt.Println("ttychild ready")
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return 3
+			}
+			fmt.Printf("got %s\n", line)
+		case <-ints:
+			n := 1
+			for more := true; more; {
+				select {
+				case <-ints:
+					n++
+				default:
+					more = false
+				}
+			}
+			fmt.Printf("interrupted %d\n", n)
+			return 40 + n
+		}
+	}
+}
+
+// supervisorSpec configures the supervisor role.
+type supervisorSpec struct {
+	Command string   `json:"command"`
+	Args    []string `json:"args"`
+	Env     []string `json:"env"`
+	// BlockStart makes it wait for a signal before Run, after printing
+	// "preparing" on stderr.
+	BlockStart bool `json:"block_start"`
+}
+
+const specVar = "SUPERVISE_TEST_SPEC"
+
+// roleSupervisor is rolesenv run in miniature: New, then Run, then exit
+// with the child's status or the error's code.
+func roleSupervisor() int {
+	var spec supervisorSpec
+	if err := json.Unmarshal([]byte(os.Getenv(specVar)), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := New(Config{Command: spec.Command, Args: spec.Args, Logger: log, ParentDeathSignal: syscall.SIGTERM})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer s.Close()
+	if spec.BlockStart {
+		ctx, cancel := s.Context(context.Background())
+		fmt.Fprintln(os.Stderr, "preparing")
+		<-ctx.Done()
+		cancel()
+	}
+	res, err := s.Run(context.Background(), spec.Env, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "supervisor: %v\n", err)
+		return exitCodeOf(err)
+	}
+	return res.ExitCode
+}

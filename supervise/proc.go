@@ -1,0 +1,146 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// lookPath finds command as a shell would: a name with a slash is used as
+// it is; another is looked up on the PATH of env, or rolesenv's own PATH
+// when env has none. Relative PATH entries (including empty ones, which
+// mean the current directory) are skipped, as os/exec refuses them.
+func lookPath(command string, env []string) (string, error) {
+	if strings.Contains(command, "/") {
+		if err := executable(command); err != nil {
+			return "", &StartError{Command: command, Err: err}
+		}
+		return command, nil
+	}
+	path, ok := envValue(env, "PATH")
+	if !ok {
+		path = os.Getenv("PATH")
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(path) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, command)
+		err := executable(p)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && denied == nil {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", &StartError{Command: command, Err: denied}
+	}
+	return "", &StartError{Command: command, Err: errNotFound}
+}
+
+// executable checks that p is a regular file with an execute bit.
+func executable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errNotFound
+		}
+		return err
+	}
+	if st.IsDir() {
+		return errors.New("is a directory")
+	}
+	if st.Mode()&0o111 == 0 {
+		return fs.ErrPermission
+	}
+	return nil
+}
+
+func envValue(env []string, name string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func equalEnv(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = sortedEnv(a), sortedEnv(b)
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// statusOf converts a wait status to rolesenv's exit code: the child's
+// status, or 128+N when it died of signal N.
+func statusOf(ws syscall.WaitStatus) (code int, sig syscall.Signal) {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus(), 0
+	case ws.Signaled():
+		return 128 + int(ws.Signal()), ws.Signal()
+	}
+	return 255, 0
+}
+
+// Exec replaces rolesenv with the command (execve: the same PID, nothing
+// resident, so no signal forwarding, reaping or restarts). It returns only
+// on failure: a *SignalError when a signal arrived before, a *StartError
+// when the command cannot be executed.
+func (s *Supervisor) Exec(env []string) error {
+	if err := s.takeSignals(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	used := s.used
+	s.used = true
+	s.mu.Unlock()
+	if used {
+		return errors.New("supervise: Run or Exec called twice")
+	}
+	path, err := lookPath(s.cfg.Command, env)
+	if err != nil {
+		return err
+	}
+	if s.cfg.User != nil {
+		if err := s.cfg.User.become(); err != nil {
+			return fmt.Errorf("failed to switch to user %s: %w", s.cfg.User.Name, err)
+		}
+	}
+	if s.cfg.ParentDeathSignal != 0 {
+		s.log.Debug("the parent death signal does not apply with exec in place")
+	}
+	// From here a signal takes its default action on rolesenv itself,
+	// which is what it would do to the command an instant later. One that
+	// was caught before is acted on now.
+	signal.Reset(s.caught...)
+	signal.Stop(s.sigs)
+	for drained := false; !drained; {
+		select {
+		case sig := <-s.sigs:
+			if ss := sig.(syscall.Signal); isForwarded(ss) && !ignoredByDefault(ss) && ss != s.cfg.RefreshSignal {
+				return &SignalError{Signal: ss, During: duringStartUp}
+			}
+		default:
+			drained = true
+		}
+	}
+	argv := append([]string{s.cfg.Command}, s.cfg.Args...)
+	err = syscall.Exec(path, argv, sortedEnv(env))
+	return &StartError{Command: s.cfg.Command, Err: err}
+}

@@ -1,0 +1,61 @@
+package supervise
+
+import (
+	"runtime"
+	"syscall"
+	"testing"
+)
+
+func TestParseSignal(t *testing.T) {
+	cases := map[string]syscall.Signal{
+		"TERM": syscall.SIGTERM, "SIGTERM": syscall.SIGTERM, "sigterm": syscall.SIGTERM,
+		"15": syscall.SIGTERM, " hup ": syscall.SIGHUP, "SIGKILL": syscall.SIGKILL, "winch": syscall.SIGWINCH,
+	}
+	if runtime.GOOS == "linux" {
+		cases["RTMIN"] = 34
+		cases["SIGRTMIN+1"] = 35
+		cases["rtmin+30"] = 64
+		cases["RTMAX"] = 64
+		cases["RTMAX-2"] = 62
+		cases["64"] = 64
+	}
+	for in, want := range cases {
+		got, err := ParseSignal(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "65", "-1", "NOPE", "RTMIN+31", "RTMAX+1", "RTMIN3", "SIG"} {
+		if sig, err := ParseSignal(bad); err == nil {
+			t.Errorf("ParseSignal(%q) = %v, want an error", bad, sig)
+		}
+	}
+}
+
+func TestSignalNameRoundTrip(t *testing.T) {
+	for _, sig := range append(Forwarded(), syscall.SIGKILL, syscall.SIGSEGV) {
+		name := SignalName(sig)
+		back, err := ParseSignal(name)
+		if err != nil || back != sig {
+			t.Errorf("%d -> %q -> %v, %v", sig, name, back, err)
+		}
+	}
+}
+
+func TestValidateSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGSTOP, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGCHLD} {
+		if ValidateStopSignal(sig) == nil {
+			t.Errorf("%s accepted as a stop signal", SignalName(sig))
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL, syscall.SIGCHLD, syscall.SIGURG} {
+		if ValidateRefreshSignal(sig) == nil {
+			t.Errorf("%s accepted as the refresh signal", SignalName(sig))
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
+		if err := ValidateRefreshSignal(sig); err != nil {
+			t.Errorf("%s refused as the refresh signal: %v", SignalName(sig), err)
+		}
+	}
+}
