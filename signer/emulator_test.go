@@ -240,6 +240,12 @@ func TestEmulatorRetries(t *testing.T) {
 			t.Errorf("fault %d: %d calls, want 4", f, n)
 		}
 	}
+	// Through the provider, too.
+	e.ResetCalls()
+	e.FailNext(opCreateSession, 2, awsdev.FaultThrottle)
+	if _, err := NewProvider(c, ProviderOptions{}).Retrieve(context.Background()); err != nil || e.Calls(opCreateSession) != 3 {
+		t.Errorf("provider: %v after %d calls, want success after 3", err, e.Calls(opCreateSession))
+	}
 	// Past the attempts, the error says the service is unavailable.
 	e.ResetCalls()
 	e.FailNext(opCreateSession, defaultMaxAttempts, awsdev.FaultThrottle)
@@ -253,9 +259,9 @@ func TestEmulatorRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.SetEnabled(e.anchor, true)
-	_, err = c.CreateSession(context.Background())
-	if err == nil || e.Calls(opCreateSession) != 1 {
-		t.Errorf("disabled trust anchor: err = %v after %d calls, want one call", err, e.Calls(opCreateSession))
+	_, err = NewProvider(c, ProviderOptions{}).Retrieve(context.Background())
+	if !is(err, func(e interface{ AccessDenied() bool }) bool { return e.AccessDenied() }) || e.Calls(opCreateSession) != 1 {
+		t.Errorf("disabled trust anchor: err = %v after %d calls, want AccessDenied after one call", err, e.Calls(opCreateSession))
 	}
 }
 

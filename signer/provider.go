@@ -99,8 +99,18 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	return c.AWS(), nil
 }
 
-// Credentials is Retrieve with the whole answer of CreateSession.
+// Credentials is Retrieve with the whole answer of CreateSession. The
+// value is the caller's own copy.
 func (p *Provider) Credentials(ctx context.Context) (*Credentials, error) {
+	c, err := p.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cp := *c
+	return &cp, nil
+}
+
+func (p *Provider) current(ctx context.Context) (*Credentials, error) {
 	p.mu.Lock()
 	now := p.now()
 	cur := p.creds
@@ -140,9 +150,6 @@ func (p *Provider) start(ctx context.Context) {
 		call.creds, call.err = p.client.CreateSession(rctx)
 		p.finish(call)
 		close(call.done)
-		if p.afterRefresh != nil {
-			p.afterRefresh()
-		}
 	}()
 }
 
