@@ -65,8 +65,6 @@ type Provider struct {
 	nextTry   time.Time     // after a failure, when to try again
 	failing   bool          // in an episode of failed refreshes (warned once)
 	call      *refresh      // the refresh in flight, or nil
-
-	afterRefresh func() // for tests: called when a refresh has finished
 }
 
 type refresh struct {
