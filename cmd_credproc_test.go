@@ -105,7 +105,8 @@ func (e *raEmulator) callerIdentity(t *testing.T, p aws.CredentialsProvider) (st
 
 func TestCredentialProcess(t *testing.T) {
 	e := startRAEmulator(t)
-	code, stdout, stderr := runCLI(t, append([]string{"credential-process"}, e.args(t)...)...)
+	// --with-proxy is the official helper's; it is accepted and changes nothing.
+	code, stdout, stderr := runCLI(t, append([]string{"credential-process"}, e.args(t, "--with-proxy")...)...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

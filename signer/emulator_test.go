@@ -2,6 +2,7 @@ package signer
 
 import (
 	"context"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
@@ -263,6 +264,26 @@ func TestEmulatorRetries(t *testing.T) {
 	if !is(err, func(e interface{ AccessDenied() bool }) bool { return e.AccessDenied() }) || e.Calls(opCreateSession) != 1 {
 		t.Errorf("disabled trust anchor: err = %v after %d calls, want AccessDenied after one call", err, e.Calls(opCreateSession))
 	}
+}
+
+// TestEmulatorAttemptTimeout: an answer slower than AttemptTimeout is a
+// network error, retried, then reported as such.
+func TestEmulatorAttemptTimeout(t *testing.T) {
+	e := startEmulator(t)
+	e.SetOperationLatency(opCreateSession, time.Second)
+	cfg := e.config()
+	cfg.AttemptTimeout = 100 * time.Millisecond
+	cfg.MaxAttempts = 2
+	c, err := NewClient(testIdentity(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateSession(context.Background())
+	var ne *NetworkError
+	if !errors.As(err, &ne) || ne.Attempts != 2 || !strings.Contains(err.Error(), "no answer within 100ms") {
+		t.Fatalf("err = %v, want a timeout after 2 attempts", err)
+	}
+	e.SetOperationLatency(opCreateSession, 0)
 }
 
 // TestEmulatorProviderShortLived runs the provider on the real clock with
