@@ -22,14 +22,14 @@ type controlHandler struct {
 var controlHandlers = map[string]controlHandler{
 	"calls":               {http.MethodGet, (*Server).ctlCalls},
 	"calls/reset":         {http.MethodPost, (*Server).ctlResetCalls},
-	"latency":             {http.MethodPost, (*Server).ctlLatency},
-	"fail-next":           {http.MethodPost, (*Server).ctlFailNext},
-	"error-rate":          {http.MethodPost, (*Server).ctlErrorRate},
-	"quota":               {http.MethodPost, (*Server).ctlQuota},
-	"aws-quotas":          {http.MethodPost, (*Server).ctlAWSQuotas},
-	"credential-lifetime": {http.MethodPost, (*Server).ctlCredentialLifetime},
+	"latency":             {http.MethodPost, controlJSON(ctlLatency)},
+	"fail-next":           {http.MethodPost, controlJSON(ctlFailNext)},
+	"error-rate":          {http.MethodPost, controlJSON(ctlErrorRate)},
+	"quota":               {http.MethodPost, controlJSON(ctlQuota)},
+	"aws-quotas":          {http.MethodPost, controlJSON(ctlAWSQuotas)},
+	"credential-lifetime": {http.MethodPost, controlJSON(ctlCredentialLifetime)},
 	"expire-credentials":  {http.MethodPost, (*Server).ctlExpireCredentials},
-	"role-policy":         {http.MethodPost, (*Server).ctlRolePolicy},
+	"role-policy":         {http.MethodPost, controlJSON(ctlRolePolicy)},
 }
 
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -142,97 +142,97 @@ func (s *Server) ctlResetCalls([]byte) (any, error) {
 	return nil, nil
 }
 
-func (s *Server) ctlLatency(body []byte) (any, error) {
-	var in struct {
-		Op       string          `json:"op"`
-		Duration controlDuration `json:"duration"`
+// controlJSON makes a control endpoint that decodes its body strictly
+// into a T.
+func controlJSON[T any](f func(*Server, T) error) func(*Server, []byte) (any, error) {
+	return func(s *Server, body []byte) (any, error) {
+		var in T
+		if err := decodeControl(body, &in); err != nil {
+			return nil, err
+		}
+		return nil, f(s, in)
 	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
+}
+
+type latencyInput struct {
+	Op       string          `json:"op"`
+	Duration controlDuration `json:"duration"`
+}
+
+func ctlLatency(s *Server, in latencyInput) error {
 	if in.Op == "" {
 		s.SetLatency(time.Duration(in.Duration))
 	} else {
 		s.SetOperationLatency(in.Op, time.Duration(in.Duration))
 	}
-	return nil, nil
+	return nil
 }
 
-func (s *Server) ctlFailNext(body []byte) (any, error) {
-	var in struct {
-		Op    string `json:"op"`
-		N     int    `json:"n"`
-		Fault string `json:"fault"`
-	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
+type failNextInput struct {
+	Op    string `json:"op"`
+	N     int    `json:"n"`
+	Fault string `json:"fault"`
+}
+
+func ctlFailNext(s *Server, in failNextInput) error {
 	f, err := parseFault(in.Fault)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if in.Op == "" {
-		return nil, fmt.Errorf(`"op" is required (an IAM action such as "secretsmanager:GetSecretValue", or "*")`)
+		return fmt.Errorf(`"op" is required (an IAM action such as "secretsmanager:GetSecretValue", or "*")`)
 	}
 	s.FailNext(in.Op, in.N, f)
-	return nil, nil
+	return nil
 }
 
-func (s *Server) ctlErrorRate(body []byte) (any, error) {
-	var in struct {
-		Op    string  `json:"op"`
-		Rate  float64 `json:"rate"`
-		Fault string  `json:"fault"`
-	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
+type errorRateInput struct {
+	Op    string  `json:"op"`
+	Rate  float64 `json:"rate"`
+	Fault string  `json:"fault"`
+}
+
+func ctlErrorRate(s *Server, in errorRateInput) error {
 	f, err := parseFault(in.Fault)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if in.Op == "" || in.Rate < 0 || in.Rate > 1 {
-		return nil, fmt.Errorf(`"op" is required and "rate" is between 0 and 1`)
+		return fmt.Errorf(`"op" is required and "rate" is between 0 and 1`)
 	}
 	s.SetErrorRate(in.Op, in.Rate, f)
-	return nil, nil
+	return nil
 }
 
-func (s *Server) ctlQuota(body []byte) (any, error) {
-	var in struct {
-		Op  string  `json:"op"`
-		TPS float64 `json:"tps"`
-	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
+type quotaInput struct {
+	Op  string  `json:"op"`
+	TPS float64 `json:"tps"`
+}
+
+func ctlQuota(s *Server, in quotaInput) error {
 	if in.Op == "" || in.TPS < 0 {
-		return nil, fmt.Errorf(`"op" is required and "tps" is 0 (no quota) or more`)
+		return fmt.Errorf(`"op" is required and "tps" is 0 (no quota) or more`)
 	}
 	s.SetQuota(in.Op, in.TPS)
-	return nil, nil
+	return nil
 }
 
-func (s *Server) ctlAWSQuotas(body []byte) (any, error) {
-	var in struct {
-		CreateSessionTPS float64 `json:"createSessionTPS"`
-	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
+type awsQuotasInput struct {
+	CreateSessionTPS float64 `json:"createSessionTPS"`
+}
+
+func ctlAWSQuotas(s *Server, in awsQuotasInput) error {
 	s.SetAWSQuotas(in.CreateSessionTPS)
-	return nil, nil
+	return nil
 }
 
-func (s *Server) ctlCredentialLifetime(body []byte) (any, error) {
-	var in struct {
-		Duration controlDuration `json:"duration"`
-	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
+type lifetimeInput struct {
+	Duration controlDuration `json:"duration"`
+}
+
+func ctlCredentialLifetime(s *Server, in lifetimeInput) error {
 	s.SetCredentialLifetime(time.Duration(in.Duration))
-	return nil, nil
+	return nil
 }
 
 func (s *Server) ctlExpireCredentials([]byte) (any, error) {
@@ -240,13 +240,11 @@ func (s *Server) ctlExpireCredentials([]byte) (any, error) {
 	return nil, nil
 }
 
-func (s *Server) ctlRolePolicy(body []byte) (any, error) {
-	var in struct {
-		Role   string `json:"role"`
-		Policy Policy `json:"policy"`
-	}
-	if err := decodeControl(body, &in); err != nil {
-		return nil, err
-	}
-	return nil, s.SetRolePolicy(in.Role, in.Policy)
+type rolePolicyInput struct {
+	Role   string `json:"role"`
+	Policy Policy `json:"policy"`
+}
+
+func ctlRolePolicy(s *Server, in rolePolicyInput) error {
+	return s.SetRolePolicy(in.Role, in.Policy)
 }

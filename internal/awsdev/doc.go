@@ -72,8 +72,9 @@
 // [Server.ExpireCredentials], [Server.SetRolePolicy],
 // [Server.SetUserPolicy], [Server.SetEnabled]. Operations are IAM action
 // names ("secretsmanager:GetSecretValue"); "*" means every operation in
-// FailNext and SetErrorRate. A call is counted before anything else, so
-// counts include failed, throttled and denied calls. Faults come before
+// FailNext and SetErrorRate. Every call the emulator can route to an
+// operation is counted before anything else, so counts include failed,
+// throttled and denied calls. Faults come before
 // authentication: an injected fault needs no credentials.
 //
 // The same controls are an HTTP API on the emulator's own listener under

@@ -19,6 +19,20 @@ func decodeJSON(body []byte, v any) *apiError {
 	return nil
 }
 
+// jsonOp makes a JSON 1.1 operation: it decodes the body into a T and
+// runs f with the data lock held.
+func jsonOp[T any](f func(*Server, *call, *T) (any, *apiError)) handler {
+	return func(s *Server, c *call) (any, *apiError) {
+		in := new(T)
+		if aerr := decodeJSON(c.body, in); aerr != nil {
+			return nil, aerr
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return f(s, c, in)
+	}
+}
+
 // epoch is a timestamp as JSON 1.1 services write it: seconds since the
 // epoch, with milliseconds.
 type epoch time.Time

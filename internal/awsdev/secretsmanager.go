@@ -10,16 +10,16 @@ import (
 // Secrets Manager operations (JSON 1.1, X-Amz-Target secretsmanager.*).
 
 func init() {
-	register("secretsmanager:CreateSecret", (*Server).smCreateSecret)
-	register("secretsmanager:GetSecretValue", (*Server).smGetSecretValue)
-	register("secretsmanager:BatchGetSecretValue", (*Server).smBatchGetSecretValue)
-	register("secretsmanager:DescribeSecret", (*Server).smDescribeSecret)
-	register("secretsmanager:PutSecretValue", (*Server).smPutSecretValue)
-	register("secretsmanager:UpdateSecretVersionStage", (*Server).smUpdateSecretVersionStage)
-	register("secretsmanager:ListSecretVersionIds", (*Server).smListSecretVersionIds)
-	register("secretsmanager:ListSecrets", (*Server).smListSecrets)
-	register("secretsmanager:DeleteSecret", (*Server).smDeleteSecret)
-	register("secretsmanager:RestoreSecret", (*Server).smRestoreSecret)
+	register("secretsmanager:CreateSecret", jsonOp((*Server).smCreateSecret))
+	register("secretsmanager:GetSecretValue", jsonOp((*Server).smGetSecretValue))
+	register("secretsmanager:BatchGetSecretValue", jsonOp((*Server).smBatchGetSecretValue))
+	register("secretsmanager:DescribeSecret", jsonOp((*Server).smDescribeSecret))
+	register("secretsmanager:PutSecretValue", jsonOp((*Server).smPutSecretValue))
+	register("secretsmanager:UpdateSecretVersionStage", jsonOp((*Server).smUpdateSecretVersionStage))
+	register("secretsmanager:ListSecretVersionIds", jsonOp((*Server).smListSecretVersionIds))
+	register("secretsmanager:ListSecrets", jsonOp((*Server).smListSecrets))
+	register("secretsmanager:DeleteSecret", jsonOp((*Server).smDeleteSecret))
+	register("secretsmanager:RestoreSecret", jsonOp((*Server).smRestoreSecret))
 }
 
 const (
@@ -76,16 +76,10 @@ type smNameOutput struct {
 	DeletionDate  *epoch   `json:"DeletionDate,omitempty"`
 }
 
-func (s *Server) smCreateSecret(c *call) (any, *apiError) {
-	var in smCreateSecretInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) smCreateSecret(c *call, in *smCreateSecretInput) (any, *apiError) {
 	if in.Name == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if aerr := s.authorize(c.who, c.op, s.secretARNPrefix()+in.Name); aerr != nil {
 		return nil, aerr
 	}
@@ -116,13 +110,7 @@ type smSecretValue struct {
 	CreatedDate   *epoch   `json:"CreatedDate,omitempty"`
 }
 
-func (s *Server) smGetSecretValue(c *call) (any, *apiError) {
-	var in smGetSecretValueInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) smGetSecretValue(c *call, in *smGetSecretValueInput) (any, *apiError) {
 	sec, aerr := s.liveSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -192,19 +180,13 @@ type smBatchGetOutput struct {
 	NextToken    string          `json:"NextToken,omitempty"`
 }
 
-func (s *Server) smBatchGetSecretValue(c *call) (any, *apiError) {
-	var in smBatchGetInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) smBatchGetSecretValue(c *call, in *smBatchGetInput) (any, *apiError) {
 	if (in.SecretIdList == nil) == (in.Filters == nil) {
 		return nil, errInvalidParameter("Either SecretIdList or Filters must be specified, but not both.")
 	}
 	if len(in.SecretIdList) > 20 {
 		return nil, lengthError("secretIdList", 20)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if aerr := s.authorize(c.who, c.op, "*"); aerr != nil {
 		return nil, aerr
 	}
@@ -281,13 +263,7 @@ func (s *Server) describe(sec *secret) smDescribeOutput {
 	}
 }
 
-func (s *Server) smDescribeSecret(c *call) (any, *apiError) {
-	var in smSecretIDInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) smDescribeSecret(c *call, in *smSecretIDInput) (any, *apiError) {
 	sec, aerr := s.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -303,13 +279,7 @@ type smPutSecretValueInput struct {
 	VersionStages      []string
 }
 
-func (s *Server) smPutSecretValue(c *call) (any, *apiError) {
-	var in smPutSecretValueInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) smPutSecretValue(c *call, in *smPutSecretValueInput) (any, *apiError) {
 	sec, aerr := s.liveSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -328,16 +298,10 @@ type smUpdateStageInput struct {
 	RemoveFromVersionId string
 }
 
-func (s *Server) smUpdateSecretVersionStage(c *call) (any, *apiError) {
-	var in smUpdateStageInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) smUpdateSecretVersionStage(c *call, in *smUpdateStageInput) (any, *apiError) {
 	if in.VersionStage == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'versionStage' failed to satisfy constraint: Member must not be null")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	sec, aerr := s.liveSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -405,13 +369,7 @@ type smListVersionsOutput struct {
 	Name      string           `json:"Name"`
 }
 
-func (s *Server) smListSecretVersionIds(c *call) (any, *apiError) {
-	var in smListVersionsInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) smListSecretVersionIds(c *call, in *smListVersionsInput) (any, *apiError) {
 	sec, aerr := s.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -468,13 +426,7 @@ type smListSecretsOutput struct {
 	NextToken  string              `json:"NextToken,omitempty"`
 }
 
-func (s *Server) smListSecrets(c *call) (any, *apiError) {
-	var in smListSecretsInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) smListSecrets(c *call, in *smListSecretsInput) (any, *apiError) {
 	if aerr := s.authorize(c.who, c.op, "*"); aerr != nil {
 		return nil, aerr
 	}
@@ -563,11 +515,7 @@ type smDeleteSecretInput struct {
 	ForceDeleteWithoutRecovery bool
 }
 
-func (s *Server) smDeleteSecret(c *call) (any, *apiError) {
-	var in smDeleteSecretInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) smDeleteSecret(c *call, in *smDeleteSecretInput) (any, *apiError) {
 	if in.ForceDeleteWithoutRecovery && in.RecoveryWindowInDays != nil {
 		return nil, errInvalidParameter("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
 	}
@@ -578,8 +526,6 @@ func (s *Server) smDeleteSecret(c *call) (any, *apiError) {
 			return nil, errInvalidParameter("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	sec, aerr := s.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -597,13 +543,7 @@ func (s *Server) smDeleteSecret(c *call) (any, *apiError) {
 	return smNameOutput{ARN: sec.arn, Name: sec.name, DeletionDate: epochPtr(sec.deletionDate)}, nil
 }
 
-func (s *Server) smRestoreSecret(c *call) (any, *apiError) {
-	var in smSecretIDInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) smRestoreSecret(c *call, in *smSecretIDInput) (any, *apiError) {
 	sec, aerr := s.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr

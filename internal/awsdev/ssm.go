@@ -12,12 +12,12 @@ import (
 // SSM Parameter Store operations (JSON 1.1, X-Amz-Target AmazonSSM.*).
 
 func init() {
-	register("ssm:PutParameter", (*Server).ssmPutParameter)
-	register("ssm:GetParameter", (*Server).ssmGetParameter)
-	register("ssm:GetParameters", (*Server).ssmGetParameters)
-	register("ssm:DescribeParameters", (*Server).ssmDescribeParameters)
-	register("ssm:LabelParameterVersion", (*Server).ssmLabelParameterVersion)
-	register("ssm:DeleteParameter", (*Server).ssmDeleteParameter)
+	register("ssm:PutParameter", jsonOp((*Server).ssmPutParameter))
+	register("ssm:GetParameter", jsonOp((*Server).ssmGetParameter))
+	register("ssm:GetParameters", jsonOp((*Server).ssmGetParameters))
+	register("ssm:DescribeParameters", jsonOp((*Server).ssmDescribeParameters))
+	register("ssm:LabelParameterVersion", jsonOp((*Server).ssmLabelParameterVersion))
+	register("ssm:DeleteParameter", jsonOp((*Server).ssmDeleteParameter))
 }
 
 type ssmPutParameterInput struct {
@@ -37,13 +37,7 @@ type ssmPutParameterOutput struct {
 	Tier    string `json:"Tier"`
 }
 
-func (s *Server) ssmPutParameter(c *call) (any, *apiError) {
-	var in ssmPutParameterInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) ssmPutParameter(c *call, in *ssmPutParameterInput) (any, *apiError) {
 	if aerr := s.authorize(c.who, c.op, s.paramARN(in.Name)); aerr != nil {
 		return nil, aerr
 	}
@@ -79,16 +73,10 @@ type ssmGetParameterOutput struct {
 	Parameter ssmParameter `json:"Parameter"`
 }
 
-func (s *Server) ssmGetParameter(c *call) (any, *apiError) {
-	var in ssmGetParameterInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) ssmGetParameter(c *call, in *ssmGetParameterInput) (any, *apiError) {
 	if in.Name == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	p, aerr := s.readParameter(c, in.Name, in.WithDecryption)
 	if aerr != nil {
 		return nil, aerr
@@ -106,19 +94,13 @@ type ssmGetParametersOutput struct {
 	InvalidParameters []string       `json:"InvalidParameters"`
 }
 
-func (s *Server) ssmGetParameters(c *call) (any, *apiError) {
-	var in ssmGetParametersInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) ssmGetParameters(c *call, in *ssmGetParametersInput) (any, *apiError) {
 	if len(in.Names) == 0 {
 		return nil, errValidation("1 validation error detected: Value null at 'names' failed to satisfy constraint: Member must not be null")
 	}
 	if len(in.Names) > 10 {
 		return nil, errValidation("1 validation error detected: Value '[%s]' at 'names' failed to satisfy constraint: Member must have length less than or equal to 10", strings.Join(in.Names, ", "))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	// Access is checked for every name before anything is read: one
 	// denied name denies the whole call, as in AWS.
 	for _, name := range in.Names {
@@ -270,11 +252,7 @@ type ssmDescribeOutput struct {
 	NextToken  string                 `json:"NextToken,omitempty"`
 }
 
-func (s *Server) ssmDescribeParameters(c *call) (any, *apiError) {
-	var in ssmDescribeInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) ssmDescribeParameters(c *call, in *ssmDescribeInput) (any, *apiError) {
 	if in.MaxResults > 50 {
 		return nil, errValidation("1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50", in.MaxResults)
 	}
@@ -287,8 +265,6 @@ func (s *Server) ssmDescribeParameters(c *call) (any, *apiError) {
 			return nil, aerr
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if aerr := s.authorize(c.who, c.op, "*"); aerr != nil {
 		return nil, aerr
 	}
@@ -405,16 +381,10 @@ type ssmLabelOutput struct {
 	ParameterVersion int64    `json:"ParameterVersion"`
 }
 
-func (s *Server) ssmLabelParameterVersion(c *call) (any, *apiError) {
-	var in ssmLabelInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) ssmLabelParameterVersion(c *call, in *ssmLabelInput) (any, *apiError) {
 	if len(in.Labels) == 0 || len(in.Labels) > 10 {
 		return nil, errValidation("1 validation error detected: Value at 'labels' failed to satisfy constraint: Member must have length between 1 and 10")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if aerr := s.authorize(c.who, c.op, s.paramARN(in.Name)); aerr != nil {
 		return nil, aerr
 	}
@@ -442,13 +412,7 @@ type ssmNameInput struct {
 	Name string
 }
 
-func (s *Server) ssmDeleteParameter(c *call) (any, *apiError) {
-	var in ssmNameInput
-	if aerr := decodeJSON(c.body, &in); aerr != nil {
-		return nil, aerr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) ssmDeleteParameter(c *call, in *ssmNameInput) (any, *apiError) {
 	if aerr := s.authorize(c.who, c.op, s.paramARN(in.Name)); aerr != nil {
 		return nil, aerr
 	}
