@@ -2,10 +2,10 @@ package signer
 
 import (
 	"context"
-	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"errors"
 	"os"
 	"strings"
 	"testing"
