@@ -36,6 +36,8 @@ func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) 
 			return aws.Config{}, err
 		}
 		cfg.Credentials = p
+	} else {
+		cfg.Credentials = a.withCredentialLog(cfg.Credentials)
 	}
 	return cfg, nil
 }
