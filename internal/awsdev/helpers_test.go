@@ -64,7 +64,7 @@ func sdkConfig(t *testing.T, s *Server, keyID, secret, token string) aws.Config 
 }
 
 // endpointConfig is sdkConfig for any endpoint (moto, for one).
-func endpointConfig(t *testing.T, url string, caPEM []byte, keyID, secret, token string) aws.Config {
+func endpointConfig(t testing.TB, url string, caPEM []byte, keyID, secret, token string) aws.Config {
 	t.Helper()
 	client := awshttp.NewBuildableClient()
 	if ca := caPEM; ca != nil {
