@@ -61,6 +61,7 @@ func IsolateAWS(t testing.TB) {
 	t.Setenv("AWS_CONFIG_FILE", cfg)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
 	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_DEFAULT_REGION", "us-east-1")
 	t.Setenv("HTTPS_PROXY", "")
 	t.Setenv("HTTP_PROXY", "")
 	t.Setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -93,6 +94,7 @@ func SafeEnv(t testing.TB, extra ...string) []string {
 		"AWS_CONFIG_FILE="+cfg,
 		"AWS_SHARED_CREDENTIALS_FILE="+creds,
 		"AWS_REGION=us-east-1",
+		"AWS_DEFAULT_REGION=us-east-1", // the aws CLI v1 reads only this one
 		"AWS_PAGER=",
 		"NO_PROXY=127.0.0.1,localhost",
 	)
