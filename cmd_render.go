@@ -1,19 +1,241 @@
 package main
 
-import "context"
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+
+	"github.com/rolesenv/rolesenv/inject"
+)
 
 const renderUsage = `Usage: rolesenv render [flags]
 
-(The full help text is written with the command.)
+Print the environment that 'rolesenv run' would give its command: rolesenv's
+own environment without any ROLESENV_* variable, plus the variables of the
+env files with every reference resolved. Values that came from Secrets
+Manager or Parameter Store are masked as ******** unless --reveal is given
+(so are inherited AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN); literal
+values from the files print as they are. Nothing is started.
+
+Environment:
+  --env-file FILE        template env file; repeatable, later files win; - is stdin
+                         (ROLESENV_ENV_FILE takes a :-separated list)
+  --from-env             also resolve inherited variables whose whole value is a reference
+  --clean-env            only the files' variables, and those --keep-env names
+  --keep-env NAME,...    with --clean-env, also pass these inherited variables
+  --timeout D            give up resolving after D, retries included (default 30s)
+
+Output:
+  --format FORMAT        dotenv (default), shell or json
+  --reveal               print secret values instead of ********
+
+  dotenv   NAME=value lines, quoted so that --env-file reads them back unchanged
+  shell    export NAME='value' lines for sh, bash and zsh
+  json     one JSON object, names sorted
+
+Credentials and logging (as for 'rolesenv run'):
+  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
+  --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
+  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
+  --log-level LEVEL      debug, info, warn or error (default info)
+  --log-format FORMAT    text or json (default text)
+  --debug                same as --log-level debug
+
+Without Roles Anywhere flags, credentials come from the standard AWS chain.
+A template without references needs no credentials and makes no request.
+
+Examples:
+  rolesenv render --env-file app.env
+  rolesenv render --env-file app.env --clean-env --format json
+  rolesenv render --env-file base.env --env-file prod.env --keep-env PATH --clean-env
+  diff <(rolesenv render --env-file old.env) <(rolesenv render --env-file new.env)
+
+Every flag but --format and --reveal can also be set with ROLESENV_<NAME>
+(--env-file is ROLESENV_ENV_FILE); a flag on the command line wins.
 `
+
+// mask replaces a secret value in render's output.
+const mask = "********"
 
 func cmdRender(ctx context.Context, a *app, args []string) error {
 	fs := newFlagSet("render", renderUsage)
+	var ef envFlags
+	var cf credFlags
+	var lf logFlags
+	ef.register(fs)
+	cf.register(fs)
+	lf.register(fs)
+	format := fs.String("format", "dotenv", "dotenv, shell or json")
+	reveal := fs.Bool("reveal", false, "print secret values instead of ********")
 	if err := fs.parse(a, args); err != nil {
 		if err == errHelp {
 			return nil
 		}
 		return err
 	}
-	return notLanded("rolesenv render", 4)
+	if fs.NArg() > 0 {
+		return &usageError{msg: "render takes no arguments", hint: "give env files with --env-file"}
+	}
+	if err := cf.validate(fs); err != nil {
+		return err
+	}
+	switch *format {
+	case "dotenv", "shell", "json":
+	default:
+		return usageErrorf("invalid --format %q (want dotenv, shell or json)", *format)
+	}
+	log, err := lf.logger(a.stderr)
+	if err != nil {
+		return err
+	}
+	a.log = log
+
+	env, err := a.resolveEnv(ctx, &ef, &cf)
+	if err != nil {
+		return err
+	}
+	if err := inject.CheckSize(nil, env.Environ()); err != nil {
+		return err
+	}
+	w := bufio.NewWriter(a.stdout)
+	switch *format {
+	case "json":
+		err = renderJSON(w, env, *reveal)
+	default:
+		err = renderLines(a, w, env, *format, *reveal)
+	}
+	if err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// resolveEnv reads the env files and resolves the child's environment. A
+// template without references asks for no AWS configuration at all.
+func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags) (*inject.Env, error) {
+	if ef.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ef.timeout)
+		defer cancel()
+	}
+	files, err := inject.ReadFiles(ef.envFiles, a.stdin)
+	if err != nil {
+		return nil, err
+	}
+	tm, err := inject.Parse(files, inject.Options{
+		Environ:  a.environ,
+		FromEnv:  ef.fromEnv,
+		CleanEnv: ef.cleanEnv,
+		KeepEnv:  ef.keepEnv,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range tm.Warnings() {
+		a.log.Warn(w)
+	}
+	if len(tm.Fetches()) == 0 {
+		return tm.Render(inject.NewValues())
+	}
+	cfg, err := a.awsConfig(ctx, cf)
+	if err != nil {
+		return nil, err
+	}
+	r := &inject.Resolver{Config: cfg, Logger: a.log}
+	env, _, err := r.Resolve(ctx, tm)
+	return env, err
+}
+
+func renderJSON(w io.Writer, env *inject.Env, reveal bool) error {
+	// encoding/json sorts map keys: the output is stable.
+	m := make(map[string]string, env.Len())
+	for _, name := range env.Names() {
+		v, _ := env.Lookup(name)
+		m[name] = shown(v, reveal)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(m)
+}
+
+func renderLines(a *app, w io.Writer, env *inject.Env, format string, reveal bool) error {
+	for _, name := range env.Names() {
+		if !inject.ValidName(name) {
+			// An inherited variable such as BASH_FUNC_f%% cannot be
+			// written as an env file or shell line.
+			a.log.Warn("not printed: not a portable variable name", "variable", name)
+			continue
+		}
+		v, _ := env.Lookup(name)
+		val := mask
+		if !v.Sensitive() || reveal {
+			val = quoteDotenv(v.Reveal())
+			if format == "shell" {
+				val = quoteShell(v.Reveal())
+			}
+		}
+		line := name + "=" + val
+		if format == "shell" {
+			line = "export " + line
+		}
+		if _, err := io.WriteString(w, line+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shown(v inject.Value, reveal bool) string {
+	if v.Sensitive() && !reveal {
+		return mask
+	}
+	return v.Reveal()
+}
+
+// quoteShell quotes s for POSIX sh: single quotes, each ' written '\''.
+func quoteShell(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// quoteDotenv writes s so that rolesenv's env-file parser (and godotenv)
+// read it back unchanged: bare when it is plain, in single quotes (taken
+// literally: no expansion, no reference) when it can be, else in double
+// quotes with every special character escaped.
+func quoteDotenv(s string) string {
+	plain := s != "" && s[0] != '#' && !strings.HasPrefix(s, "sm:") && !strings.HasPrefix(s, "ssm:") && !strings.HasPrefix(s, "arn:")
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			strings.IndexByte("_./@%+,=:-", c) >= 0
+	}
+	if plain || s == "" {
+		return s
+	}
+	if !strings.ContainsAny(s, "'\r") && !strings.HasSuffix(s, `\`) {
+		return "'" + s + "'"
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '"', '$', '{':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			if i == 0 && (c == 's' || c == 'a') {
+				// Never a whole-value reference (sm://, ssm://, arn:).
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }

@@ -1,0 +1,169 @@
+package inject
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
+	"github.com/aws/smithy-go"
+)
+
+// fetchError is why one fetch failed: the action and resource, the AWS
+// error code and message, and how to classify it. It never holds a value:
+// AWS error messages name principals, actions and resources only.
+type fetchError struct {
+	action   string // IAM action, e.g. secretsmanager:GetSecretValue
+	resource string // the secret id or parameter name as requested
+	code     string
+	msg      string
+	class    class
+	cause    error
+}
+
+func (e *fetchError) Error() string {
+	var b strings.Builder
+	switch e.class {
+	case classDenied:
+		b.WriteString("access denied: ")
+	case classUnavailable:
+		b.WriteString("AWS unavailable: ")
+	}
+	b.WriteString(e.action)
+	b.WriteString(" on ")
+	b.WriteString(e.resource)
+	if e.code != "" || e.msg != "" {
+		b.WriteString(": ")
+		b.WriteString(e.code)
+		if e.msg != "" {
+			if e.code != "" {
+				b.WriteString(": ")
+			}
+			b.WriteString(e.msg)
+		}
+	}
+	return b.String()
+}
+
+func (e *fetchError) Unwrap() error { return e.cause }
+
+// Codes that mean the caller is not allowed (IAM, KMS, or credentials that
+// AWS does not accept).
+var deniedCodes = map[string]bool{
+	"AccessDeniedException": true, "AccessDenied": true, "UnrecognizedClientException": true,
+	"InvalidClientTokenId": true, "InvalidSignatureException": true, "SignatureDoesNotMatch": true,
+	"ExpiredTokenException": true, "ExpiredToken": true, "IncompleteSignature": true,
+	"MissingAuthenticationToken": true, "NotAuthorized": true, "AuthFailure": true,
+	"DecryptionFailure": true, "KMSAccessDeniedException": true,
+}
+
+// Codes that mean "try again later".
+var transientCodes = map[string]bool{
+	"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true,
+	"RequestLimitExceeded": true, "ThrottledException": true, "RequestThrottled": true,
+	"InternalServiceError": true, "InternalFailure": true, "InternalServerError": true,
+	"ServiceUnavailable": true, "ServiceUnavailableException": true, "RequestTimeout": true,
+	"RequestTimeoutException": true,
+}
+
+// awsFailure classifies an error from an SDK call.
+func awsFailure(action, resource string, err error) *fetchError {
+	fe := &fetchError{action: action, resource: resource, cause: err}
+	status := 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		fe.code = ae.ErrorCode()
+		fe.msg = oneLine(ae.ErrorMessage())
+	}
+	var se *v4.SigningError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		fe.class, fe.msg = classUnavailable, "the start-up deadline passed before AWS answered"
+	case errors.Is(err, context.Canceled):
+		fe.class, fe.msg = classOther, "canceled"
+	case errors.As(err, &se):
+		fe.msg = "failed to obtain AWS credentials: " + credentialError(se.Err)
+		fe.class = classConfig
+		if classifies(se.Err) {
+			fe.class = classOther // the credential source's own error says what it is
+		}
+	case deniedCodes[fe.code]:
+		fe.class = classDenied
+	case transientCodes[fe.code] || status == http.StatusTooManyRequests || status >= 500:
+		fe.class = classUnavailable
+	case status == http.StatusForbidden:
+		// A 403 whose body is not the service's JSON (moto answers XML):
+		// access denied all the same.
+		fe.class = classDenied
+		if fe.code == "" || fe.code == "UnknownError" {
+			fe.code, fe.msg = "HTTP 403", "the answer was not the service's error format"
+		}
+	case fe.code != "" && status >= 400 && status < 500:
+		fe.class = classConfig
+	case fe.code != "" && status == 0:
+		fe.class = classConfig
+	default:
+		fe.class = classUnavailable
+		if fe.msg == "" {
+			fe.msg = oneLine(err.Error())
+		}
+	}
+	return fe
+}
+
+// classifies reports an error tree that says itself whether it is a
+// configuration, access or availability problem.
+func classifies(err error) bool {
+	found := false
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil || found {
+			return
+		}
+		if m, ok := e.(interface{ Config() bool }); ok && m.Config() {
+			found = true
+		}
+		if m, ok := e.(interface{ AccessDenied() bool }); ok && m.AccessDenied() {
+			found = true
+		}
+		if m, ok := e.(interface{ Unavailable() bool }); ok && m.Unavailable() {
+			found = true
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return found
+}
+
+// credentialError describes a credential provider's failure. The
+// credential_process provider quotes the process's output when it cannot
+// parse it, and that output may hold credentials: it is never shown.
+func credentialError(err error) string {
+	var pe *processcreds.ProviderError
+	if errors.As(err, &pe) {
+		return "credential_process failed (its output is not shown: it may hold credentials)"
+	}
+	return oneLine(err.Error())
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return s
+}

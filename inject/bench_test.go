@@ -1,0 +1,56 @@
+package inject
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rolesenv/rolesenv/internal/awsdev"
+)
+
+// BenchmarkResolve measures start-up resolution of n AWSCURRENT secrets
+// against the emulator with added latency per answer, for
+// BatchGetSecretValue (20 a call) and parallel GetSecretValue. Each
+// iteration uses a new HTTP client, as a starting process would. The
+// package documentation records the numbers and the choice they support.
+func BenchmarkResolve(b *testing.B) {
+	s, cfg := startDev(b, awsdev.AllowAll)
+	for _, n := range []int{1, 10, 50, 200} {
+		var src strings.Builder
+		for i := range n {
+			name := fmt.Sprintf("bench/s%03d", i)
+			if _, err := s.CreateSecret(name, "v"); err != nil && !strings.Contains(err.Error(), "exists") {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(&src, "S%03d=sm://%s\n", i, name)
+		}
+		tm, err := Parse([]File{{"bench.env", []byte(src.String())}}, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, lat := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond} {
+			for _, mode := range []struct {
+				name string
+				m    BatchMode
+			}{{"batch", BatchAlways}, {"get", BatchNever}, {"auto", BatchAuto}} {
+				b.Run(fmt.Sprintf("latency=%s/n=%d/%s", lat, n, mode.name), func(b *testing.B) {
+					s.SetLatency(lat)
+					defer s.SetLatency(0)
+					s.ResetCalls()
+					for b.Loop() {
+						c := cfg.Copy()
+						c.HTTPClient = endpointConfig(b, s.URL(), s.CAPEM(), "", "").HTTPClient
+						r := &Resolver{Config: c, Batch: mode.m}
+						if _, _, err := r.Resolve(context.Background(), tm); err != nil {
+							b.Fatal(err)
+						}
+					}
+					calls := s.Calls("secretsmanager:GetSecretValue") + s.Calls("secretsmanager:BatchGetSecretValue")
+					b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package inject
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// class is how a caller should treat an error: rolesenv's exit codes
+// follow it (78 config, 77 access denied, 69 unavailable).
+type class uint8
+
+const (
+	classOther       class = iota
+	classConfig            // a template, reference or configuration mistake
+	classDenied            // access denied (IAM, KMS, credentials refused)
+	classUnavailable       // AWS unreachable, throttled or failing after retries
+)
+
+// ResolveError is one problem with one variable of a template: a syntax
+// error in an env file, a malformed reference, a reference that could not
+// be fetched or applied. It names the file, line, variable and reference,
+// and never holds a value.
+type ResolveError struct {
+	File string // env file name as given ("-" for stdin, "environment" for --from-env)
+	Line int    // 1-based line of the variable's key; 0 when unknown
+	Var  string // the variable's name; "" for errors before a name is known
+	Ref  string // the reference as written; "" when there is none (or it must not be shown)
+	Code string // the AWS error code, when AWS answered with one
+	Err  error
+
+	class class
+}
+
+func (e *ResolveError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":")
+			b.WriteString(strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	if e.Var != "" {
+		b.WriteString(e.Var)
+		b.WriteString(": ")
+	}
+	if e.Ref != "" {
+		b.WriteString(e.Ref)
+		b.WriteString(": ")
+	}
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString("unknown error")
+	}
+	return b.String()
+}
+
+func (e *ResolveError) Unwrap() error { return e.Err }
+
+// Config reports a template, reference or configuration mistake (exit 78).
+func (e *ResolveError) Config() bool { return e.class == classConfig }
+
+// AccessDenied reports that AWS refused access (exit 77).
+func (e *ResolveError) AccessDenied() bool { return e.class == classDenied }
+
+// Unavailable reports that AWS could not be reached or kept failing after
+// retries (exit 69).
+func (e *ResolveError) Unavailable() bool { return e.class == classUnavailable }
+
+// Errors is every problem found in one run, sorted by file and line. Each
+// is a *ResolveError (or an error that classifies itself the same way).
+type Errors []error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives every error to errors.Is, errors.As and rolesenv's
+// exit-code walk.
+func (es Errors) Unwrap() []error { return es }
+
+// join returns nil for no errors, the errors sorted by file and line
+// otherwise.
+func join(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := slices.Clone(errs)
+	slices.SortStableFunc(out, func(a, b error) int {
+		var ra, rb *ResolveError
+		errors.As(a, &ra)
+		errors.As(b, &rb)
+		if ra == nil || rb == nil {
+			return 0
+		}
+		return cmp.Or(cmp.Compare(ra.File, rb.File), cmp.Compare(ra.Line, rb.Line))
+	})
+	return Errors(out)
+}
+
+// flatten appends err to list, expanding an Errors list.
+func flatten(list []error, err error) []error {
+	if err == nil {
+		return list
+	}
+	var es Errors
+	if errors.As(err, &es) {
+		return append(list, es...)
+	}
+	return append(list, err)
+}
+
+// configErr is a template or reference mistake with its own message.
+func configErr(file string, line int, name, ref, msg string) *ResolveError {
+	return &ResolveError{File: file, Line: line, Var: name, Ref: ref, Err: errors.New(msg), class: classConfig}
+}

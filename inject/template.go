@@ -1,0 +1,575 @@
+package inject
+
+import (
+	"errors"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// File is one template env file's name and contents. Name appears in
+// errors; "-" conventionally means standard input.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// ReadFiles reads env files by name; "-" reads stdin (once).
+func ReadFiles(names []string, stdin io.Reader) ([]File, error) {
+	var files []File
+	var errs []error
+	stdinRead := false
+	for _, name := range names {
+		var data []byte
+		var err error
+		if name == "-" {
+			if stdinRead {
+				errs = append(errs, configErr(name, 0, "", "", "standard input can be given once"))
+				continue
+			}
+			stdinRead = true
+			if stdin == nil {
+				stdin = strings.NewReader("")
+			}
+			data, err = io.ReadAll(io.LimitReader(stdin, MaxFileSize+1))
+		} else {
+			data, err = readFileLimited(name)
+		}
+		if err != nil {
+			errs = append(errs, &ResolveError{File: name, Err: err, class: classConfig})
+			continue
+		}
+		files = append(files, File{Name: name, Data: data})
+	}
+	return files, join(errs)
+}
+
+func readFileLimited(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, pathError(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, pathError(err)
+	}
+	return data, nil
+}
+
+// pathError drops the path an *os.PathError repeats (the ResolveError
+// names the file already).
+func pathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// Options say what the child inherits and where ${VAR} looks.
+type Options struct {
+	// Environ is rolesenv's own environment, as os.Environ returns it.
+	// ${VAR} falls back to it, and the child inherits it minus every
+	// ROLESENV_* variable (unless CleanEnv).
+	Environ []string
+	// FromEnv also resolves inherited variables whose whole value is a
+	// reference.
+	FromEnv bool
+	// CleanEnv passes only the files' variables and KeepEnv's names.
+	CleanEnv bool
+	KeepEnv  []string
+	// Remove names inherited variables the child must not get, and Set
+	// places variables last, over inherited and file ones, taken
+	// literally. They are for the container-credentials endpoint, which
+	// replaces the AWS credential variables of the child.
+	Remove []string
+	Set    []Setting
+}
+
+// Setting is a variable placed by Options.Set.
+type Setting struct {
+	redacted
+	Name, Value string
+	Sensitive   bool // masked by render unless revealed, like a secret
+}
+
+// environFile is the File name of errors about inherited variables.
+const environFile = "environment"
+
+// sensitiveInherited are inherited variables that hold credentials: render
+// masks them as it masks secrets.
+var sensitiveInherited = map[string]bool{
+	"AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true, "AWS_SECURITY_TOKEN": true,
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN": true,
+}
+
+// Template is parsed env files plus what the child inherits: everything
+// needed to render the child's environment from a set of fetched values,
+// again and again, without parsing anything twice.
+type Template struct {
+	redacted
+	final    map[string]*entry // the variables the child gets, by name
+	names    []string          // sorted
+	fetches  []Fetch           // distinct, needed by the final variables, in first-use order
+	uses     int               // references needed by the final variables
+	warnings []string
+}
+
+// entry is one variable definition: in a file, inherited, or set.
+type entry struct {
+	name, file string
+	line       int
+	segs       []segment
+	secret     bool   // depends on a fetched value
+	lit        string // the value, when !secret
+	sensitive  bool
+}
+
+// segment is a piece of a value: literal text, a reference, or the value
+// of another variable that depends on a secret.
+type segment struct {
+	lit string
+	use *use
+	dep *entry
+}
+
+// use is one reference as written in a value.
+type use struct {
+	text    string // as written, for errors and logs
+	ref     Ref
+	filters []string
+}
+
+// Parse reads the env files in order (later files win) over the inherited
+// environment. It reports every problem it finds, as Errors.
+func Parse(files []File, opts Options) (*Template, error) {
+	p := parser{
+		env:      map[string]string{},
+		envEntry: map[string]*entry{},
+		earlier:  map[string]*entry{},
+		final:    map[string]*entry{},
+	}
+	for _, kv := range opts.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			p.env[k] = v
+		}
+	}
+	keep := map[string]bool{}
+	for _, k := range opts.KeepEnv {
+		if isReserved(k) {
+			p.errs = append(p.errs, configErr("", 0, "", "", "--keep-env cannot pass "+k+": ROLESENV_* variables never reach the command"))
+			continue
+		}
+		keep[k] = true
+	}
+	remove := map[string]bool{}
+	for _, k := range opts.Remove {
+		remove[k] = true
+	}
+	for _, k := range sortedKeys(p.env) {
+		if isReserved(k) {
+			continue
+		}
+		v := p.env[k]
+		e := &entry{name: k, file: environFile, lit: v, sensitive: sensitiveInherited[k]}
+		if opts.FromEnv && isWholeRef(v) {
+			ref, err := ParseRef(v)
+			if err != nil {
+				p.errs = append(p.errs, configErr(environFile, 0, k, v, err.Error()))
+			} else {
+				e.segs, e.secret, e.lit = []segment{{use: &use{text: v, ref: ref}}}, true, ""
+			}
+		}
+		p.envEntry[k] = e
+		if !remove[k] && (!opts.CleanEnv || keep[k]) {
+			p.final[k] = e
+		}
+	}
+	for _, f := range files {
+		p.file(f)
+	}
+	for _, s := range opts.Set {
+		if !ValidName(s.Name) {
+			p.errs = append(p.errs, configErr("", 0, "", "", "invalid variable name in a setting"))
+			continue
+		}
+		p.final[s.Name] = &entry{name: s.Name, file: "rolesenv", lit: s.Value, sensitive: s.Sensitive}
+	}
+	if err := join(p.errs); err != nil {
+		return nil, err
+	}
+	t := &Template{final: p.final, names: sortedKeys(p.final), warnings: p.warnings}
+	seen := map[Fetch]bool{}
+	visited := map[*entry]bool{}
+	var visit func(e *entry)
+	visit = func(e *entry) {
+		if visited[e] || !e.secret {
+			return
+		}
+		visited[e] = true
+		for _, s := range e.segs {
+			switch {
+			case s.dep != nil:
+				visit(s.dep)
+			case s.use != nil:
+				t.uses++
+				if !seen[s.use.ref.Fetch] {
+					seen[s.use.ref.Fetch] = true
+					t.fetches = append(t.fetches, s.use.ref.Fetch)
+				}
+			}
+		}
+	}
+	for _, n := range t.names {
+		visit(t.final[n])
+	}
+	return t, nil
+}
+
+// Fetches returns the distinct fetches the child's environment needs, in
+// the order the references first appear.
+func (t *Template) Fetches() []Fetch { return slices.Clone(t.fetches) }
+
+// References is the number of references the child's environment uses
+// (counting every use, so at least len(Fetches())).
+func (t *Template) References() int { return t.uses }
+
+// Names returns the names of the child's variables, sorted.
+func (t *Template) Names() []string { return slices.Clone(t.names) }
+
+// Warnings are problems that do not stop rolesenv, such as ${VAR} of an
+// unset variable (which expands to nothing, as in godotenv and the shell).
+// They name files, lines and variables only.
+func (t *Template) Warnings() []string { return slices.Clone(t.warnings) }
+
+func isReserved(name string) bool { return strings.HasPrefix(name, "ROLESENV_") }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+type parser struct {
+	env      map[string]string // rolesenv's environment
+	envEntry map[string]*entry // inherited variables (all but ROLESENV_*), for ${VAR}
+	earlier  map[string]*entry // variables of earlier files, latest definition
+	final    map[string]*entry
+	errs     []error
+	warnings []string
+}
+
+func (p *parser) file(f File) {
+	stmts, err := lexEnv(f.Name, f.Data)
+	if err != nil {
+		p.errs = flatten(p.errs, err)
+		return
+	}
+	local := map[string]*entry{}
+	for _, st := range stmts {
+		if prev, ok := local[st.name]; ok {
+			p.errs = append(p.errs, configErr(f.Name, st.line, st.name, "", "defined twice in this file (first on line "+strconv.Itoa(prev.line)+")"))
+			continue
+		}
+		if isReserved(st.name) {
+			p.errs = append(p.errs, configErr(f.Name, st.line, st.name, "", "ROLESENV_* names are reserved for rolesenv's own settings and never reach the command"))
+			continue
+		}
+		e := &entry{name: st.name, file: f.Name, line: st.line}
+		s := scanner{p: p, e: e, local: local}
+		s.value(st)
+		local[st.name] = e
+	}
+	for name, e := range local {
+		p.earlier[name] = e
+		p.final[name] = e
+	}
+}
+
+// scanner turns one statement's value into segments.
+type scanner struct {
+	p     *parser
+	e     *entry
+	local map[string]*entry
+	lit   strings.Builder
+}
+
+func (s *scanner) fail(ref, msg string) {
+	s.p.errs = append(s.p.errs, configErr(s.e.file, s.e.line, s.e.name, ref, msg))
+}
+
+func (s *scanner) flush() {
+	if s.lit.Len() > 0 {
+		s.e.segs = append(s.e.segs, segment{lit: s.lit.String()})
+		s.lit.Reset()
+	}
+}
+
+// value fills s.e from a statement: a literal (single quotes), a
+// whole-value reference, or text with ${VAR} and {{ }} references.
+func (s *scanner) value(st statement) {
+	defer s.done()
+	if st.quote == '\'' {
+		s.lit.WriteString(st.text)
+		return
+	}
+	dq := st.quote == '"'
+	if isWholeRef(st.text) {
+		text, ok := s.text(st.text, dq)
+		if !ok {
+			return
+		}
+		ref, err := ParseRef(text)
+		if err != nil {
+			s.fail(text, err.Error())
+			return
+		}
+		s.e.segs = append(s.e.segs, segment{use: &use{text: text, ref: ref}})
+		return
+	}
+	src := st.text
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == '\\':
+			i += s.escape(src[i:], dq, &s.lit)
+		case c == '$':
+			n, name, ok := s.dollar(src[i:])
+			i += n
+			if !ok {
+				continue
+			}
+			if name == "" {
+				s.lit.WriteByte('$')
+				continue
+			}
+			dep, val, found := s.lookup(name)
+			switch {
+			case !found:
+			case dep != nil:
+				s.flush()
+				s.e.segs = append(s.e.segs, segment{dep: dep})
+			default:
+				s.lit.WriteString(val)
+			}
+		case c == '{' && i+1 < len(src) && src[i+1] == '{':
+			end := strings.Index(src[i+2:], "}}")
+			if end < 0 {
+				s.fail("", "unterminated {{ at character "+strconv.Itoa(1+utf8.RuneCountInString(src[:i]))+" of the value (to write {{ literally, single-quote the value)")
+				return
+			}
+			inner := src[i+2 : i+2+end]
+			i += 2 + end + 2
+			text, ok := s.text(inner, dq)
+			if !ok {
+				continue
+			}
+			shown := ""
+			if looksLikeRef(text) {
+				shown = "{{" + text + "}}"
+			}
+			ref, filters, err := parseInline(text)
+			if err != nil {
+				msg := err.Error()
+				if shown == "" {
+					msg += " inside {{ }} (to write {{ literally, single-quote the value)"
+				}
+				s.fail(shown, msg)
+				continue
+			}
+			s.flush()
+			s.e.segs = append(s.e.segs, segment{use: &use{text: shown, ref: ref, filters: filters}})
+		default:
+			s.lit.WriteByte(c)
+			i++
+		}
+	}
+}
+
+// done flushes literal text and works out whether the entry is literal.
+func (s *scanner) done() {
+	s.flush()
+	var b strings.Builder
+	for _, seg := range s.e.segs {
+		if seg.use != nil || seg.dep != nil {
+			s.e.secret = true
+			return
+		}
+		b.WriteString(seg.lit)
+	}
+	s.e.lit = b.String()
+	s.e.segs = nil
+}
+
+// escape handles a backslash at src[0] and returns how many bytes it
+// used. In double quotes \n and \r are a newline and a carriage return
+// and any other escaped character stands for itself; unquoted, only \$ is
+// an escape (godotenv's rules).
+func (s *scanner) escape(src string, dq bool, out *strings.Builder) int {
+	if len(src) < 2 {
+		out.WriteByte('\\')
+		return 1
+	}
+	if !dq {
+		if src[1] == '$' {
+			out.WriteByte('$')
+			return 2
+		}
+		out.WriteByte('\\')
+		return 1
+	}
+	switch src[1] {
+	case 'n':
+		out.WriteByte('\n')
+		return 2
+	case 'r':
+		out.WriteByte('\r')
+		return 2
+	}
+	_, size := utf8.DecodeRuneInString(src[1:])
+	out.WriteString(src[1 : 1+size])
+	return 1 + size
+}
+
+// dollar parses $NAME or ${NAME} at src[0] and returns the bytes used
+// and the name. A $ not followed by a name is literal (name ""); a
+// malformed ${...} is an error (ok false).
+func (s *scanner) dollar(src string) (n int, name string, ok bool) {
+	if len(src) > 1 && src[1] == '{' {
+		end := strings.IndexByte(src, '}')
+		if end < 0 || !ValidName(src[2:end]) {
+			s.fail("", "malformed ${...}: only ${NAME} and $NAME are expanded (write \\$ for a literal $, or single-quote the value)")
+			if end < 0 {
+				return len(src), "", false
+			}
+			return end + 1, "", false
+		}
+		return end + 1, src[2:end], true
+	}
+	j := 1
+	for j < len(src) && isNameByte(src[j], j == 1) {
+		j++
+	}
+	return j, src[1:j], true
+}
+
+// lookup finds ${name}: earlier in this file, then earlier files, then
+// rolesenv's environment. A variable that depends on a secret comes back
+// as dep; any other as its text.
+func (s *scanner) lookup(name string) (dep *entry, val string, found bool) {
+	if isReserved(name) {
+		s.fail("", "${"+name+"} is not expanded: ROLESENV_* variables are rolesenv's own settings and never reach the command")
+		return nil, "", false
+	}
+	e := s.local[name]
+	if e == nil {
+		e = s.p.earlier[name]
+	}
+	if e == nil {
+		e = s.p.envEntry[name]
+	}
+	if e == nil {
+		// The name is not shown: after a $ in an unquoted value it may be
+		// part of a literal password.
+		s.p.warnings = append(s.p.warnings, s.e.file+":"+strconv.Itoa(s.e.line)+": "+s.e.name+": a $ expansion names a variable that is not set; it expands to nothing (single-quote the value to keep a literal $)")
+		return nil, "", true
+	}
+	if e.secret {
+		return e, "", true
+	}
+	return nil, e.lit, true
+}
+
+// text expands a reference's text (inside {{ }} or a whole value):
+// escapes and ${VAR} of variables that do not depend on a secret, so that
+// a resolved value is never read as part of a reference.
+func (s *scanner) text(src string, dq bool) (string, bool) {
+	var b strings.Builder
+	ok := true
+	for i := 0; i < len(src); {
+		switch c := src[i]; {
+		case c == '\\':
+			i += s.escape(src[i:], dq, &b)
+		case c == '$':
+			n, name, good := s.dollar(src[i:])
+			i += n
+			if !good {
+				ok = false
+				continue
+			}
+			if name == "" {
+				b.WriteByte('$')
+				continue
+			}
+			dep, val, found := s.lookup(name)
+			if dep != nil {
+				s.fail("", "${"+name+"} inside a reference depends on a secret; a reference is never built from a secret value")
+				ok = false
+				continue
+			}
+			if found {
+				b.WriteString(val)
+			}
+		case c == '{' && i+1 < len(src) && src[i+1] == '{':
+			s.fail("", "{{ inside a reference")
+			return "", false
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String(), ok
+}
+
+// looksLikeRef reports text that starts like a reference, so an error
+// about it may show it. Anything else between {{ and }} might be a
+// literal that happens to contain braces, and is never shown.
+func looksLikeRef(text string) bool {
+	t := strings.TrimLeft(text, " \t")
+	for _, p := range []string{"sm://", "ssm://", "arn:", "resolve:"} {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseInline parses the inside of {{ }}: a reference, then filters
+// separated by '|'. Spaces around each part are optional.
+func parseInline(text string) (Ref, []string, error) {
+	parts := strings.Split(text, "|")
+	ref, err := ParseRef(strings.Trim(parts[0], " \t"))
+	if err != nil {
+		return Ref{}, nil, err
+	}
+	var fs []string
+	for _, f := range parts[1:] {
+		f = strings.Trim(f, " \t")
+		if _, ok := filters[f]; !ok {
+			if f == "" {
+				return Ref{}, nil, errEmptyFilter
+			}
+			if isToken(f) && len(f) <= 32 {
+				return Ref{}, nil, errUnknownFilter(f)
+			}
+			return Ref{}, nil, errUnknownFilter("")
+		}
+		fs = append(fs, f)
+	}
+	return ref, fs, nil
+}
+
+var errEmptyFilter = errors.New("empty filter after '|'")
+
+func errUnknownFilter(name string) error {
+	if name == "" {
+		return errors.New("unknown filter (want urlquery, base64, base64decode, json or trim)")
+	}
+	return errors.New("unknown filter " + strconv.Quote(name) + " (want urlquery, base64, base64decode, json or trim)")
+}
