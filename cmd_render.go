@@ -195,7 +195,7 @@ func shown(v inject.Value, reveal bool) string {
 	return v.Reveal()
 }
 
-// quoteShell quotes s for POSIX sh: single quotes, each ' written '\''.
+// quoteShell quotes s for POSIX sh: single quotes, each ' written '\”.
 func quoteShell(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
