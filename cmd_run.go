@@ -1,19 +1,293 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
 
-const runUsage = `Usage: rolesenv run [flags]
+	"github.com/rolesenv/rolesenv/supervise"
+)
 
-(The full help text is written with the command.)
+const runUsage = `Usage: rolesenv run [flags] [--] COMMAND [ARGS...]
+
+Resolve the secrets that the env files reference, start COMMAND with them
+in its environment, and keep watching: when a secret that COMMAND receives
+is rotated, restart it gracefully. COMMAND runs directly (no shell), in a
+process group of its own, looked up on the PATH of its environment.
+rolesenv forwards signals to it, reaps orphaned processes (as PID 1 or as a
+child subreaper) and exits with its status.
+
+Environment:
+  --env-file FILE        template env file; repeatable, later files win; - is stdin
+                         (ROLESENV_ENV_FILE takes a :-separated list)
+  --from-env             also resolve inherited variables whose whole value is a reference
+  --clean-env            only the files' variables, and those --keep-env names
+  --keep-env NAME,...    with --clean-env, also pass these inherited variables
+  --timeout D            give up resolving at start-up after D (default 30s)
+
+Running:
+  --once                 resolve, then exec COMMAND in place of rolesenv: the same
+                         PID, nothing resident, no watching (in a container, use
+                         'docker run --init' for reaping)
+  --user USER[:GROUP]    run COMMAND as another account, name or number (rolesenv
+                         must run as root: it reads a root-only key, COMMAND cannot)
+  --parent-death-signal SIG
+                         what COMMAND gets if rolesenv dies, even by SIGKILL
+                         (default SIGTERM; Linux)
+  --child-credentials MODE
+                         none (default), or endpoint: serve the role's credentials
+                         to COMMAND over the container credentials protocol
+
+Watching and restarting:
+  --interval D           check for rotation every D, jittered (default 5m)
+  --refresh-signal SIG   keep SIG for rolesenv: check at once instead of forwarding it
+                         (HUP, USR1, USR2, WINCH, ALRM or RTMIN+n; default none)
+  --debounce D           wait for more changes until D after the last one, and never
+                         more than 4 x D after the first (default 5s)
+  --on-change ACTION     restart (default); exit: stop COMMAND and exit 75, for a
+                         service manager to restart everything; none: log only
+  --stop-signal SIG      signal to COMMAND's process group to stop it for a restart
+                         (default SIGTERM)
+  --stop-timeout D       then SIGKILL to the group after D (default 10s)
+  --max-restarts N       restart budget per --restart-window; a change past it is
+                         deferred, not dropped (default 5; 0: no limit)
+  --restart-window D     (default 10m)
+  --max-stale D          stop COMMAND and exit 69 after D without a successful
+                         check (default 0: never)
+
+Credentials and logging:
+  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
+  --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
+  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
+  --log-level LEVEL      debug, info, warn or error (default info)
+  --log-format FORMAT    text or json (default text)
+  --debug                same as --log-level debug
+
+Without Roles Anywhere flags, credentials come from the standard AWS chain.
+
+Signals: HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM and the realtime
+signals are forwarded to COMMAND unchanged (INT, QUIT, HUP and WINCH to its
+process group, as a terminal sends them; the others to COMMAND itself).
+After TERM or INT, rolesenv waits for COMMAND. A signal that arrives before
+COMMAND has started ends rolesenv with 128+N. SIG is a name or number:
+TERM, SIGTERM, 15, RTMIN+2.
+
+Exit status: COMMAND's, or 128+N if it died of signal N. rolesenv's own:
+64 usage, 69 AWS unavailable or --max-stale, 70 internal, 75 --on-change
+exit, 77 access denied, 78 configuration, 126 COMMAND not executable, 127
+COMMAND not found; each comes with a 'rolesenv: error:' line.
+
+Examples:
+  rolesenv run --env-file /etc/app/app.env -- /usr/bin/app --port 8080
+  rolesenv run --env-file app.env --once -- ./server
+  rolesenv run --env-file app.env --on-change exit -- app      # let systemd restart it
+  rolesenv run --env-file /etc/app/app.env --user app -- /usr/bin/app
+  rolesenv run --env-file app.env --refresh-signal HUP --debounce 1s -- app
+  ENTRYPOINT ["rolesenv", "run", "--env-file", "/app.env", "--"]   # Dockerfile
+
+Every flag can also be set with ROLESENV_<NAME> (--on-change is
+ROLESENV_ON_CHANGE); a flag on the command line wins. Watching flags given
+with --once on the command line are an error; from ROLESENV_* they are
+ignored.
 `
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	fs := newFlagSet("run", runUsage)
+	// The first argument that is not a flag starts the command: its own
+	// flags are not rolesenv's.
+	fs.SetInterspersed(false)
+	var rf runFlags
+	var ef envFlags
+	var cf credFlags
+	var lf logFlags
+	rf.register(fs)
+	ef.register(fs)
+	cf.register(fs)
+	lf.register(fs)
 	if err := fs.parse(a, args); err != nil {
 		if err == errHelp {
 			return nil
 		}
 		return err
 	}
-	return notLanded("rolesenv run", 5)
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return &usageError{msg: "no command given", hint: "rolesenv run [flags] -- COMMAND [ARGS...]"}
+	}
+	if err := cf.validate(fs); err != nil {
+		return err
+	}
+	log, err := lf.logger(a.stderr)
+	if err != nil {
+		return err
+	}
+	a.log = log
+	cfg, err := a.superviseConfig(fs, &rf, argv)
+	if err != nil {
+		return err
+	}
+	// Catch signals before anything slow happens: one that arrives while
+	// the environment is resolved ends rolesenv with 128+N.
+	sup, err := supervise.New(cfg)
+	if err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	defer sup.Close()
+	startCtx, cancel := sup.Context(ctx)
+	defer cancel()
+	env, err := a.childEnvironment(startCtx, fs, &ef)
+	if err != nil {
+		var sigErr *supervise.SignalError
+		if cause := context.Cause(startCtx); errors.As(cause, &sigErr) {
+			return cause
+		}
+		return err
+	}
+	if rf.once {
+		return sup.Exec(env)
+	}
+	res, err := sup.Run(ctx, env, nil)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return exitStatus(res.ExitCode)
+	}
+	return nil
+}
+
+// superviseConfig checks the run flags and turns them into the
+// supervisor's configuration.
+func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervise.Config, error) {
+	cfg := supervise.Config{
+		Command:      argv[0],
+		Args:         argv[1:],
+		NotifySocket: a.getenv("NOTIFY_SOCKET"),
+		Logger:       a.log,
+	}
+	switch rf.childCredentials {
+	case "none":
+	case "endpoint":
+		if rf.once {
+			return cfg, &usageError{msg: "--child-credentials endpoint cannot be used with --once: nothing stays to serve the credentials"}
+		}
+		return cfg, notLanded("--child-credentials endpoint with rolesenv run", 5)
+	default:
+		return cfg, usageErrorf("invalid --child-credentials %q (want none or endpoint)", rf.childCredentials)
+	}
+	sig, err := parseSignalFlag(fs, "parent-death-signal", rf.parentDeathSignal)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.ParentDeathSignal = sig
+	if rf.user != "" {
+		u, err := supervise.LookupUser(rf.user)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.User = u
+	}
+	if rf.once {
+		for _, name := range watchFlagNames {
+			if fs.onCommandLine[name] {
+				return cfg, &usageError{
+					msg:  fmt.Sprintf("--%s cannot be used with --once: nothing is watched", name),
+					hint: "drop --once to watch for rotation, or drop --" + name,
+				}
+			}
+			if fs.Changed(name) {
+				a.log.Debug("ignored with --once", "variable", envTwin(name))
+			}
+		}
+		return cfg, nil
+	}
+	onChange, err := supervise.ParseOnChange(rf.onChange)
+	if err != nil {
+		return cfg, &usageError{msg: err.Error()}
+	}
+	cfg.OnChange = onChange
+	if cfg.StopSignal, err = parseSignalFlag(fs, "stop-signal", rf.stopSignal); err != nil {
+		return cfg, err
+	}
+	if err := supervise.ValidateStopSignal(cfg.StopSignal); err != nil {
+		return cfg, usageErrorf("invalid --stop-signal: %v", err)
+	}
+	if rf.refreshSignal != "" {
+		if cfg.RefreshSignal, err = parseSignalFlag(fs, "refresh-signal", rf.refreshSignal); err != nil {
+			return cfg, err
+		}
+		if err := supervise.ValidateRefreshSignal(cfg.RefreshSignal); err != nil {
+			return cfg, usageErrorf("invalid --refresh-signal: %v", err)
+		}
+		// The watcher takes refresh requests from here once it is wired.
+		cfg.Refresh = make(chan struct{}, 1)
+	}
+	for _, d := range []struct {
+		name     string
+		value    time.Duration
+		positive bool
+	}{
+		{"interval", rf.interval, true},
+		{"debounce", rf.debounce, false},
+		{"stop-timeout", rf.stopTimeout, true},
+		{"restart-window", rf.restartWindow, true},
+		{"max-stale", rf.maxStale, false},
+	} {
+		if d.value < 0 || (d.positive && d.value == 0) {
+			want := "zero or more"
+			if d.positive {
+				want = "more than zero"
+			}
+			return cfg, usageErrorf("invalid --%s %v: want %s", d.name, d.value, want)
+		}
+	}
+	if rf.maxRestarts < 0 {
+		return cfg, usageErrorf("invalid --max-restarts %d: want 0 (no limit) or more", rf.maxRestarts)
+	}
+	cfg.Debounce = rf.debounce
+	cfg.StopTimeout = rf.stopTimeout
+	cfg.MaxRestarts = rf.maxRestarts
+	cfg.RestartWindow = rf.restartWindow
+	return cfg, nil
+}
+
+// parseSignalFlag parses a signal flag's value. An error from a twin names
+// the variable without quoting it, as every twin error does.
+func parseSignalFlag(fs *flagSet, name, value string) (syscall.Signal, error) {
+	sig, err := supervise.ParseSignal(value)
+	if err == nil {
+		return sig, nil
+	}
+	msg := fmt.Sprintf("invalid --%s: %v", name, err)
+	if !fs.onCommandLine[name] {
+		msg = fmt.Sprintf("invalid %s: not a signal", envTwin(name))
+	}
+	return 0, &usageError{msg: msg, hint: "a signal is a name or a number: TERM, SIGTERM, 15, RTMIN+2"}
+}
+
+// childEnvironment is the environment the command starts with: for now
+// rolesenv's own, minus every ROLESENV_* variable (they may hold a key
+// passphrase). Env files, references, --from-env and --clean-env come with
+// the resolver.
+func (a *app) childEnvironment(_ context.Context, _ *flagSet, ef *envFlags) ([]string, error) {
+	for name, given := range map[string]bool{
+		"env-file":  len(ef.envFiles) > 0,
+		"from-env":  ef.fromEnv,
+		"clean-env": ef.cleanEnv,
+		"keep-env":  len(ef.keepEnv) > 0,
+	} {
+		if given {
+			return nil, notLanded("--"+name+" with rolesenv run", 5)
+		}
+	}
+	env := make([]string, 0, len(a.environ))
+	for _, kv := range a.environ {
+		if !strings.HasPrefix(kv, envPrefix) {
+			env = append(env, kv)
+		}
+	}
+	return env, nil
 }
