@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -431,6 +432,28 @@ func TestSystemdUnits(t *testing.T) {
 		cmd := exec.Command(analyze, "verify", out)
 		if b, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(b)) > 0 {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(unit), err, b)
+		}
+	}
+}
+
+// TestRunAsUser: --user runs the command as another account, supervised
+// or in place.
+func TestRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody here")
+	}
+	for _, mode := range [][]string{{"run"}, {"run", "--once"}} {
+		cmd := rolesenvCmd(t, nil, append(mode, "--user", "nobody", "--", "/bin/sh", "-c", "id -u; id -g")...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		if got, want := strings.Fields(string(out)), []string{u.Uid, u.Gid}; !slices.Equal(got, want) {
+			t.Errorf("%v: ids %q, want %q", mode, got, want)
 		}
 	}
 }

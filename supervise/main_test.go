@@ -24,7 +24,33 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(roleVar); role != "" {
 		os.Exit(runRole(role, os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if leaked := liveChildren(os.Getpid()); code == 0 && len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests left processes running: %v\n", leaked)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// liveChildren lists the children of pid that are still running.
+func liveChildren(pid int) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
+			out = append(out, e.Name()+" "+s[strings.IndexByte(s, '('):strings.LastIndexByte(s, ')')+1])
+		}
+	}
+	return out
 }
 
 func runRole(role string, args []string) int {

@@ -170,3 +170,51 @@ func TestTerminalTakenBack(t *testing.T) {
 	send("back\n")
 	tr.waitFor(t, "read:back", at)
 }
+
+// TestInteractiveBackgroundThenFg: started in the background, the child
+// does not get the terminal; when it reads, it stops, rolesenv stops with
+// it, and fg brings both back with the child in the foreground.
+func TestInteractiveBackgroundThenFg(t *testing.T) {
+	bash := testenv.RequireTool(t, "bash")
+	spec, err := json.Marshal(supervisorSpec{Command: testBinary(t), Env: childEnv("ttychild")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
+	cmd.Env = append(os.Environ(), "PS1=$ ", "TERM=dumb", roleVar+"=supervisor", specVar+"="+string(spec))
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	tr := &transcript{more: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			tr.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Logf("terminal:\n%s", tr)
+	})
+	send := func(s string) {
+		if _, err := tty.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := tr.waitFor(t, "$ ", 0)
+	send(testBinary(t) + " &\n")
+	at = tr.waitFor(t, "foreground=false", at)
+	at = tr.waitFor(t, "ttychild ready", at)
+	send("fg; echo \"fg:$?\"\n")
+	send("typed\n")
+	at = tr.waitFor(t, "got typed", at)
+	send("\x03")
+	tr.waitFor(t, "fg:41", at)
+}

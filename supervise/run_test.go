@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -452,5 +453,26 @@ func TestRefreshSignal(t *testing.T) {
 	h.s.inject(syscall.SIGUSR1)
 	if got := h.out.until("sig"); got != "sig SIGUSR1" {
 		t.Errorf("child got %q first; the refresh signal must not be forwarded", got)
+	}
+}
+
+// TestLogsNeverShowValues: nothing the Supervisor logs contains a value
+// of the child's environment, through starts, a restart and a stop.
+func TestLogsNeverShowValues(t *testing.T) {
+	const sentinel = "sentinel-secret-value-4f1c"
+	h := startHarness(t, Config{}, childEnv("hang", "GEN=0", "DB_PASSWORD="+sentinel))
+	h.out.until("ready")
+	h.update(childEnv("hang", "GEN=1", "DB_PASSWORD="+sentinel+"-rotated"), "sm://prod/db rotated")
+	h.log.wait("child restarted", 1)
+	h.cancel(errors.New("done"))
+	h.wait()
+	h.log.mu.Lock()
+	defer h.log.mu.Unlock()
+	for _, rec := range h.log.recs {
+		for k, v := range rec.attrs {
+			if strings.Contains(v, sentinel) || strings.Contains(rec.msg, sentinel) {
+				t.Errorf("log %q %s=%q shows a value", rec.msg, k, v)
+			}
+		}
 	}
 }
