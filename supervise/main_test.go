@@ -25,32 +25,11 @@ func TestMain(m *testing.M) {
 		os.Exit(runRole(role, os.Args[1:]))
 	}
 	code := m.Run()
-	if leaked := liveChildren(os.Getpid()); code == 0 && len(leaked) > 0 {
+	if leaked, _ := children(os.Getpid()); code == 0 && len(leaked) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: the tests left processes running: %v\n", leaked)
 		code = 1
 	}
 	os.Exit(code)
-}
-
-// liveChildren lists the children of pid that are still running.
-func liveChildren(pid int) []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
-			out = append(out, e.Name()+" "+s[strings.IndexByte(s, '('):strings.LastIndexByte(s, ')')+1])
-		}
-	}
-	return out
 }
 
 func runRole(role string, args []string) int {
@@ -140,7 +119,7 @@ func roleOrphans(args []string) int {
 	parent := os.Getppid()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		z := zombieChildren(parent)
+		_, z := children(parent)
 		if z == 0 {
 			fmt.Println("zombies 0")
 			return 0
@@ -166,13 +145,12 @@ func roleOrphanParent(args []string) int {
 	return 0
 }
 
-// zombieChildren counts the zombies whose parent is pid.
-func zombieChildren(pid int) int {
+// children lists the children of pid from /proc: those still running
+// (as "PID (comm)") and the number of zombies.
+func children(pid int) (live []string, zombies int) {
 	ents, _ := os.ReadDir("/proc")
-	n := 0
 	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -180,12 +158,18 @@ func zombieChildren(pid int) int {
 			continue
 		}
 		s := string(b)
+		comm := s[strings.IndexByte(s, '(') : strings.LastIndexByte(s, ')')+1]
 		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(pid) && p != 0 {
-			n++
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		if f[0] == "Z" {
+			zombies++
+		} else {
+			live = append(live, e.Name()+" "+comm)
 		}
 	}
-	return n
+	return live, zombies
 }
 
 // roleTTYChild reads lines from the terminal and answers "got LINE"; it

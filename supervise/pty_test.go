@@ -60,41 +60,7 @@ func (tr *transcript) String() string {
 // fg resumes it with the child in the foreground again, and Ctrl-C reaches
 // the child once, from the terminal, not through rolesenv.
 func TestInteractiveJobControl(t *testing.T) {
-	bash := testenv.RequireTool(t, "bash")
-	spec, err := json.Marshal(supervisorSpec{Command: testBinary(t), Env: childEnv("ttychild")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
-	cmd.Env = append(os.Environ(), "PS1=$ ", "TERM=dumb", roleVar+"=supervisor", specVar+"="+string(spec))
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-	tr := &transcript{more: make(chan struct{})}
-	copied := make(chan struct{})
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			tr.Write(buf[:n])
-			if err != nil {
-				close(copied)
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Logf("terminal:\n%s", tr)
-	})
-	send := func(s string) {
-		if _, err := tty.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr, send, ended := terminalSession(t, interactiveBash(t))
 
 	at := tr.waitFor(t, "$ ", 0)
 	send(testBinary(t) + "; echo \"first:$?\"\n")
@@ -116,7 +82,7 @@ func TestInteractiveJobControl(t *testing.T) {
 	tr.waitFor(t, "$ ", at)
 	send("exit\n")
 	select {
-	case <-copied:
+	case <-ended:
 	case <-time.After(deadline):
 		t.Fatal("bash did not exit")
 	}
@@ -136,32 +102,7 @@ func TestTerminalTakenBack(t *testing.T) {
 	script := `"$0"; echo "rc:$?"; read x; echo "read:$x"`
 	cmd := exec.Command("/bin/sh", "-c", script, testBinary(t))
 	cmd.Env = append(os.Environ(), roleVar+"=supervisor", specVar+"="+string(spec))
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-	tr := &transcript{more: make(chan struct{})}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			tr.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Logf("terminal:\n%s", tr)
-	})
-	send := func(s string) {
-		if _, err := tty.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr, send, _ := terminalSession(t, cmd)
 	at := tr.waitFor(t, "ttychild ready", 0)
 	send("hello\n")
 	at = tr.waitFor(t, "got hello", at)
@@ -175,39 +116,7 @@ func TestTerminalTakenBack(t *testing.T) {
 // does not get the terminal; when it reads, it stops, rolesenv stops with
 // it, and fg brings both back with the child in the foreground.
 func TestInteractiveBackgroundThenFg(t *testing.T) {
-	bash := testenv.RequireTool(t, "bash")
-	spec, err := json.Marshal(supervisorSpec{Command: testBinary(t), Env: childEnv("ttychild")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
-	cmd.Env = append(os.Environ(), "PS1=$ ", "TERM=dumb", roleVar+"=supervisor", specVar+"="+string(spec))
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-	tr := &transcript{more: make(chan struct{})}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			tr.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Logf("terminal:\n%s", tr)
-	})
-	send := func(s string) {
-		if _, err := tty.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr, send, _ := terminalSession(t, interactiveBash(t))
 	at := tr.waitFor(t, "$ ", 0)
 	send(testBinary(t) + " &\n")
 	at = tr.waitFor(t, "foreground=false", at)
@@ -217,4 +126,53 @@ func TestInteractiveBackgroundThenFg(t *testing.T) {
 	at = tr.waitFor(t, "got typed", at)
 	send("\x03")
 	tr.waitFor(t, "fg:41", at)
+}
+
+// terminalSession runs cmd on a new pseudo-terminal and returns what the
+// terminal shows and a way to type on it. The session ends with the test.
+func terminalSession(t *testing.T, cmd *exec.Cmd) (tr *transcript, send func(string), ended <-chan struct{}) {
+	t.Helper()
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr = &transcript{more: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			tr.Write(buf[:n])
+			if err != nil {
+				close(done)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		tty.Close()
+		t.Logf("terminal:\n%s", tr)
+	})
+	send = func(s string) {
+		if _, err := tty.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr, send, done
+}
+
+// interactiveBash is bash -i, with the supervisor role configured to
+// supervise a ttychild.
+func interactiveBash(t *testing.T) *exec.Cmd {
+	t.Helper()
+	bash := testenv.RequireTool(t, "bash")
+	spec, err := json.Marshal(supervisorSpec{Command: testBinary(t), Env: childEnv("ttychild")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
+	cmd.Env = append(os.Environ(), "PS1=$ ", "TERM=dumb", roleVar+"=supervisor", specVar+"="+string(spec))
+	return cmd
 }
