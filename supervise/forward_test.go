@@ -201,7 +201,7 @@ func TestParentDeathThreadKept(t *testing.T) {
 	}
 	h := startHarness(t, Config{ParentDeathSignal: syscall.SIGTERM}, childEnv("record", "RECORD_TERM_EXITS=1"))
 	h.out.until("ready")
-	for range 20 {
+	for range 200 {
 		done := make(chan struct{})
 		go func() {
 			runtime.LockOSThread() // never unlocked: the thread exits with the goroutine

@@ -128,7 +128,7 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 			l.killGroup()
 		case <-pollC:
 		}
-		if res, err, end := l.settle(); end {
+		if res, end, err := l.settle(); end {
 			return res, err
 		}
 	}
@@ -136,13 +136,13 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 
 // settle moves on once the child has exited: Run ends, or, during a
 // stop, waits for the rest of its process group, then ends or restarts.
-func (l *loop) settle() (Result, error, bool) {
+func (l *loop) settle() (res Result, end bool, err error) {
 	if !l.child.exited {
-		return Result{}, nil, false
+		return Result{}, false, nil
 	}
 	if l.stop == nil {
 		code, sig := statusOf(l.child.status)
-		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, nil, true
+		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, true, nil
 	}
 	if !groupGone(l.child.pgid) {
 		if l.stop.poll == nil {
@@ -150,7 +150,7 @@ func (l *loop) settle() (Result, error, bool) {
 			// here; look again now and then.
 			l.stop.poll = time.NewTicker(50 * time.Millisecond)
 		}
-		return Result{}, nil, false
+		return Result{}, false, nil
 	}
 	st := l.stop
 	l.stopTimers(st)
@@ -159,16 +159,16 @@ func (l *loop) settle() (Result, error, bool) {
 	code, sig := statusOf(l.child.status)
 	if !st.restart {
 		l.log.Info("child stopped", "reason", st.reason, "status", code, "took", took)
-		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, st.end, true
+		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, true, st.end
 	}
 	if err := l.start(st.env); err != nil {
-		return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, err, true
+		return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, true, err
 	}
 	l.restarts++
 	l.log.Info("child restarted", "pid", l.child.pid, "reason", st.reason, "stop_took", took, "restarts", l.restarts)
 	l.notify.send("READY=1", status(fmt.Sprintf("running %s (pid %d), restarted %d times", l.cfg.Command, l.child.pid, l.restarts)))
 	l.plan() // a change may have been deferred meanwhile
-	return Result{}, nil, false
+	return Result{}, false, nil
 }
 
 // start starts the child with env.

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -58,4 +59,27 @@ func TestValidateSignals(t *testing.T) {
 			t.Errorf("%s refused as the refresh signal: %v", SignalName(sig), err)
 		}
 	}
+}
+
+// FuzzParseSignal: any input either fails or gives a signal in range
+// whose name parses back to it.
+func FuzzParseSignal(f *testing.F) {
+	for _, s := range []string{"TERM", "sigterm", "15", "RTMIN+3", "SIGRTMAX-1", "0", "65", "RTMIN+-1", "+15", "SIG", " int "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 64 {
+			return
+		}
+		sig, err := ParseSignal(s)
+		if err != nil {
+			return
+		}
+		if sig < 1 || sig > maxSignal {
+			t.Fatalf("ParseSignal(%q) = %d, out of range", s, sig)
+		}
+		if back, err := ParseSignal(SignalName(sig)); err != nil && !strings.HasPrefix(SignalName(sig), "signal ") || err == nil && back != sig {
+			t.Fatalf("ParseSignal(%q) = %d, whose name %q parses to %d, %v", s, sig, SignalName(sig), back, err)
+		}
+	})
 }
