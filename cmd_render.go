@@ -195,7 +195,8 @@ func shown(v inject.Value, reveal bool) string {
 	return v.Reveal()
 }
 
-// quoteShell quotes s for POSIX sh: single quotes, each ' written '\”.
+// quoteShell quotes s for POSIX sh: in single quotes, each quote in s
+// closed, escaped with a backslash and reopened.
 func quoteShell(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

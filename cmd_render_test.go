@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/internal/awsdev"
@@ -526,5 +527,81 @@ func TestRenderLeastPrivilegeMoto(t *testing.T) {
 	}
 	if n := strings.Count(stderr, "rolesenv: error: "); n != secrets {
 		t.Errorf("%d errors, want one per reference (%d):\n%s", n, secrets, stderr)
+	}
+}
+
+// TestRenderUnavailable: AWS failing after retries is exit 69, and so is
+// the start-up deadline.
+func TestRenderUnavailable(t *testing.T) {
+	s := renderEnv(t, awsdev.AllowAll)
+	mustDo[string](t)(s.CreateSecret("u/a", "SNTL-a"))
+	if err := os.WriteFile("t.env", []byte("A=sm://u/a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.SetErrorRate("secretsmanager:GetSecretValue", 1, awsdev.FaultUnavailable)
+	code, _, stderr := runIn("", "render", "--env-file", "t.env", "--clean-env", "--log-level", "warn")
+	if code != exitUnavailable || !strings.Contains(stderr, "rolesenv: error: t.env:1: A: sm://u/a: AWS unavailable: secretsmanager:GetSecretValue on u/a: ServiceUnavailable") {
+		t.Errorf("503s: exit %d: %s", code, stderr)
+	}
+	if n := s.Calls("secretsmanager:GetSecretValue"); n < 2 {
+		t.Errorf("%d calls: no retry", n)
+	}
+	s.SetErrorRate("secretsmanager:GetSecretValue", 0, awsdev.FaultUnavailable)
+	s.SetLatency(time.Minute)
+	defer s.SetLatency(0)
+	code, _, stderr = runIn("", "render", "--env-file", "t.env", "--clean-env", "--log-level", "warn", "--timeout", "200ms")
+	if code != exitUnavailable || !strings.Contains(stderr, "rolesenv: error: t.env:1: A: sm://u/a: AWS unavailable: secretsmanager:GetSecretValue on u/a: the start-up deadline passed before AWS answered") {
+		t.Errorf("deadline: exit %d: %s", code, stderr)
+	}
+}
+
+// TestRenderWithoutAWS: a template without references renders without
+// any AWS configuration (a broken one is not even read); the inherited
+// environment comes without ROLESENV_* variables and with inherited
+// credentials masked; files come from stdin and ROLESENV_ENV_FILE.
+func TestRenderWithoutAWS(t *testing.T) {
+	testenv.IsolateAWS(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	broken := filepath.Join(dir, "config")
+	if err := os.WriteFile(broken, []byte("[profile\ngarbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", broken)
+	t.Setenv("AWS_PROFILE", "missing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "SNTL-inherited")
+	t.Setenv("ROLESENV_PRIVATE_KEY_PASSPHRASE", "SNTL-passphrase")
+	t.Setenv("RTEST_INHERITED", "inherited")
+	for name, data := range map[string]string{"a.env": "A=1\nB=$RTEST_INHERITED\n", "b.env": "A=2\nC=${A}\n"} {
+		if err := os.WriteFile(name, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("ROLESENV_ENV_FILE", "a.env:b.env")
+	code, stdout, stderr := runIn("D=stdin\n", "render", "--env-file", "a.env", "--env-file", "b.env", "--env-file", "-")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"\nA=2\n", "\nB=inherited\n", "\nC=2\n", "\nD=stdin\n", "\nRTEST_INHERITED=inherited\n", "\nAWS_SECRET_ACCESS_KEY=********\n"} {
+		if !strings.Contains("\n"+stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout+stderr, sentinel) || strings.Contains(stdout, "ROLESENV_") {
+		t.Errorf("leaked:\n%s\n%s", stdout, stderr)
+	}
+	// The twin alone.
+	code, stdout, stderr = runIn("", "render", "--clean-env", "--format", "json")
+	if code != 0 || stdout != "{\n  \"A\": \"2\",\n  \"B\": \"inherited\",\n  \"C\": \"2\"\n}\n" {
+		t.Errorf("ROLESENV_ENV_FILE: exit %d: %s %s", code, stdout, stderr)
+	}
+	// Help.
+	code, stdout, _ = runIn("", "render", "--help")
+	if code != 0 || !strings.Contains(stdout, "Usage: rolesenv render") || !strings.Contains(stdout, "Examples:") {
+		t.Errorf("help: %d %s", code, stdout)
+	}
+	code, _, stderr = runIn("", "render", "extra")
+	if code != exitUsage || !strings.Contains(stderr, "render takes no arguments") {
+		t.Errorf("extra argument: %d %s", code, stderr)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 	"github.com/aws/smithy-go"
@@ -82,16 +82,16 @@ func awsFailure(action, resource string, err error) *fetchError {
 		fe.code = ae.ErrorCode()
 		fe.msg = oneLine(ae.ErrorMessage())
 	}
-	var se *v4.SigningError
+	var ce *credentialsError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		fe.class, fe.msg = classUnavailable, "the start-up deadline passed before AWS answered"
 	case errors.Is(err, context.Canceled):
 		fe.class, fe.msg = classOther, "canceled"
-	case errors.As(err, &se):
-		fe.msg = "failed to obtain AWS credentials: " + credentialError(se.Err)
+	case errors.As(err, &ce):
+		fe.msg = ce.Error()
 		fe.class = classConfig
-		if classifies(se.Err) {
+		if classifies(ce.err) {
 			fe.class = classOther // the credential source's own error says what it is
 		}
 	case deniedCodes[fe.code]:
@@ -117,6 +117,34 @@ func awsFailure(action, resource string, err error) *fetchError {
 	}
 	return fe
 }
+
+// taggedCredentials marks the errors of a credential provider, so that a
+// failure to obtain credentials is told apart from a failing request.
+type taggedCredentials struct{ p aws.CredentialsProvider }
+
+func tagCredentials(p aws.CredentialsProvider) aws.CredentialsProvider {
+	switch p.(type) {
+	case nil, aws.AnonymousCredentials:
+		return p // the SDK does not sign with these: keep them recognisable
+	}
+	return taggedCredentials{p}
+}
+
+func (t taggedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := t.p.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err: err}
+	}
+	return c, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string {
+	return "failed to obtain AWS credentials: " + credentialError(e.err)
+}
+
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // classifies reports an error tree that says itself whether it is a
 // configuration, access or availability problem.

@@ -14,6 +14,13 @@ import (
 // only through Environ (for exec) and Value.Reveal.
 type Env struct {
 	redacted
+	// The data is behind a pointer: fmt prints the fields of a value it
+	// cannot format (%p of a struct) but only the address of a pointer
+	// inside it.
+	d *envData
+}
+
+type envData struct {
 	vars   []envVar // sorted by name
 	digest [sha256.Size]byte
 }
@@ -26,17 +33,21 @@ type envVar struct {
 // Value is one variable's value. It prints "[redacted]".
 type Value struct {
 	redacted
-	s         string
-	sensitive bool
+	v *envVar
 }
 
 // Reveal returns the value itself.
-func (v Value) Reveal() string { return v.s }
+func (v Value) Reveal() string {
+	if v.v == nil {
+		return ""
+	}
+	return v.v.value
+}
 
 // Sensitive reports a value that came from a secret or parameter (or an
 // inherited credential variable): render masks it unless asked not to.
 // Literal values from env files are not sensitive.
-func (v Value) Sensitive() bool { return v.sensitive }
+func (v Value) Sensitive() bool { return v.v != nil && v.v.sensitive }
 
 func newEnv(vars []envVar) *Env {
 	slices.SortFunc(vars, func(a, b envVar) int { return strings.Compare(a.name, b.name) })
@@ -47,16 +58,16 @@ func newEnv(vars []envVar) *Env {
 		h.Write([]byte(v.value))
 		h.Write([]byte{0})
 	}
-	e := &Env{vars: vars}
-	h.Sum(e.digest[:0])
+	e := &Env{d: &envData{vars: vars}}
+	h.Sum(e.d.digest[:0])
 	return e
 }
 
 // Environ returns the environment as exec wants it: NAME=value strings,
 // sorted by name.
 func (e *Env) Environ() []string {
-	out := make([]string, len(e.vars))
-	for i, v := range e.vars {
+	out := make([]string, len(e.d.vars))
+	for i, v := range e.d.vars {
 		out[i] = v.name + "=" + v.value
 	}
 	return out
@@ -64,23 +75,23 @@ func (e *Env) Environ() []string {
 
 // Names returns the variables' names, sorted.
 func (e *Env) Names() []string {
-	out := make([]string, len(e.vars))
-	for i, v := range e.vars {
+	out := make([]string, len(e.d.vars))
+	for i, v := range e.d.vars {
 		out[i] = v.name
 	}
 	return out
 }
 
 // Len is the number of variables.
-func (e *Env) Len() int { return len(e.vars) }
+func (e *Env) Len() int { return len(e.d.vars) }
 
 // Lookup returns a variable's value.
 func (e *Env) Lookup(name string) (Value, bool) {
-	i, ok := slices.BinarySearchFunc(e.vars, name, func(v envVar, n string) int { return strings.Compare(v.name, n) })
+	i, ok := slices.BinarySearchFunc(e.d.vars, name, func(v envVar, n string) int { return strings.Compare(v.name, n) })
 	if !ok {
 		return Value{}, false
 	}
-	return Value{s: e.vars[i].value, sensitive: e.vars[i].sensitive}, true
+	return Value{v: &e.d.vars[i]}, true
 }
 
 // Equal reports whether two environments have the same variables and
@@ -90,25 +101,26 @@ func (e *Env) Equal(o *Env) bool {
 	if e == nil || o == nil {
 		return e == o
 	}
-	return subtle.ConstantTimeCompare(e.digest[:], o.digest[:]) == 1
+	return subtle.ConstantTimeCompare(e.d.digest[:], o.d.digest[:]) == 1
 }
 
 // Changed returns the names of the variables that differ between o and e:
 // added, removed or with another value. Names only, for logs.
 func (e *Env) Changed(o *Env) []string {
 	var out []string
+	a, b := e.d.vars, o.d.vars
 	i, j := 0, 0
-	for i < len(e.vars) || j < len(o.vars) {
+	for i < len(a) || j < len(b) {
 		switch {
-		case j == len(o.vars) || (i < len(e.vars) && e.vars[i].name < o.vars[j].name):
-			out = append(out, e.vars[i].name)
+		case j == len(b) || (i < len(a) && a[i].name < b[j].name):
+			out = append(out, a[i].name)
 			i++
-		case i == len(e.vars) || o.vars[j].name < e.vars[i].name:
-			out = append(out, o.vars[j].name)
+		case i == len(a) || b[j].name < a[i].name:
+			out = append(out, b[j].name)
 			j++
 		default:
-			if e.vars[i].value != o.vars[j].value {
-				out = append(out, e.vars[i].name)
+			if a[i].value != b[j].value {
+				out = append(out, a[i].name)
 			}
 			i++
 			j++
@@ -134,7 +146,7 @@ type Version struct {
 // or the error that AWS answered. It prints "[redacted]".
 type Values struct {
 	redacted
-	m map[Fetch]*fetched
+	m map[Fetch]*fetched // fmt prints a map inside a struct, but only the addresses of its pointers
 }
 
 type fetched struct {

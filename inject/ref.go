@@ -302,14 +302,22 @@ func (r Ref) finish() (Ref, error) {
 		if err != nil {
 			return Ref{}, err
 		}
-		r.Region = region
 		if secret, ok := strings.CutPrefix(name, bridgePrefix); ok {
 			// /aws/reference/secretsmanager/<secret-id>: a label selects a
 			// stage, a version a secret version id.
+			paramARN := r.ID
 			r.Service = SecretsManager
 			r.ID = secret
+			if region != "" {
+				// By parameter ARN: the secret's partial ARN (without the
+				// random suffix, which GetSecretValue accepts) keeps the
+				// region and account.
+				f := strings.Split(paramARN, ":")
+				r.ID = strings.Join([]string{"arn", f[1], "secretsmanager", f[3], f[4], "secret", secret}, ":")
+			}
 			r.Stage, r.Label = r.Label, ""
 		} else {
+			r.Region = region
 			if r.VersionID != "" {
 				v, err := strconv.ParseInt(r.VersionID, 10, 64)
 				if err != nil || v <= 0 || r.VersionID[0] == '0' {
@@ -330,11 +338,7 @@ func (r Ref) finish() (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	if region != "" || r.Region == "" {
-		// A secret ARN names its region; a bridge reference by parameter
-		// ARN keeps the parameter's.
-		r.Region = region
-	}
+	r.Region = region
 	if r.Stage != "" && r.VersionID != "" {
 		return Ref{}, errors.New("both a stage and a version id are pinned; give one")
 	}

@@ -102,7 +102,10 @@ func (r *Resolver) secrets(region string) secretsAPI {
 	if r.newSM != nil {
 		c = r.newSM(region)
 	} else {
-		c = secretsmanager.NewFromConfig(r.Config, func(o *secretsmanager.Options) { o.Region = region })
+		c = secretsmanager.NewFromConfig(r.Config, func(o *secretsmanager.Options) {
+			o.Region = region
+			o.Credentials = tagCredentials(o.Credentials)
+		})
 	}
 	r.sm[region] = c
 	return c
@@ -121,7 +124,10 @@ func (r *Resolver) params(region string) ssmAPI {
 	if r.newPS != nil {
 		c = r.newPS(region)
 	} else {
-		c = ssm.NewFromConfig(r.Config, func(o *ssm.Options) { o.Region = region })
+		c = ssm.NewFromConfig(r.Config, func(o *ssm.Options) {
+			o.Region = region
+			o.Credentials = tagCredentials(o.Credentials)
+		})
 	}
 	r.ps[region] = c
 	return c

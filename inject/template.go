@@ -89,11 +89,21 @@ type Options struct {
 	Set    []Setting
 }
 
-// Setting is a variable placed by Options.Set.
+// Setting is a variable placed by Options.Set. It prints "[redacted]".
 type Setting struct {
 	redacted
-	Name, Value string
-	Sensitive   bool // masked by render unless revealed, like a secret
+	s *setting
+}
+
+type setting struct {
+	name, value string
+	sensitive   bool
+}
+
+// NewSetting makes a Setting; a sensitive one is masked by render unless
+// revealed, as a secret is.
+func NewSetting(name, value string, sensitive bool) Setting {
+	return Setting{s: &setting{name: name, value: value, sensitive: sensitive}}
 }
 
 // environFile is the File name of errors about inherited variables.
@@ -191,12 +201,13 @@ func Parse(files []File, opts Options) (*Template, error) {
 	for _, f := range files {
 		p.file(f)
 	}
-	for _, s := range opts.Set {
-		if !ValidName(s.Name) {
+	for _, st := range opts.Set {
+		s := st.s
+		if s == nil || !ValidName(s.name) {
 			p.errs = append(p.errs, configErr("", 0, "", "", "invalid variable name in a setting"))
 			continue
 		}
-		p.final[s.Name] = &entry{name: s.Name, file: "rolesenv", lit: s.Value, sensitive: s.Sensitive}
+		p.final[s.name] = &entry{name: s.name, file: "rolesenv", lit: s.value, sensitive: s.sensitive}
 	}
 	if err := join(p.errs); err != nil {
 		return nil, err
