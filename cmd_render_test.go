@@ -600,6 +600,10 @@ func TestRenderWithoutAWS(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "Usage: rolesenv render") || !strings.Contains(stdout, "Examples:") {
 		t.Errorf("help: %d %s", code, stdout)
 	}
+	code, _, stderr = runIn("", "render", "--env-file", "missing.env")
+	if code != exitConfig || !strings.Contains(stderr, "rolesenv: error: missing.env: no such file or directory") {
+		t.Errorf("missing file: %d %s", code, stderr)
+	}
 	code, _, stderr = runIn("", "render", "extra")
 	if code != exitUsage || !strings.Contains(stderr, "render takes no arguments") {
 		t.Errorf("extra argument: %d %s", code, stderr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,5 +53,62 @@ func BenchmarkResolve(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkFleetStart starts a fleet of processes at once against the
+// emulator with the documented account quotas (BatchGetSecretValue 100
+// TPS, GetSecretValue 10,000 TPS), each resolving 20 secrets with its own
+// connections: throttled batches fall back to GetSecretValue at once, so
+// every process starts, and the slowest start is reported.
+func BenchmarkFleetStart(b *testing.B) {
+	const fleet, secrets = 150, 20
+	s, cfg := startDev(b, awsdev.AllowAll)
+	var src strings.Builder
+	for i := range secrets {
+		name := fmt.Sprintf("fleet/s%02d", i)
+		if _, err := s.CreateSecret(name, "v"); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&src, "S%02d=sm://%s\n", i, name)
+	}
+	tm, err := Parse([]File{{"fleet.env", []byte(src.String())}}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetAWSQuotas(0)
+	defer s.SetQuota("secretsmanager:BatchGetSecretValue", 0)
+	defer s.SetQuota("secretsmanager:GetSecretValue", 0)
+	for _, mode := range []struct {
+		name string
+		m    BatchMode
+	}{{"auto", BatchAuto}, {"get", BatchNever}} {
+		b.Run(mode.name, func(b *testing.B) {
+			s.ResetCalls()
+			var slowest time.Duration
+			for b.Loop() {
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				for range fleet {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c := cfg.Copy()
+						c.HTTPClient = endpointConfig(b, s.URL(), s.CAPEM(), "", "").HTTPClient
+						start := time.Now()
+						if _, _, err := (&Resolver{Config: c, Batch: mode.m}).Resolve(context.Background(), tm); err != nil {
+							b.Error(err)
+						}
+						mu.Lock()
+						slowest = max(slowest, time.Since(start))
+						mu.Unlock()
+					}()
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(slowest.Milliseconds()), "slowest-ms")
+			b.ReportMetric(float64(s.Throttled("secretsmanager:BatchGetSecretValue"))/float64(b.N), "batch-throttled/op")
+			b.ReportMetric(float64(s.Calls("secretsmanager:BatchGetSecretValue")+s.Calls("secretsmanager:GetSecretValue"))/float64(b.N), "calls/op")
+		})
 	}
 }

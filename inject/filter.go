@@ -21,20 +21,7 @@ var filters = map[string]func(string) (string, error){
 // urlQuery percent-encodes every byte outside the RFC 3986 unreserved
 // set, so the result is safe in userinfo, path and query alike.
 func urlQuery(s string) (string, error) {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String(), nil
+	return percentEncode(s, func(c byte) bool { return c == '-' || c == '.' || c == '_' || c == '~' }), nil
 }
 
 // base64Decode accepts standard base64 with or without padding, ignoring

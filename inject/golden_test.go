@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,9 +31,19 @@ var (
 	goldenRotated = []string{`{"v":"one"}`, `{"v":"two"}`}
 )
 
+// ecsParamSkip: AWS takes parameter ARNs in GetParameters' Names (the only
+// way to read a parameter shared from another account), and rolesenv
+// passes them as written; neither emulator does yet (moto only in
+// GetParameter), so the ECS parameter ARN form is checked with fakes
+// (TestRegions) until they do.
+var ecsParamSkip = []string{"ECS_PARAM"}
+
 // goldenPlaceholders are the parts of the template that differ between
 // emulators.
-type goldenPlaceholders struct{ dbARN, rotatedARN, rotatedV1 string }
+type goldenPlaceholders struct {
+	dbARN, rotatedARN, rotatedV1 string
+	skip                         []string // variables an emulator cannot serve yet
+}
 
 func goldenTemplate(t *testing.T, p goldenPlaceholders) *Template {
 	t.Helper()
@@ -41,6 +52,13 @@ func goldenTemplate(t *testing.T, p goldenPlaceholders) *Template {
 		t.Fatal(err)
 	}
 	src := strings.NewReplacer("@DB_ARN@", p.dbARN, "@ROTATED_ARN@", p.rotatedARN, "@ROTATED_V1@", p.rotatedV1).Replace(string(data))
+	var lines []string
+	for _, line := range strings.Split(src, "\n") {
+		if name, _, _ := strings.Cut(line, "="); !slices.Contains(p.skip, name) {
+			lines = append(lines, line)
+		}
+	}
+	src = strings.Join(lines, "\n")
 	tm, err := Parse([]File{{Name: "golden.env", Data: []byte(src)}}, Options{CleanEnv: true})
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +103,9 @@ func checkGolden(t *testing.T, cfg aws.Config, p goldenPlaceholders) {
 		t.Fatal(err)
 	}
 	for k, v := range want {
+		if slices.Contains(p.skip, k) {
+			continue
+		}
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
@@ -100,7 +121,7 @@ func checkGolden(t *testing.T, cfg aws.Config, p goldenPlaceholders) {
 // against the emulator.
 func TestGoldenAWSDev(t *testing.T) {
 	s, cfg := startDev(t, awsdev.AllowAll)
-	var p goldenPlaceholders
+	p := goldenPlaceholders{skip: ecsParamSkip}
 	p.dbARN = must[string](t)(s.CreateSecret("golden/db", goldenDB))
 	must[string](t)(s.CreateSecret("golden/plain", goldenPlain))
 	must[string](t)(s.CreateBinarySecret("golden/binary", goldenBinary))
@@ -137,7 +158,7 @@ func TestGoldenMoto(t *testing.T) {
 	if err := os.WriteFile(bin, goldenBinary, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var p goldenPlaceholders
+	p := goldenPlaceholders{skip: ecsParamSkip}
 	p.dbARN = cli("secretsmanager", "create-secret", "--name", "golden/db", "--secret-string", goldenDB, "--query", "ARN", "--output", "text")
 	cli("secretsmanager", "create-secret", "--name", "golden/plain", "--secret-string", goldenPlain)
 	cli("secretsmanager", "create-secret", "--name", "golden/binary", "--secret-binary", "fileb://"+bin)

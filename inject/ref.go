@@ -524,11 +524,18 @@ func (r Ref) String() string {
 // few that are safe inside a reference, so the result never contains
 // space, '|', '}', '#', '?', '&' or '%' unescaped.
 func escapeRef(s string) string {
+	return percentEncode(s, func(c byte) bool { return strings.IndexByte("-._~/:@=+!$'()*,;", c) >= 0 })
+}
+
+// percentEncode writes every byte that is neither alphanumeric nor kept
+// as %XX.
+func percentEncode(s string, keep func(byte) bool) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if isAlnum(c) || strings.IndexByte("-._~/:@=+!$'()*,;", c) >= 0 {
+		if isAlnum(c) || keep(c) {
 			b.WriteByte(c)
 			continue
 		}
