@@ -92,10 +92,11 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 	}
 	a.log = log
 
-	env, err := a.resolveEnv(ctx, &ef, &cf)
+	res, err := a.resolveEnv(ctx, &ef, &cf, inject.Options{})
 	if err != nil {
 		return err
 	}
+	env := res.env
 	if err := inject.CheckSize(nil, env.Environ()); err != nil {
 		return err
 	}
@@ -112,9 +113,21 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 	return w.Flush()
 }
 
-// resolveEnv reads the env files and resolves the child's environment. A
-// template without references asks for no AWS configuration at all.
-func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags) (*inject.Env, error) {
+// resolution is what start-up resolution produced: the child's
+// environment, and for a watcher the template, the fetched values and the
+// resolver (nil when the template has no reference).
+type resolution struct {
+	tm       *inject.Template
+	env      *inject.Env
+	vals     *inject.Values
+	resolver *inject.Resolver
+}
+
+// resolveEnv reads the env files and resolves the child's environment
+// within --timeout. opts may carry Remove and Set (the credentials
+// endpoint's variables); the flags fill in the rest. A template without
+// references asks for no AWS configuration and no credentials at all.
+func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags, opts inject.Options) (*resolution, error) {
 	if ef.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, ef.timeout)
@@ -124,28 +137,30 @@ func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags) (*inj
 	if err != nil {
 		return nil, err
 	}
-	tm, err := inject.Parse(files, inject.Options{
-		Environ:  a.environ,
-		FromEnv:  ef.fromEnv,
-		CleanEnv: ef.cleanEnv,
-		KeepEnv:  ef.keepEnv,
-	})
+	opts.Environ, opts.FromEnv, opts.CleanEnv, opts.KeepEnv = a.environ, ef.fromEnv, ef.cleanEnv, ef.keepEnv
+	tm, err := inject.Parse(files, opts)
 	if err != nil {
 		return nil, err
 	}
 	for _, w := range tm.Warnings() {
 		a.log.Warn(w)
 	}
+	res := &resolution{tm: tm}
 	if len(tm.Fetches()) == 0 {
-		return tm.Render(inject.NewValues())
+		res.vals = inject.NewValues()
+		res.env, err = tm.Render(res.vals)
+		return res, err
 	}
 	cfg, err := a.awsConfig(ctx, cf)
 	if err != nil {
 		return nil, err
 	}
-	r := &inject.Resolver{Config: cfg, Logger: a.log}
-	env, _, err := r.Resolve(ctx, tm)
-	return env, err
+	res.resolver = &inject.Resolver{Config: cfg, Logger: a.log}
+	res.env, res.vals, err = res.resolver.Resolve(ctx, tm)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func renderJSON(w io.Writer, env *inject.Env, reveal bool) error {
