@@ -123,7 +123,7 @@ type Template struct {
 	redacted
 	final    map[string]*entry // the variables the child gets, by name
 	names    []string          // sorted
-	fetches  []Fetch           // distinct, needed by the final variables, in first-use order
+	fetches  []Fetch           // distinct, needed by the final variables
 	uses     int               // references needed by the final variables
 	warnings []string
 }
@@ -240,8 +240,9 @@ func Parse(files []File, opts Options) (*Template, error) {
 	return t, nil
 }
 
-// Fetches returns the distinct fetches the child's environment needs, in
-// the order the references first appear.
+// Fetches returns the distinct fetches the child's environment needs (a
+// reference overridden by a later file is not needed), in the order of
+// the variables' names.
 func (t *Template) Fetches() []Fetch { return slices.Clone(t.fetches) }
 
 // References is the number of references the child's environment uses
