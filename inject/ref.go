@@ -33,8 +33,13 @@ const currentStage = "AWSCURRENT"
 // (see the package documentation).
 const bridgePrefix = "/aws/reference/secretsmanager/"
 
-// maxRefLen bounds a reference's text; AWS ids are at most 2048 bytes.
-const maxRefLen = 4096
+// maxRefLen bounds a reference's text, and maxKeyLen its JSON key or
+// pointer, so that the canonical form (ids up to AWS's 2048 bytes, a key
+// percent-encoded up to three times its length) stays under maxRefLen.
+const (
+	maxRefLen = 8192
+	maxKeyLen = 1024
+)
 
 // Fetch is one distinct thing to fetch: a secret at a version selector, or
 // a parameter at a selector. It is comparable: the resolver makes one
@@ -196,6 +201,9 @@ func (r *Ref) setKey(key string, pointerAllowed bool) error {
 	if key == "" {
 		return errors.New("empty JSON key")
 	}
+	if len(key) > maxKeyLen {
+		return errors.New("JSON key is too long")
+	}
 	if pointerAllowed && strings.HasPrefix(key, "/") {
 		if err := checkPointer(key); err != nil {
 			return err
@@ -225,7 +233,9 @@ func parseECS(s string) (Ref, error) {
 		r.ID = strings.Join(f[:7], ":")
 		if len(f) == 10 {
 			if f[7] != "" {
-				r.Key = f[7]
+				if err := r.setKey(f[7], false); err != nil {
+					return Ref{}, err
+				}
 			}
 			r.Stage, r.VersionID = f[8], f[9]
 		}
@@ -262,7 +272,9 @@ func parseCFNSecret(rest string) (Ref, error) {
 		return Ref{}, errors.New("the field after the secret id must be SecretString")
 	}
 	if extra[1] != "" {
-		r.Key = extra[1]
+		if err := r.setKey(extra[1], false); err != nil {
+			return Ref{}, err
+		}
 	}
 	r.Stage, r.VersionID = extra[2], extra[3]
 	return r.finish()

@@ -105,7 +105,9 @@ func TestParseRefErrors(t *testing.T) {
 		{"resolve:ssm:/a:1:2", "too many fields (want <name>:<version>)"},
 		{"resolve:ssm:/a:", "empty parameter version"},
 		{"resolve:ssm:/a:latest", "a parameter version is a positive number"},
-		{"sm://" + strings.Repeat("a", 5000), "reference is too long"},
+		{"sm://" + strings.Repeat("a", 9000), "reference is too long"},
+		{"sm://a#" + strings.Repeat("%12", 1025), "JSON key is too long"},
+		{"resolve:secretsmanager:a:SecretString:" + strings.Repeat("k", 1025), "JSON key is too long"},
 	}
 	for _, tt := range tests {
 		_, err := ParseRef(tt.in)
