@@ -19,7 +19,8 @@ import (
 type Options struct {
 	Addr      string           // listen address; default "127.0.0.1:0"
 	HTTP      bool             // serve plain HTTP instead of HTTPS
-	Region    string           // default "us-east-1"
+	Region    string           // the home region; default "us-east-1"
+	Regions   []string         // more regions served besides Region (see Server.InRegion)
 	AccountID string           // default "123456789012"
 	TLSCACert []byte           // PEM CA certificate for the TLS server certificate; nil generates one
 	TLSCAKey  []byte           // PEM (PKCS#8) key of TLSCACert
@@ -29,9 +30,12 @@ type Options struct {
 
 // Server is a running emulator. All methods are safe for concurrent use.
 type Server struct {
-	region, accountID string
-	now               func() time.Time
-	log               *slog.Logger
+	accountID  string
+	now        func() time.Time
+	log        *slog.Logger
+	home       *Region            // Options.Region
+	regions    map[string]*Region // every region served, by name; never changes after newServer
+	regionList []string           // their names, home first
 
 	ln        net.Listener
 	srv       *http.Server
@@ -41,20 +45,32 @@ type Server struct {
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
 	served    chan struct{} // closed when Serve returns
+	connMu    sync.Mutex
+	fresh     map[net.Conn]bool // connections that have not sent a request yet
 
 	mu           sync.Mutex // guards everything below
 	users        map[string]*user
-	keys         map[string]*accessKey   // static keys by id
-	roles        map[string]*role        // by name
-	sessions     map[string]*session     // by access key id
-	anchors      map[string]*trustAnchor // by ARN
-	profiles     map[string]*profile     // by ARN
-	secrets      map[string]*secret      // by name
-	params       map[string]*parameter   // by name
-	subjects     map[string]string       // Roles Anywhere subject ids, by certificate subject and issuer
+	keys         map[string]*accessKey // static keys by id
+	roles        map[string]*role      // by name
+	sessions     map[string]*session   // by access key id
 	credLifetime time.Duration
 
 	ctl *controls // its own lock
+}
+
+// Region is one region of the emulator: its Secrets Manager secrets, SSM
+// parameters and Roles Anywhere trust anchors and profiles, which no other
+// region sees. IAM (users, roles, policies) and STS are global, as in AWS.
+// Its methods are the Server's data methods, acting in this region; it is
+// safe for concurrent use.
+type Region struct {
+	s        *Server
+	name     string
+	secrets  map[string]*secret      // by name
+	params   map[string]*parameter   // by name
+	anchors  map[string]*trustAnchor // by ARN
+	profiles map[string]*profile     // by ARN
+	subjects map[string]string       // Roles Anywhere subject ids, by certificate subject and issuer
 }
 
 // Rule allows Actions on Resources. Both use IAM wildcards (* and ?).

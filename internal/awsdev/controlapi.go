@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -120,16 +121,17 @@ func parseFault(name string) (Fault, error) {
 }
 
 type callsOutput struct {
-	Calls     map[string]int64 `json:"calls"`
-	Throttled map[string]int64 `json:"throttled"`
+	Calls     map[string]int64            `json:"calls"`
+	Regions   map[string]map[string]int64 `json:"regions"` // the same calls by the region of their scope
+	Throttled map[string]int64            `json:"throttled"`
 }
 
 func (s *Server) ctlCalls([]byte) (any, error) {
 	s.ctl.mu.Lock()
 	defer s.ctl.mu.Unlock()
-	out := callsOutput{Calls: map[string]int64{}, Throttled: map[string]int64{}}
-	for k, v := range s.ctl.calls {
-		out.Calls[k] = v
+	out := callsOutput{Calls: maps.Clone(s.ctl.calls), Regions: map[string]map[string]int64{}, Throttled: map[string]int64{}}
+	for region, m := range s.ctl.byRegion {
+		out.Regions[region] = maps.Clone(m)
 	}
 	for k, v := range s.ctl.throttled {
 		out.Throttled[k] = v

@@ -12,13 +12,19 @@ import (
 type controls struct {
 	mu        sync.Mutex
 	calls     map[string]int64
+	byRegion  map[string]map[string]int64 // calls by region, then op
 	throttled map[string]int64
 	latency   time.Duration
 	opLatency map[string]time.Duration
 	failNext  map[string]*pendingFaults // by op, or "*"
 	rates     map[string]faultRate      // by op, or "*"
-	quotas    map[string]*bucket
+	quotas    map[string]float64        // tps by op
+	buckets   map[quotaKey]*bucket
 }
+
+// quotaKey names one quota's bucket: AWS counts requests per account and
+// region.
+type quotaKey struct{ op, region string }
 
 type pendingFaults struct {
 	n     int
@@ -39,18 +45,30 @@ type bucket struct {
 func newControls() *controls {
 	return &controls{
 		calls:     map[string]int64{},
+		byRegion:  map[string]map[string]int64{},
 		throttled: map[string]int64{},
 		opLatency: map[string]time.Duration{},
 		failNext:  map[string]*pendingFaults{},
 		rates:     map[string]faultRate{},
-		quotas:    map[string]*bucket{},
+		quotas:    map[string]float64{},
+		buckets:   map[quotaKey]*bucket{},
 	}
 }
 
-func (c *controls) count(op string) {
+// count counts a call of op, and in region unless that is "" (a request
+// whose credential scope names no served region).
+func (c *controls) count(op, region string) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.calls[op]++
-	c.mu.Unlock()
+	if region != "" {
+		m := c.byRegion[region]
+		if m == nil {
+			m = map[string]int64{}
+			c.byRegion[region] = m
+		}
+		m[op]++
+	}
 }
 
 // delay waits for the configured latency of op. It reports false when the
@@ -95,13 +113,21 @@ func (c *controls) fault(op string) Fault {
 	return 0
 }
 
-// allow takes a token from op's quota; a call over quota is counted as throttled.
-func (c *controls) allow(op string, now time.Time) bool {
+// allow takes a token from op's quota in region; a call over quota is
+// counted as throttled.
+func (c *controls) allow(op, region string, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.quotas[op]
-	if b == nil {
+	tps := c.quotas[op]
+	if tps <= 0 {
 		return true
+	}
+	k := quotaKey{op, region}
+	b := c.buckets[k]
+	if b == nil {
+		burst := max(tps, 1)
+		b = &bucket{rate: tps, burst: burst, tokens: burst}
+		c.buckets[k] = b
 	}
 	if b.last.IsZero() {
 		b.last = now
@@ -121,12 +147,16 @@ func (c *controls) allow(op string, now time.Time) bool {
 func (c *controls) setQuota(op string, tps float64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for k := range c.buckets {
+		if k.op == op {
+			delete(c.buckets, k)
+		}
+	}
 	if tps <= 0 {
 		delete(c.quotas, op)
 		return
 	}
-	burst := max(tps, 1)
-	c.quotas[op] = &bucket{rate: tps, burst: burst, tokens: burst}
+	c.quotas[op] = tps
 }
 
 // SetLatency adds d before every answer (all operations).
@@ -175,7 +205,8 @@ func (s *Server) SetErrorRate(op string, rate float64, f Fault) {
 // SetQuota enforces a request-rate quota on op (a token bucket of tps
 // tokens a second with a burst of tps, at least 1, as AWS documents its
 // quotas); calls over it get the service's throttling error. 0 removes it.
-// The bucket refills on the server's clock (Options.Now).
+// Each region has its own bucket, as AWS quotas are per account and
+// region. The buckets refill on the server's clock (Options.Now).
 func (s *Server) SetQuota(op string, tps float64) { s.ctl.setQuota(op, tps) }
 
 // awsQuotas are the documented default request-rate quotas (per account
@@ -231,5 +262,15 @@ func (s *Server) ResetCalls() {
 	s.ctl.mu.Lock()
 	defer s.ctl.mu.Unlock()
 	clear(s.ctl.calls)
+	clear(s.ctl.byRegion)
 	clear(s.ctl.throttled)
+}
+
+// Calls is the number of calls of op whose credential scope named this
+// region (a request that names no served region counts in
+// Server.Calls only). ResetCalls zeroes it.
+func (r *Region) Calls(op string) int64 {
+	r.s.ctl.mu.Lock()
+	defer r.s.ctl.mu.Unlock()
+	return r.s.ctl.byRegion[r.name][op]
 }

@@ -295,8 +295,8 @@ func TestControlAPI(t *testing.T) {
 	mustControl(t, s, "/_awsdev/quota", `{"op":"secretsmanager:GetSecretValue","tps":0}`)
 	mustControl(t, s, "/_awsdev/aws-quotas", `{"createSessionTPS":5}`)
 	s.ctl.mu.Lock()
-	if b := s.ctl.quotas["rolesanywhere:CreateSession"]; b == nil || b.rate != 5 {
-		t.Errorf("aws-quotas did not set the CreateSession quota: %+v", b)
+	if tps := s.ctl.quotas["rolesanywhere:CreateSession"]; tps != 5 {
+		t.Errorf("aws-quotas set the CreateSession quota to %v, want 5", tps)
 	}
 	s.ctl.mu.Unlock()
 

@@ -104,7 +104,7 @@ func FuzzOperations(f *testing.F) {
 			return // authenticates itself; FuzzServeHTTP covers it
 		}
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-		c := &call{r: r, body: body, op: op, who: who, requestID: "fuzz"}
+		c := &call{r: r, body: body, op: op, who: who, reg: s.home, requestID: "fuzz"}
 		_, aerr := handlers[op](s, c)
 		if aerr != nil && (aerr.code == "" || aerr.status < 400) {
 			t.Fatalf("%s: malformed error %+v", op, aerr)

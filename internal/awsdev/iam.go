@@ -204,7 +204,8 @@ func (s *Server) authenticate(c *call) (*principal, *apiError) {
 	if a.date != amzDate[:8] {
 		return nil, withMessage(e.badSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from 'x-amz-date'.", a.date, amzDate[:8])
 	}
-	if a.region != s.region {
+	reg := s.regions[a.region]
+	if reg == nil {
 		return nil, withMessage(e.badSignature, "Credential should be scoped to a valid region. ")
 	}
 	if a.service != c.service {
@@ -221,6 +222,7 @@ func (s *Server) authenticate(c *call) (*principal, *apiError) {
 	if !hmac.Equal([]byte(sigV4Signature(secret, a, sts)), []byte(strings.ToLower(a.signature))) {
 		return nil, withMessage(e.badSignature, badSignatureMessage)
 	}
+	c.reg = reg
 	return p, nil
 }
 

@@ -20,8 +20,8 @@ func decodeJSON(body []byte, v any) *apiError {
 }
 
 // jsonOp makes a JSON 1.1 operation: it decodes the body into a T and
-// runs f with the data lock held.
-func jsonOp[T any](f func(*Server, *call, *T) (any, *apiError)) handler {
+// runs f in the request's region with the data lock held.
+func jsonOp[T any](f func(*Region, *call, *T) (any, *apiError)) handler {
 	return func(s *Server, c *call) (any, *apiError) {
 		in := new(T)
 		if aerr := decodeJSON(c.body, in); aerr != nil {
@@ -29,7 +29,7 @@ func jsonOp[T any](f func(*Server, *call, *T) (any, *apiError)) handler {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return f(s, c, in)
+		return f(c.reg, c, in)
 	}
 }
 

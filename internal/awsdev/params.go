@@ -63,8 +63,25 @@ func (p *parameter) labelled(label string) *paramVersion {
 }
 
 // paramARN is the ARN of a parameter; a leading / is not doubled.
-func (s *Server) paramARN(name string) string {
-	return "arn:aws:ssm:" + s.region + ":" + s.accountID + ":parameter/" + strings.TrimPrefix(name, "/")
+func (r *Region) paramARN(name string) string {
+	return "arn:aws:ssm:" + r.name + ":" + r.s.accountID + ":parameter/" + strings.TrimPrefix(name, "/")
+}
+
+// findParam finds a parameter by name. A top-level name names the same
+// parameter with or without its leading slash ("x" and "/x" share the ARN
+// …:parameter/x), as in Parameter Store. r.s.mu is held.
+func (r *Region) findParam(name string) *parameter {
+	if p := r.params[name]; p != nil {
+		return p
+	}
+	rest := strings.TrimPrefix(name, "/")
+	if rest == "" || strings.Contains(rest, "/") {
+		return nil
+	}
+	if rest == name {
+		return r.params["/"+name]
+	}
+	return r.params[rest]
 }
 
 // checkParamName applies Parameter Store's naming rules.
@@ -119,8 +136,8 @@ type putParam struct {
 	by                                                            string
 }
 
-// putParameter creates a parameter or a new version of it. s.mu is held.
-func (s *Server) putParameter(in putParam) (*paramVersion, *apiError) {
+// putParameter creates a parameter or a new version of it. r.s.mu is held.
+func (r *Region) putParameter(in putParam) (*paramVersion, *apiError) {
 	if aerr := checkParamName(in.name); aerr != nil {
 		return nil, aerr
 	}
@@ -148,7 +165,7 @@ func (s *Server) putParameter(in putParam) (*paramVersion, *apiError) {
 	if in.dataType == "" {
 		in.dataType = "text"
 	}
-	p := s.params[in.name]
+	p := r.findParam(in.name)
 	if p != nil && !in.overwrite {
 		return nil, errorf(400, "ParameterAlreadyExists", "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.")
 	}
@@ -178,14 +195,14 @@ func (s *Server) putParameter(in putParam) (*paramVersion, *apiError) {
 	v := &paramVersion{
 		version: next, typ: in.typ, value: in.value, description: in.description,
 		keyID: in.keyID, tier: in.tier, dataType: in.dataType, pattern: in.pattern,
-		modified: s.now(), modifiedBy: in.by,
+		modified: r.now(), modifiedBy: in.by,
 	}
 	if in.typ == "SecureString" {
 		v.ciphertext = fakeCiphertext()
 	}
 	if p == nil {
 		p = &parameter{name: in.name}
-		s.params[in.name] = p
+		r.params[in.name] = p
 	}
 	p.versions = append(p.versions, v)
 	return v, nil
@@ -200,7 +217,7 @@ func fakeCiphertext() string {
 }
 
 // labelVersion attaches labels to v, moving them from other versions, and
-// returns the labels it refused. s.mu is held.
+// returns the labels it refused. r.s.mu is held.
 func labelVersion(p *parameter, v *paramVersion, labels []string) (invalid []string, aerr *apiError) {
 	var valid []string
 	for _, l := range labels {
@@ -239,10 +256,10 @@ func splitSelector(name string) (base, sel string) {
 
 // PutParameter creates or overwrites an SSM parameter (typ is "String",
 // "StringList" or "SecureString") and returns its new version.
-func (s *Server) PutParameter(name, typ, value string) (version int64, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, aerr := s.putParameter(putParam{name: name, typ: typ, value: value, overwrite: true})
+func (r *Region) PutParameter(name, typ, value string) (version int64, err error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	v, aerr := r.putParameter(putParam{name: name, typ: typ, value: value, overwrite: true})
 	if aerr != nil {
 		return 0, fmt.Errorf("awsdev: %w", aerr)
 	}
@@ -250,10 +267,10 @@ func (s *Server) PutParameter(name, typ, value string) (version int64, err error
 }
 
 // LabelParameterVersion attaches labels to a parameter version.
-func (s *Server) LabelParameterVersion(name string, version int64, labels ...string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.params[name]
+func (r *Region) LabelParameterVersion(name string, version int64, labels ...string) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	p := r.findParam(name)
 	if p == nil {
 		return fmt.Errorf("awsdev: no parameter %q", name)
 	}
@@ -272,12 +289,13 @@ func (s *Server) LabelParameterVersion(name string, version int64, labels ...str
 }
 
 // DeleteParameter deletes a parameter.
-func (s *Server) DeleteParameter(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.params[name] == nil {
+func (r *Region) DeleteParameter(name string) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	p := r.findParam(name)
+	if p == nil {
 		return fmt.Errorf("awsdev: no parameter %q", name)
 	}
-	delete(s.params, name)
+	delete(r.params, p.name)
 	return nil
 }

@@ -41,30 +41,30 @@ func init() {
 	register("rolesanywhere:CreateSession", (*Server).raCreateSession)
 }
 
-func (s *Server) rolesAnywhereARN(resource string) string {
-	return "arn:aws:rolesanywhere:" + s.region + ":" + s.accountID + ":" + resource
+func (r *Region) rolesAnywhereARN(resource string) string {
+	return "arn:aws:rolesanywhere:" + r.name + ":" + r.s.accountID + ":" + resource
 }
 
 // CreateTrustAnchor registers a CA (a root, or an intermediate as AWS
 // allows) and returns the trust anchor ARN
 // (arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>). An
 // existing id is replaced.
-func (s *Server) CreateTrustAnchor(ca *x509.Certificate, opts TrustAnchorOptions) string {
+func (r *Region) CreateTrustAnchor(ca *x509.Certificate, opts TrustAnchorOptions) string {
 	id := opts.ID
 	if id == "" {
 		id = newUUID()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := &trustAnchor{arn: s.rolesAnywhereARN("trust-anchor/" + id), ca: ca, disabled: opts.Disabled}
-	s.anchors[a.arn] = a
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	a := &trustAnchor{arn: r.rolesAnywhereARN("trust-anchor/" + id), ca: ca, disabled: opts.Disabled}
+	r.anchors[a.arn] = a
 	return a.arn
 }
 
 // CreateProfile returns the profile ARN
 // (arn:aws:rolesanywhere:<region>:<account>:profile/<id>). An existing id
 // is replaced.
-func (s *Server) CreateProfile(opts ProfileOptions) string {
+func (r *Region) CreateProfile(opts ProfileOptions) string {
 	id := opts.ID
 	if id == "" {
 		id = newUUID()
@@ -73,26 +73,27 @@ func (s *Server) CreateProfile(opts ProfileOptions) string {
 	if duration <= 0 {
 		duration = defaultProfileSeconds
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
 	p := &profile{
-		arn: s.rolesAnywhereARN("profile/" + id), roleARNs: slices.Clone(opts.RoleARNs),
+		arn: r.rolesAnywhereARN("profile/" + id), roleARNs: slices.Clone(opts.RoleARNs),
 		duration: duration, disabled: opts.Disabled, sessionPolicy: opts.SessionPolicy,
 		rejectRoleSessionName: opts.RejectRoleSessionName,
 	}
-	s.profiles[p.arn] = p
+	r.profiles[p.arn] = p
 	return p.arn
 }
 
-// SetEnabled enables or disables a trust anchor or a profile by ARN.
-func (s *Server) SetEnabled(arn string, enabled bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a := s.anchors[arn]; a != nil {
+// SetEnabled enables or disables a trust anchor or a profile of this
+// region by ARN.
+func (r *Region) SetEnabled(arn string, enabled bool) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if a := r.anchors[arn]; a != nil {
 		a.disabled = !enabled
 		return nil
 	}
-	if p := s.profiles[arn]; p != nil {
+	if p := r.profiles[arn]; p != nil {
 		p.disabled = !enabled
 		return nil
 	}
@@ -172,7 +173,9 @@ func (s *Server) raCreateSession(c *call) (any, *apiError) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	anchor := s.anchors[in.TrustAnchorArn]
+	// The trust anchor and profile are looked up in the region of the
+	// request's scope, as a regional endpoint would.
+	anchor := c.reg.anchors[in.TrustAnchorArn]
 	if anchor == nil {
 		return nil, errorf(http.StatusNotFound, "ResourceNotFoundException", "Trust anchor %s not found.", in.TrustAnchorArn)
 	}
@@ -182,7 +185,7 @@ func (s *Server) raCreateSession(c *call) (any, *apiError) {
 	if aerr := s.verifyChain(req, anchor.ca); aerr != nil {
 		return nil, aerr
 	}
-	prof := s.profiles[in.ProfileArn]
+	prof := c.reg.profiles[in.ProfileArn]
 	if prof == nil {
 		return nil, errorf(http.StatusNotFound, "ResourceNotFoundException", "Profile %s not found.", in.ProfileArn)
 	}
@@ -214,13 +217,13 @@ func (s *Server) raCreateSession(c *call) (any, *apiError) {
 		}
 		name = *in.RoleSessionName
 	}
-	return s.issueSession(rl, prof, req.leaf, name, time.Duration(duration)*time.Second), nil
+	return s.issueSession(c.reg, rl, prof, req.leaf, name, time.Duration(duration)*time.Second), nil
 }
 
 // issueSession makes random credentials for a role session. s.mu is held.
 // They expire after lifetime, or the test lifetime when one is set, and
 // never after the certificate does.
-func (s *Server) issueSession(rl *role, prof *profile, leaf *x509.Certificate, name string, lifetime time.Duration) raCreateSessionOutput {
+func (s *Server) issueSession(reg *Region, rl *role, prof *profile, leaf *x509.Certificate, name string, lifetime time.Duration) raCreateSessionOutput {
 	now := s.now()
 	if s.credLifetime > 0 {
 		lifetime = s.credLifetime
@@ -250,18 +253,18 @@ func (s *Server) issueSession(rl *role, prof *profile, leaf *x509.Certificate, n
 			RoleArn:        rl.arn,
 			SourceIdentity: "CN=" + leaf.Subject.CommonName,
 		}},
-		SubjectArn: s.subjectARN(leaf),
+		SubjectArn: reg.subjectARN(leaf),
 	}
 }
 
 // subjectARN is stable for a certificate's subject and issuer, as the
 // Roles Anywhere subject resource is.
-func (s *Server) subjectARN(leaf *x509.Certificate) string {
+func (r *Region) subjectARN(leaf *x509.Certificate) string {
 	key := leaf.Subject.String() + "|" + leaf.Issuer.String()
-	id := s.subjects[key]
+	id := r.subjects[key]
 	if id == "" {
 		id = newUUID()
-		s.subjects[key] = id
+		r.subjects[key] = id
 	}
-	return s.rolesAnywhereARN("subject/" + id)
+	return r.rolesAnywhereARN("subject/" + id)
 }

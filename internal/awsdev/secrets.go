@@ -119,36 +119,36 @@ func (sec *secret) versionIDsToStages() map[string][]string {
 }
 
 // secretARNPrefix is the ARN of a secret without its name and suffix.
-func (s *Server) secretARNPrefix() string {
-	return "arn:aws:secretsmanager:" + s.region + ":" + s.accountID + ":secret:"
+func (r *Region) secretARNPrefix() string {
+	return "arn:aws:secretsmanager:" + r.name + ":" + r.s.accountID + ":secret:"
 }
 
 // findSecret resolves a SecretId: a name, a full ARN, or a partial ARN
-// (without the 6-character suffix). s.mu is held. Secrets whose recovery
+// (without the 6-character suffix). r.s.mu is held. Secrets whose recovery
 // window has passed are removed here, on the server's clock.
-func (s *Server) findSecret(id string) *secret {
+func (r *Region) findSecret(id string) *secret {
 	name := id
 	if strings.HasPrefix(id, "arn:") {
-		rest, ok := strings.CutPrefix(id, s.secretARNPrefix())
+		rest, ok := strings.CutPrefix(id, r.secretARNPrefix())
 		if !ok {
 			return nil
 		}
-		for _, sec := range s.secrets {
+		for _, sec := range r.secrets {
 			if sec.arn == id {
-				return s.expireSecret(sec)
+				return r.expireSecret(sec)
 			}
 		}
 		name = rest
 	}
-	if sec := s.secrets[name]; sec != nil {
-		return s.expireSecret(sec)
+	if sec := r.secrets[name]; sec != nil {
+		return r.expireSecret(sec)
 	}
 	return nil
 }
 
-func (s *Server) expireSecret(sec *secret) *secret {
-	if sec.deleted() && !s.now().Before(sec.deletionDate) {
-		delete(s.secrets, sec.name)
+func (r *Region) expireSecret(sec *secret) *secret {
+	if sec.deleted() && !r.now().Before(sec.deletionDate) {
+		delete(r.secrets, sec.name)
 		return nil
 	}
 	return sec
@@ -157,14 +157,14 @@ func (s *Server) expireSecret(sec *secret) *secret {
 // secretResource is the resource an action on id is authorised against:
 // the secret's ARN, or for a secret that does not exist the ARN it would
 // have without its suffix.
-func (s *Server) secretResource(id string, sec *secret) string {
+func (r *Region) secretResource(id string, sec *secret) string {
 	switch {
 	case sec != nil:
 		return sec.arn
 	case strings.HasPrefix(id, "arn:"):
 		return id
 	default:
-		return s.secretARNPrefix() + id
+		return r.secretARNPrefix() + id
 	}
 }
 
@@ -219,8 +219,8 @@ func checkVersionID(token string) *apiError {
 }
 
 // createSecret adds a secret, with a first version when v is not empty.
-// s.mu is held.
-func (s *Server) createSecret(name, token string, v secretValue, description, kmsKeyID string, tags []smTag) (*secret, *secretVersion, *apiError) {
+// r.s.mu is held.
+func (r *Region) createSecret(name, token string, v secretValue, description, kmsKeyID string, tags []smTag) (*secret, *secretVersion, *apiError) {
 	if !validSecretName(name) {
 		return nil, nil, errInvalidParameter("Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!")
 	}
@@ -230,19 +230,19 @@ func (s *Server) createSecret(name, token string, v secretValue, description, km
 	if aerr := checkVersionID(token); aerr != nil {
 		return nil, nil, aerr
 	}
-	if old := s.findSecret(name); old != nil {
+	if old := r.findSecret(name); old != nil {
 		if old.deleted() {
 			return nil, nil, errInvalidRequest("You can't create this secret because a secret with this name is already scheduled for deletion.")
 		}
 		return nil, nil, errorf(400, "ResourceExistsException", "The operation failed because the secret %s already exists.", name)
 	}
-	now := s.now()
+	now := r.now()
 	sec := &secret{
-		name: name, arn: s.secretARNPrefix() + name + "-" + secretSuffix(),
+		name: name, arn: r.secretARNPrefix() + name + "-" + secretSuffix(),
 		description: description, kmsKeyID: kmsKeyID, tags: tags,
 		created: now, lastChanged: now,
 	}
-	s.secrets[name] = sec
+	r.secrets[name] = sec
 	if v.empty() {
 		return sec, nil, nil
 	}
@@ -255,9 +255,9 @@ func (s *Server) createSecret(name, token string, v secretValue, description, km
 	return sec, ver, nil
 }
 
-// putSecretValue adds a version as PutSecretValue does. s.mu is held and
+// putSecretValue adds a version as PutSecretValue does. r.s.mu is held and
 // sec is not deleted.
-func (s *Server) putSecretValue(sec *secret, token string, v secretValue, stages []string) (*secretVersion, *apiError) {
+func (r *Region) putSecretValue(sec *secret, token string, v secretValue, stages []string) (*secretVersion, *apiError) {
 	if v.empty() {
 		return nil, errInvalidRequest("You must provide either SecretString or SecretBinary.")
 	}
@@ -282,7 +282,7 @@ func (s *Server) putSecretValue(sec *secret, token string, v secretValue, stages
 	if len(stages) > 20 {
 		return nil, lengthError("versionStages", 20)
 	}
-	now := s.now()
+	now := r.now()
 	ver := &secretVersion{id: token, str: v.str, bin: v.bin, created: now}
 	sec.versions = append(sec.versions, ver)
 	if sec.holder(stageCurrent) == nil && !slices.Contains(stages, stageCurrent) {
@@ -297,21 +297,22 @@ func (s *Server) putSecretValue(sec *secret, token string, v secretValue, stages
 }
 
 // CreateSecret creates a secret with a first version (AWSCURRENT) and
-// returns its ARN (…:secret:<name>-<6 random characters>). value is the
-// SecretString.
-func (s *Server) CreateSecret(name, value string) (arn string, err error) {
-	return s.createSecretValue(name, secretValue{str: &value})
+// returns its ARN
+// (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>).
+// value is the SecretString.
+func (r *Region) CreateSecret(name, value string) (arn string, err error) {
+	return r.createSecretValue(name, secretValue{str: &value})
 }
 
 // CreateBinarySecret is CreateSecret with a SecretBinary.
-func (s *Server) CreateBinarySecret(name string, value []byte) (arn string, err error) {
-	return s.createSecretValue(name, secretValue{bin: bytes.Clone(value)})
+func (r *Region) CreateBinarySecret(name string, value []byte) (arn string, err error) {
+	return r.createSecretValue(name, secretValue{bin: bytes.Clone(value)})
 }
 
-func (s *Server) createSecretValue(name string, v secretValue) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec, _, aerr := s.createSecret(name, "", v, "", "", nil)
+func (r *Region) createSecretValue(name string, v secretValue) (string, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	sec, _, aerr := r.createSecret(name, "", v, "", "", nil)
 	if aerr != nil {
 		return "", fmt.Errorf("awsdev: %w", aerr)
 	}
@@ -321,14 +322,14 @@ func (s *Server) createSecretValue(name string, v secretValue) (string, error) {
 // PutSecretValue adds a version as the PutSecretValue API does: with no
 // stages it becomes AWSCURRENT and the old current becomes AWSPREVIOUS.
 // It returns the new version id.
-func (s *Server) PutSecretValue(secretID, value string, stages ...string) (versionID string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec := s.findSecret(secretID)
+func (r *Region) PutSecretValue(secretID, value string, stages ...string) (versionID string, err error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	sec := r.findSecret(secretID)
 	if sec == nil || sec.deleted() {
 		return "", fmt.Errorf("awsdev: no secret %q", secretID)
 	}
-	ver, aerr := s.putSecretValue(sec, "", secretValue{str: &value}, stages)
+	ver, aerr := r.putSecretValue(sec, "", secretValue{str: &value}, stages)
 	if aerr != nil {
 		return "", fmt.Errorf("awsdev: %w", aerr)
 	}
@@ -336,22 +337,22 @@ func (s *Server) PutSecretValue(secretID, value string, stages ...string) (versi
 }
 
 // DeleteSecret deletes a secret at once (ForceDeleteWithoutRecovery).
-func (s *Server) DeleteSecret(secretID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec := s.findSecret(secretID)
+func (r *Region) DeleteSecret(secretID string) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	sec := r.findSecret(secretID)
 	if sec == nil {
 		return fmt.Errorf("awsdev: no secret %q", secretID)
 	}
-	delete(s.secrets, sec.name)
+	delete(r.secrets, sec.name)
 	return nil
 }
 
 // SecretVersions lists the versions of a secret, oldest first.
-func (s *Server) SecretVersions(secretID string) ([]SecretVersion, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec := s.findSecret(secretID)
+func (r *Region) SecretVersions(secretID string) ([]SecretVersion, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	sec := r.findSecret(secretID)
 	if sec == nil {
 		return nil, fmt.Errorf("awsdev: no secret %q", secretID)
 	}

@@ -10,16 +10,16 @@ import (
 // Secrets Manager operations (JSON 1.1, X-Amz-Target secretsmanager.*).
 
 func init() {
-	register("secretsmanager:CreateSecret", jsonOp((*Server).smCreateSecret))
-	register("secretsmanager:GetSecretValue", jsonOp((*Server).smGetSecretValue))
-	register("secretsmanager:BatchGetSecretValue", jsonOp((*Server).smBatchGetSecretValue))
-	register("secretsmanager:DescribeSecret", jsonOp((*Server).smDescribeSecret))
-	register("secretsmanager:PutSecretValue", jsonOp((*Server).smPutSecretValue))
-	register("secretsmanager:UpdateSecretVersionStage", jsonOp((*Server).smUpdateSecretVersionStage))
-	register("secretsmanager:ListSecretVersionIds", jsonOp((*Server).smListSecretVersionIds))
-	register("secretsmanager:ListSecrets", jsonOp((*Server).smListSecrets))
-	register("secretsmanager:DeleteSecret", jsonOp((*Server).smDeleteSecret))
-	register("secretsmanager:RestoreSecret", jsonOp((*Server).smRestoreSecret))
+	register("secretsmanager:CreateSecret", jsonOp((*Region).smCreateSecret))
+	register("secretsmanager:GetSecretValue", jsonOp((*Region).smGetSecretValue))
+	register("secretsmanager:BatchGetSecretValue", jsonOp((*Region).smBatchGetSecretValue))
+	register("secretsmanager:DescribeSecret", jsonOp((*Region).smDescribeSecret))
+	register("secretsmanager:PutSecretValue", jsonOp((*Region).smPutSecretValue))
+	register("secretsmanager:UpdateSecretVersionStage", jsonOp((*Region).smUpdateSecretVersionStage))
+	register("secretsmanager:ListSecretVersionIds", jsonOp((*Region).smListSecretVersionIds))
+	register("secretsmanager:ListSecrets", jsonOp((*Region).smListSecrets))
+	register("secretsmanager:DeleteSecret", jsonOp((*Region).smDeleteSecret))
+	register("secretsmanager:RestoreSecret", jsonOp((*Region).smRestoreSecret))
 }
 
 const (
@@ -28,17 +28,17 @@ const (
 )
 
 // smSecret finds the secret a request names and authorises action on it.
-// s.mu is held. A secret scheduled for deletion is returned; callers that
+// r.s.mu is held. A secret scheduled for deletion is returned; callers that
 // need a live secret check deleted().
-func (s *Server) smSecret(c *call, id string) (*secret, *apiError) {
+func (r *Region) smSecret(c *call, id string) (*secret, *apiError) {
 	if id == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null")
 	}
 	if len(id) > 2048 {
 		return nil, lengthError("secretId", 2048)
 	}
-	sec := s.findSecret(id)
-	if aerr := s.authorize(c.who, c.op, s.secretResource(id, sec)); aerr != nil {
+	sec := r.findSecret(id)
+	if aerr := r.authorize(c.who, c.op, r.secretResource(id, sec)); aerr != nil {
 		return nil, aerr
 	}
 	if sec == nil {
@@ -47,8 +47,8 @@ func (s *Server) smSecret(c *call, id string) (*secret, *apiError) {
 	return sec, nil
 }
 
-func (s *Server) liveSecret(c *call, id string) (*secret, *apiError) {
-	sec, aerr := s.smSecret(c, id)
+func (r *Region) liveSecret(c *call, id string) (*secret, *apiError) {
+	sec, aerr := r.smSecret(c, id)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -76,14 +76,14 @@ type smNameOutput struct {
 	DeletionDate  *epoch   `json:"DeletionDate,omitempty"`
 }
 
-func (s *Server) smCreateSecret(c *call, in *smCreateSecretInput) (any, *apiError) {
+func (r *Region) smCreateSecret(c *call, in *smCreateSecretInput) (any, *apiError) {
 	if in.Name == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
 	}
-	if aerr := s.authorize(c.who, c.op, s.secretARNPrefix()+in.Name); aerr != nil {
+	if aerr := r.authorize(c.who, c.op, r.secretARNPrefix()+in.Name); aerr != nil {
 		return nil, aerr
 	}
-	sec, ver, aerr := s.createSecret(in.Name, in.ClientRequestToken, secretValue{str: in.SecretString, bin: in.SecretBinary}, in.Description, in.KmsKeyId, in.Tags)
+	sec, ver, aerr := r.createSecret(in.Name, in.ClientRequestToken, secretValue{str: in.SecretString, bin: in.SecretBinary}, in.Description, in.KmsKeyId, in.Tags)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -110,8 +110,8 @@ type smSecretValue struct {
 	CreatedDate   *epoch   `json:"CreatedDate,omitempty"`
 }
 
-func (s *Server) smGetSecretValue(c *call, in *smGetSecretValueInput) (any, *apiError) {
-	sec, aerr := s.liveSecret(c, in.SecretId)
+func (r *Region) smGetSecretValue(c *call, in *smGetSecretValueInput) (any, *apiError) {
+	sec, aerr := r.liveSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -119,7 +119,7 @@ func (s *Server) smGetSecretValue(c *call, in *smGetSecretValueInput) (any, *api
 	if aerr != nil {
 		return nil, aerr
 	}
-	return s.secretValueOf(sec, ver), nil
+	return r.secretValueOf(sec, ver), nil
 }
 
 // selectVersion picks a version by id and/or stage (AWSCURRENT by default).
@@ -146,8 +146,8 @@ func selectVersion(sec *secret, versionID, stage string) (*secretVersion, *apiEr
 
 // secretValueOf answers a read of ver, and records the access (AWS keeps
 // the date only).
-func (s *Server) secretValueOf(sec *secret, ver *secretVersion) smSecretValue {
-	day := s.now().UTC().Truncate(24 * time.Hour)
+func (r *Region) secretValueOf(sec *secret, ver *secretVersion) smSecretValue {
+	day := r.now().UTC().Truncate(24 * time.Hour)
 	sec.lastAccessed, ver.lastAccessed = day, day
 	return smSecretValue{
 		ARN: sec.arn, Name: sec.name, VersionId: ver.id,
@@ -180,26 +180,26 @@ type smBatchGetOutput struct {
 	NextToken    string          `json:"NextToken,omitempty"`
 }
 
-func (s *Server) smBatchGetSecretValue(c *call, in *smBatchGetInput) (any, *apiError) {
+func (r *Region) smBatchGetSecretValue(c *call, in *smBatchGetInput) (any, *apiError) {
 	if (in.SecretIdList == nil) == (in.Filters == nil) {
 		return nil, errInvalidParameter("Either SecretIdList or Filters must be specified, but not both.")
 	}
 	if len(in.SecretIdList) > 20 {
 		return nil, lengthError("secretIdList", 20)
 	}
-	if aerr := s.authorize(c.who, c.op, "*"); aerr != nil {
+	if aerr := r.authorize(c.who, c.op, "*"); aerr != nil {
 		return nil, aerr
 	}
 	out := smBatchGetOutput{SecretValues: []smSecretValue{}, Errors: []smBatchError{}}
 	ids := in.SecretIdList
 	if in.Filters != nil {
-		if aerr := s.authorize(c.who, "secretsmanager:ListSecrets", "*"); aerr != nil {
+		if aerr := r.authorize(c.who, "secretsmanager:ListSecrets", "*"); aerr != nil {
 			return nil, aerr
 		}
 		if in.MaxResults > 20 {
 			return nil, errInvalidParameter("MaxResults must be at most 20 when Filters are used.")
 		}
-		matched, aerr := s.filterSecrets(in.Filters, false)
+		matched, aerr := r.filterSecrets(in.Filters, false)
 		if aerr != nil {
 			return nil, aerr
 		}
@@ -214,8 +214,8 @@ func (s *Server) smBatchGetSecretValue(c *call, in *smBatchGetInput) (any, *apiE
 		}
 	}
 	for _, id := range ids {
-		sec := s.findSecret(id)
-		aerr := s.authorize(c.who, "secretsmanager:GetSecretValue", s.secretResource(id, sec))
+		sec := r.findSecret(id)
+		aerr := r.authorize(c.who, "secretsmanager:GetSecretValue", r.secretResource(id, sec))
 		var ver *secretVersion
 		switch {
 		case aerr != nil:
@@ -230,7 +230,7 @@ func (s *Server) smBatchGetSecretValue(c *call, in *smBatchGetInput) (any, *apiE
 			out.Errors = append(out.Errors, smBatchError{SecretId: id, ErrorCode: aerr.code, Message: aerr.message})
 			continue
 		}
-		out.SecretValues = append(out.SecretValues, s.secretValueOf(sec, ver))
+		out.SecretValues = append(out.SecretValues, r.secretValueOf(sec, ver))
 	}
 	return out, nil
 }
@@ -254,7 +254,7 @@ type smDescribeOutput struct {
 	PrimaryRegion      string              `json:"PrimaryRegion,omitempty"`
 }
 
-func (s *Server) describe(sec *secret) smDescribeOutput {
+func (r *Region) describe(sec *secret) smDescribeOutput {
 	return smDescribeOutput{
 		ARN: sec.arn, Name: sec.name, Description: sec.description, KmsKeyId: sec.kmsKeyID,
 		LastChangedDate: epochPtr(sec.lastChanged), LastAccessedDate: epochPtr(sec.lastAccessed),
@@ -263,12 +263,12 @@ func (s *Server) describe(sec *secret) smDescribeOutput {
 	}
 }
 
-func (s *Server) smDescribeSecret(c *call, in *smSecretIDInput) (any, *apiError) {
-	sec, aerr := s.smSecret(c, in.SecretId)
+func (r *Region) smDescribeSecret(c *call, in *smSecretIDInput) (any, *apiError) {
+	sec, aerr := r.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
-	return s.describe(sec), nil
+	return r.describe(sec), nil
 }
 
 type smPutSecretValueInput struct {
@@ -279,12 +279,12 @@ type smPutSecretValueInput struct {
 	VersionStages      []string
 }
 
-func (s *Server) smPutSecretValue(c *call, in *smPutSecretValueInput) (any, *apiError) {
-	sec, aerr := s.liveSecret(c, in.SecretId)
+func (r *Region) smPutSecretValue(c *call, in *smPutSecretValueInput) (any, *apiError) {
+	sec, aerr := r.liveSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
-	ver, aerr := s.putSecretValue(sec, in.ClientRequestToken, secretValue{str: in.SecretString, bin: in.SecretBinary}, in.VersionStages)
+	ver, aerr := r.putSecretValue(sec, in.ClientRequestToken, secretValue{str: in.SecretString, bin: in.SecretBinary}, in.VersionStages)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -298,18 +298,18 @@ type smUpdateStageInput struct {
 	RemoveFromVersionId string
 }
 
-func (s *Server) smUpdateSecretVersionStage(c *call, in *smUpdateStageInput) (any, *apiError) {
+func (r *Region) smUpdateSecretVersionStage(c *call, in *smUpdateStageInput) (any, *apiError) {
 	if in.VersionStage == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'versionStage' failed to satisfy constraint: Member must not be null")
 	}
-	sec, aerr := s.liveSecret(c, in.SecretId)
+	sec, aerr := r.liveSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
 	if aerr := updateStage(sec, in.VersionStage, in.MoveToVersionId, in.RemoveFromVersionId); aerr != nil {
 		return nil, aerr
 	}
-	sec.lastChanged = s.now()
+	sec.lastChanged = r.now()
 	sec.prune()
 	return smNameOutput{ARN: sec.arn, Name: sec.name}, nil
 }
@@ -369,8 +369,8 @@ type smListVersionsOutput struct {
 	Name      string           `json:"Name"`
 }
 
-func (s *Server) smListSecretVersionIds(c *call, in *smListVersionsInput) (any, *apiError) {
-	sec, aerr := s.smSecret(c, in.SecretId)
+func (r *Region) smListSecretVersionIds(c *call, in *smListVersionsInput) (any, *apiError) {
+	sec, aerr := r.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -426,11 +426,11 @@ type smListSecretsOutput struct {
 	NextToken  string              `json:"NextToken,omitempty"`
 }
 
-func (s *Server) smListSecrets(c *call, in *smListSecretsInput) (any, *apiError) {
-	if aerr := s.authorize(c.who, c.op, "*"); aerr != nil {
+func (r *Region) smListSecrets(c *call, in *smListSecretsInput) (any, *apiError) {
+	if aerr := r.authorize(c.who, c.op, "*"); aerr != nil {
 		return nil, aerr
 	}
-	matched, aerr := s.filterSecrets(in.Filters, in.IncludePlannedDeletion)
+	matched, aerr := r.filterSecrets(in.Filters, in.IncludePlannedDeletion)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -440,7 +440,7 @@ func (s *Server) smListSecrets(c *call, in *smListSecretsInput) (any, *apiError)
 	}
 	out := smListSecretsOutput{SecretList: []smSecretListEntry{}, NextToken: next}
 	for _, sec := range page {
-		d := s.describe(sec)
+		d := r.describe(sec)
 		out.SecretList = append(out.SecretList, smSecretListEntry{smDescribeOutput: d, SecretVersionsToStages: d.VersionIdsToStages})
 	}
 	return out, nil
@@ -448,7 +448,7 @@ func (s *Server) smListSecrets(c *call, in *smListSecretsInput) (any, *apiError)
 
 // filterSecrets applies ListSecrets filters (prefix matches; a value
 // starting with ! negates) and sorts by name.
-func (s *Server) filterSecrets(filters []smFilter, includeDeleted bool) ([]*secret, *apiError) {
+func (r *Region) filterSecrets(filters []smFilter, includeDeleted bool) ([]*secret, *apiError) {
 	for _, f := range filters {
 		switch f.Key {
 		case "name", "description", "tag-key", "tag-value", "all":
@@ -457,8 +457,8 @@ func (s *Server) filterSecrets(filters []smFilter, includeDeleted bool) ([]*secr
 		}
 	}
 	var out []*secret
-	for _, sec := range s.secrets {
-		if s.expireSecret(sec) == nil || (sec.deleted() && !includeDeleted) {
+	for _, sec := range r.secrets {
+		if r.expireSecret(sec) == nil || (sec.deleted() && !includeDeleted) {
 			continue
 		}
 		if matchFilters(sec, filters) {
@@ -515,7 +515,7 @@ type smDeleteSecretInput struct {
 	ForceDeleteWithoutRecovery bool
 }
 
-func (s *Server) smDeleteSecret(c *call, in *smDeleteSecretInput) (any, *apiError) {
+func (r *Region) smDeleteSecret(c *call, in *smDeleteSecretInput) (any, *apiError) {
 	if in.ForceDeleteWithoutRecovery && in.RecoveryWindowInDays != nil {
 		return nil, errInvalidParameter("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
 	}
@@ -526,13 +526,13 @@ func (s *Server) smDeleteSecret(c *call, in *smDeleteSecretInput) (any, *apiErro
 			return nil, errInvalidParameter("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
 		}
 	}
-	sec, aerr := s.smSecret(c, in.SecretId)
+	sec, aerr := r.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
-	now := s.now()
+	now := r.now()
 	if in.ForceDeleteWithoutRecovery {
-		delete(s.secrets, sec.name)
+		delete(r.secrets, sec.name)
 		return smNameOutput{ARN: sec.arn, Name: sec.name, DeletionDate: epochPtr(now)}, nil
 	}
 	if sec.deleted() {
@@ -543,8 +543,8 @@ func (s *Server) smDeleteSecret(c *call, in *smDeleteSecretInput) (any, *apiErro
 	return smNameOutput{ARN: sec.arn, Name: sec.name, DeletionDate: epochPtr(sec.deletionDate)}, nil
 }
 
-func (s *Server) smRestoreSecret(c *call, in *smSecretIDInput) (any, *apiError) {
-	sec, aerr := s.smSecret(c, in.SecretId)
+func (r *Region) smRestoreSecret(c *call, in *smSecretIDInput) (any, *apiError) {
+	sec, aerr := r.smSecret(c, in.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}

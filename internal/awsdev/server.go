@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,6 +35,7 @@ type call struct {
 	requestID string
 	form      url.Values // query protocol parameters (STS)
 	who       *principal // set once the request is authenticated
+	reg       *Region    // the region of the credential scope, set with who
 }
 
 type handler func(s *Server, c *call) (any, *apiError)
@@ -44,6 +47,11 @@ func register(op string, h handler) { handlers[op] = h }
 
 // Start listens and serves until Close.
 func Start(opts Options) (*Server, error) {
+	for _, r := range append([]string{opts.Region}, opts.Regions...) {
+		if r != "" && !regionNameRE.MatchString(r) {
+			return nil, fmt.Errorf("awsdev: %q is not a region name (such as eu-west-1)", r)
+		}
+	}
 	s := newServer(opts)
 	addr := opts.Addr
 	if addr == "" {
@@ -67,6 +75,7 @@ func Start(opts Options) (*Server, error) {
 	s.url = scheme + "://" + ln.Addr().String()
 	s.srv = &http.Server{
 		Handler:           s,
+		ConnState:         s.trackConn,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          nil,
 		// HTTP/1.1 only, as the AWS endpoints the clients talk to; it also
@@ -85,7 +94,6 @@ func Start(opts Options) (*Server, error) {
 
 func newServer(opts Options) *Server {
 	s := &Server{
-		region:    opts.Region,
 		accountID: opts.AccountID,
 		now:       opts.Now,
 		log:       opts.Logger,
@@ -95,16 +103,26 @@ func newServer(opts Options) *Server {
 		keys:      map[string]*accessKey{},
 		roles:     map[string]*role{},
 		sessions:  map[string]*session{},
-		anchors:   map[string]*trustAnchor{},
-		profiles:  map[string]*profile{},
-		secrets:   map[string]*secret{},
-		params:    map[string]*parameter{},
-		subjects:  map[string]string{},
+		fresh:     map[net.Conn]bool{},
+		regions:   map[string]*Region{},
 		ctl:       newControls(),
 	}
-	if s.region == "" {
-		s.region = "us-east-1"
+	home := opts.Region
+	if home == "" {
+		home = "us-east-1"
 	}
+	for _, name := range append([]string{home}, opts.Regions...) {
+		if name != "" && s.regions[name] == nil {
+			s.regionList = append(s.regionList, name)
+			s.regions[name] = &Region{
+				s: s, name: name,
+				secrets: map[string]*secret{}, params: map[string]*parameter{},
+				anchors: map[string]*trustAnchor{}, profiles: map[string]*profile{},
+				subjects: map[string]string{},
+			}
+		}
+	}
+	s.home = s.regions[home]
 	if s.accountID == "" {
 		s.accountID = "123456789012"
 	}
@@ -127,16 +145,75 @@ func (s *Server) CAPEM() []byte { return s.caPEM }
 // CAKeyPEM is the PEM key of CAPEM, so `rolesenv dev` can keep it across restarts.
 func (s *Server) CAKeyPEM() []byte { return s.caKeyPEM }
 
-// Region and AccountID are the ones the server was started with.
-func (s *Server) Region() string    { return s.region }
+// Region is the home region (Options.Region), where the Server's own data
+// methods act. AccountID is the account of every ARN.
+func (s *Server) Region() string    { return s.home.name }
 func (s *Server) AccountID() string { return s.accountID }
 
-// Close stops the listener and waits for in-flight requests.
+// regionNameRE is what Start accepts as a region name.
+var regionNameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// Regions lists every region served: the home region, then Options.Regions
+// in order.
+func (s *Server) Regions() []string { return slices.Clone(s.regionList) }
+
+// InRegion is the region called name, whose data methods create and change
+// secrets, parameters, trust anchors and profiles there:
+//
+//	s.InRegion("eu-west-1").CreateSecret("app/db", value)
+//
+// A request reaches a region's data when its credential scope names that
+// region. InRegion panics if the server does not serve name (see
+// Options.Regions): that is a mistake in the test, not a condition to
+// handle.
+func (s *Server) InRegion(name string) *Region {
+	r := s.regions[name]
+	if r == nil {
+		panic(fmt.Sprintf("awsdev: region %q is not served (served: %s); add it to Options.Regions", name, strings.Join(s.Regions(), ", ")))
+	}
+	return r
+}
+
+// closeGrace bounds how long Close waits for requests in flight.
+const closeGrace = 10 * time.Second
+
+// Close stops the listener, closes the connections that are idle or have
+// not sent a request yet, and waits for the requests in flight to be
+// answered (an added latency is cut short), for at most 10 s; then it
+// closes whatever is left.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
-	err := s.srv.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- s.srv.Shutdown(ctx) }()
+	// Once Serve has returned, the listener is closed and every
+	// connection it accepted has been reported to trackConn.
 	<-s.served
+	// Shutdown itself treats a connection that has not sent a request as
+	// busy for its first 5 s (a request may be on its way); the emulator
+	// is going away, so such a connection is closed now, like an idle one.
+	s.connMu.Lock()
+	for c := range s.fresh {
+		c.Close()
+	}
+	s.connMu.Unlock()
+	err := <-shut
+	if errors.Is(err, context.DeadlineExceeded) {
+		return s.srv.Close()
+	}
 	return err
+}
+
+// trackConn remembers the connections that have not sent a request yet.
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if st == http.StateNew {
+		s.fresh[c] = true
+	} else {
+		delete(s.fresh, c)
+	}
 }
 
 // ServeHTTP routes a request as AWS does, applies the test controls, then
@@ -161,7 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logCall(c, aerr.status, start)
 		return
 	}
-	s.ctl.count(c.op)
+	s.ctl.count(c.op, s.scopeRegion(r))
 	if !s.ctl.delay(r.Context(), s.closing, c.op) {
 		return
 	}
@@ -175,7 +252,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logCall(c, aerr.status, start)
 		return
 	}
-	if !s.ctl.allow(c.op, s.now()) {
+	if !s.ctl.allow(c.op, s.scopeRegion(r), s.now()) {
 		aerr := faultError(c.service, FaultThrottle)
 		writeError(w, c.proto, c.requestID, aerr)
 		s.logCall(c, aerr.status, start)
@@ -223,6 +300,17 @@ func (s *Server) serveCall(w http.ResponseWriter, c *call) (int, *apiError) {
 		_ = json.NewEncoder(w).Encode(out)
 		return http.StatusOK, nil
 	}
+}
+
+// scopeRegion is the served region a request's credential scope names,
+// or "" (the request will fail authentication). It is read before the
+// request is authenticated, to count and throttle calls by region.
+func (s *Server) scopeRegion(r *http.Request) string {
+	a, err := parseAuthorization(r.Header.Get("Authorization"))
+	if err != nil || s.regions[a.region] == nil {
+		return ""
+	}
+	return a.region
 }
 
 func unknownOperation(c *call) *apiError {

@@ -12,12 +12,12 @@ import (
 // SSM Parameter Store operations (JSON 1.1, X-Amz-Target AmazonSSM.*).
 
 func init() {
-	register("ssm:PutParameter", jsonOp((*Server).ssmPutParameter))
-	register("ssm:GetParameter", jsonOp((*Server).ssmGetParameter))
-	register("ssm:GetParameters", jsonOp((*Server).ssmGetParameters))
-	register("ssm:DescribeParameters", jsonOp((*Server).ssmDescribeParameters))
-	register("ssm:LabelParameterVersion", jsonOp((*Server).ssmLabelParameterVersion))
-	register("ssm:DeleteParameter", jsonOp((*Server).ssmDeleteParameter))
+	register("ssm:PutParameter", jsonOp((*Region).ssmPutParameter))
+	register("ssm:GetParameter", jsonOp((*Region).ssmGetParameter))
+	register("ssm:GetParameters", jsonOp((*Region).ssmGetParameters))
+	register("ssm:DescribeParameters", jsonOp((*Region).ssmDescribeParameters))
+	register("ssm:LabelParameterVersion", jsonOp((*Region).ssmLabelParameterVersion))
+	register("ssm:DeleteParameter", jsonOp((*Region).ssmDeleteParameter))
 }
 
 type ssmPutParameterInput struct {
@@ -37,11 +37,11 @@ type ssmPutParameterOutput struct {
 	Tier    string `json:"Tier"`
 }
 
-func (s *Server) ssmPutParameter(c *call, in *ssmPutParameterInput) (any, *apiError) {
-	if aerr := s.authorize(c.who, c.op, s.paramARN(in.Name)); aerr != nil {
+func (r *Region) ssmPutParameter(c *call, in *ssmPutParameterInput) (any, *apiError) {
+	if aerr := r.authorize(c.who, c.op, r.paramARN(in.Name)); aerr != nil {
 		return nil, aerr
 	}
-	v, aerr := s.putParameter(putParam{
+	v, aerr := r.putParameter(putParam{
 		name: in.Name, typ: in.Type, value: in.Value, description: in.Description,
 		keyID: in.KeyId, tier: in.Tier, dataType: in.DataType, pattern: in.AllowedPattern,
 		overwrite: in.Overwrite, by: c.who.arn,
@@ -73,11 +73,11 @@ type ssmGetParameterOutput struct {
 	Parameter ssmParameter `json:"Parameter"`
 }
 
-func (s *Server) ssmGetParameter(c *call, in *ssmGetParameterInput) (any, *apiError) {
+func (r *Region) ssmGetParameter(c *call, in *ssmGetParameterInput) (any, *apiError) {
 	if in.Name == "" {
 		return nil, errValidation("1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
 	}
-	p, aerr := s.readParameter(c, in.Name, in.WithDecryption)
+	p, aerr := r.readParameter(c, in.Name, in.WithDecryption)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -94,7 +94,7 @@ type ssmGetParametersOutput struct {
 	InvalidParameters []string       `json:"InvalidParameters"`
 }
 
-func (s *Server) ssmGetParameters(c *call, in *ssmGetParametersInput) (any, *apiError) {
+func (r *Region) ssmGetParameters(c *call, in *ssmGetParametersInput) (any, *apiError) {
 	if len(in.Names) == 0 {
 		return nil, errValidation("1 validation error detected: Value null at 'names' failed to satisfy constraint: Member must not be null")
 	}
@@ -104,8 +104,7 @@ func (s *Server) ssmGetParameters(c *call, in *ssmGetParametersInput) (any, *api
 	// Access is checked for every name before anything is read: one
 	// denied name denies the whole call, as in AWS.
 	for _, name := range in.Names {
-		base, _ := splitSelector(name)
-		if aerr := s.authorize(c.who, c.op, s.paramARN(base)); aerr != nil {
+		if aerr := r.authorize(c.who, c.op, r.parseParamRef(name).resource); aerr != nil {
 			return nil, aerr
 		}
 	}
@@ -116,7 +115,7 @@ func (s *Server) ssmGetParameters(c *call, in *ssmGetParametersInput) (any, *api
 			continue
 		}
 		seen[name] = true
-		p, aerr := s.readParameter(c, name, in.WithDecryption)
+		p, aerr := r.readParameter(c, name, in.WithDecryption)
 		switch {
 		case aerr == nil:
 			out.Parameters = append(out.Parameters, p)
@@ -126,22 +125,69 @@ func (s *Server) ssmGetParameters(c *call, in *ssmGetParametersInput) (any, *api
 			return nil, aerr
 		}
 	}
+	// AWS lists the parameters in alphabetical order; the same name with
+	// different selectors keeps the order of the request.
+	sort.SliceStable(out.Parameters, func(i, j int) bool { return out.Parameters[i].Name < out.Parameters[j].Name })
 	return out, nil
 }
 
-// readParameter answers GetParameter for one name with an optional
-// selector, including the Secrets Manager bridge. s.mu is held.
-func (s *Server) readParameter(c *call, name string, decrypt bool) (ssmParameter, *apiError) {
-	if strings.HasPrefix(name, referencePrefix) {
-		return s.readSecretReference(c, name, decrypt)
+// paramRef is a name as GetParameter and GetParameters take it: a
+// parameter name or ARN, then an optional ":version" or ":label".
+type paramRef struct {
+	base, sel string
+	resource  string // the ARN the caller needs access to
+	byARN     bool
+	foreign   bool // an ARN of another region, account or partition: never found
+}
+
+// parseParamRef reads a name or parameter ARN. An ARN's resource is
+// "parameter" followed by the name with its leading slash
+// (arn:aws:ssm:us-east-1:123456789012:parameter/app/db for /app/db); a
+// top-level name may lack the slash (parameter/x names x, or /x, which
+// Parameter Store takes for the same parameter).
+func (r *Region) parseParamRef(name string) paramRef {
+	if !strings.HasPrefix(name, "arn:") {
+		base, sel := splitSelector(name)
+		return paramRef{base: base, sel: sel, resource: r.paramARN(base)}
 	}
-	base, sel := splitSelector(name)
-	if aerr := s.authorize(c.who, c.op, s.paramARN(base)); aerr != nil {
+	ref := paramRef{byARN: true}
+	f := strings.SplitN(name, ":", 6)
+	if len(f) < 6 || f[2] != "ssm" || !strings.HasPrefix(f[5], "parameter/") {
+		// Not a parameter ARN: there is nothing to find, and the name is
+		// the resource as given.
+		ref.base, ref.resource, ref.foreign = name, name, true
+		return ref
+	}
+	ref.base, ref.sel = splitSelector(strings.TrimPrefix(f[5], "parameter"))
+	ref.resource = strings.Join(f[:5], ":") + ":parameter" + ref.base
+	ref.foreign = f[1] != "aws" || f[3] != r.name || f[4] != r.s.accountID
+	return ref
+}
+
+// readParameter answers GetParameter for one name or ARN with an optional
+// selector, including the Secrets Manager bridge. r.s.mu is held.
+func (r *Region) readParameter(c *call, name string, decrypt bool) (ssmParameter, *apiError) {
+	if strings.HasPrefix(name, referencePrefix) {
+		return r.readSecretReference(c, name, decrypt)
+	}
+	ref := r.parseParamRef(name)
+	base, sel := ref.base, ref.sel
+	if aerr := r.authorize(c.who, c.op, ref.resource); aerr != nil {
 		return ssmParameter{}, aerr
 	}
-	p := s.params[base]
+	var p *parameter
+	if !ref.foreign {
+		p = r.findParam(base)
+	}
 	if p == nil {
+		if ref.byARN {
+			base = ref.resource
+		}
 		return ssmParameter{}, errorf(400, "ParameterNotFound", "Parameter %s not found.", base)
+	}
+	if ref.byARN {
+		// Asked by ARN, AWS answers the parameter's own name.
+		base = p.name
 	}
 	v := p.latest()
 	if sel != "" {
@@ -156,7 +202,7 @@ func (s *Server) readParameter(c *call, name string, decrypt bool) (ssmParameter
 	}
 	out := ssmParameter{
 		Name: base, Type: v.typ, Value: v.value, Version: v.version,
-		LastModifiedDate: epochPtr(v.modified), ARN: s.paramARN(base), DataType: v.dataType,
+		LastModifiedDate: epochPtr(v.modified), ARN: r.paramARN(p.name), DataType: v.dataType,
 	}
 	if sel != "" {
 		out.Selector = ":" + sel
@@ -170,8 +216,8 @@ func (s *Server) readParameter(c *call, name string, decrypt bool) (ssmParameter
 // readSecretReference reads a Secrets Manager secret through
 // /aws/reference/secretsmanager/<secret-id>[:<selector>], where the
 // selector is a version id or a staging label.
-func (s *Server) readSecretReference(c *call, name string, decrypt bool) (ssmParameter, *apiError) {
-	if aerr := s.authorize(c.who, c.op, s.paramARN(name)); aerr != nil {
+func (r *Region) readSecretReference(c *call, name string, decrypt bool) (ssmParameter, *apiError) {
+	if aerr := r.authorize(c.who, c.op, r.paramARN(name)); aerr != nil {
 		return ssmParameter{}, aerr
 	}
 	if !decrypt {
@@ -181,8 +227,8 @@ func (s *Server) readSecretReference(c *call, name string, decrypt bool) (ssmPar
 	if !strings.HasPrefix(id, "arn:") {
 		id, sel = splitSelector(id)
 	}
-	sec := s.findSecret(id)
-	if aerr := s.authorize(c.who, "secretsmanager:GetSecretValue", s.secretResource(id, sec)); aerr != nil {
+	sec := r.findSecret(id)
+	if aerr := r.authorize(c.who, "secretsmanager:GetSecretValue", r.secretResource(id, sec)); aerr != nil {
 		return ssmParameter{}, aerr
 	}
 	if sec == nil || sec.deleted() {
@@ -201,7 +247,7 @@ func (s *Server) readSecretReference(c *call, name string, decrypt bool) (ssmPar
 	if aerr != nil {
 		return ssmParameter{}, errorf(400, "ParameterVersionNotFound", "Systems Manager could not find version %s of %s. Verify the version and try again.", sel, name)
 	}
-	value := s.secretValueOf(sec, ver)
+	value := r.secretValueOf(sec, ver)
 	source, _ := json.Marshal(value)
 	out := ssmParameter{
 		Name: strings.TrimSuffix(name, ":"+sel), Type: "SecureString", Version: 0,
@@ -252,7 +298,7 @@ type ssmDescribeOutput struct {
 	NextToken  string                 `json:"NextToken,omitempty"`
 }
 
-func (s *Server) ssmDescribeParameters(c *call, in *ssmDescribeInput) (any, *apiError) {
+func (r *Region) ssmDescribeParameters(c *call, in *ssmDescribeInput) (any, *apiError) {
 	if in.MaxResults > 50 {
 		return nil, errValidation("1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50", in.MaxResults)
 	}
@@ -265,11 +311,11 @@ func (s *Server) ssmDescribeParameters(c *call, in *ssmDescribeInput) (any, *api
 			return nil, aerr
 		}
 	}
-	if aerr := s.authorize(c.who, c.op, "*"); aerr != nil {
+	if aerr := r.authorize(c.who, c.op, "*"); aerr != nil {
 		return nil, aerr
 	}
 	var matched []*parameter
-	for _, p := range s.params {
+	for _, p := range r.params {
 		if matchParamFilters(p, filters) {
 			matched = append(matched, p)
 		}
@@ -287,7 +333,7 @@ func (s *Server) ssmDescribeParameters(c *call, in *ssmDescribeInput) (any, *api
 	for _, p := range page {
 		v := p.latest()
 		out.Parameters = append(out.Parameters, ssmParameterMetadata{
-			Name: p.name, ARN: s.paramARN(p.name), Type: v.typ, KeyId: v.keyID,
+			Name: p.name, ARN: r.paramARN(p.name), Type: v.typ, KeyId: v.keyID,
 			LastModifiedDate: epochPtr(v.modified), LastModifiedUser: v.modifiedBy,
 			Description: v.description, AllowedPattern: v.pattern, Version: v.version,
 			Tier: v.tier, Policies: []any{}, DataType: v.dataType,
@@ -302,11 +348,14 @@ func checkParamFilter(f ssmFilter) *apiError {
 		"Type":     {"", "Equals", "BeginsWith"},
 		"KeyId":    {"", "Equals", "BeginsWith"},
 		"Path":     {"", "OneLevel", "Recursive"},
-		"Label":    {"", "Equals"},
 		"Tier":     {"", "Equals"},
 		"DataType": {"", "Equals"},
 	}
 	allowed, ok := options[f.Key]
+	if f.Key == "Label" {
+		// Valid for GetParametersByPath, not for DescribeParameters.
+		return errorf(400, "InvalidFilterKey", "The filter key Label is not valid for DescribeParameters.")
+	}
 	if !ok {
 		return errorf(400, "InvalidFilterKey", "The filter key %s is not supported by the awsdev emulator.", f.Key)
 	}
@@ -335,8 +384,6 @@ func matchParamFilters(p *parameter, filters []ssmFilter) bool {
 				hit = hit || v.tier == want
 			case "DataType":
 				hit = hit || v.dataType == want
-			case "Label":
-				hit = hit || p.labelled(want) != nil
 			case "Path":
 				hit = hit || inPath(p.name, want, f.Option == "Recursive")
 			}
@@ -381,14 +428,14 @@ type ssmLabelOutput struct {
 	ParameterVersion int64    `json:"ParameterVersion"`
 }
 
-func (s *Server) ssmLabelParameterVersion(c *call, in *ssmLabelInput) (any, *apiError) {
+func (r *Region) ssmLabelParameterVersion(c *call, in *ssmLabelInput) (any, *apiError) {
 	if len(in.Labels) == 0 || len(in.Labels) > 10 {
 		return nil, errValidation("1 validation error detected: Value at 'labels' failed to satisfy constraint: Member must have length between 1 and 10")
 	}
-	if aerr := s.authorize(c.who, c.op, s.paramARN(in.Name)); aerr != nil {
+	if aerr := r.authorize(c.who, c.op, r.paramARN(in.Name)); aerr != nil {
 		return nil, aerr
 	}
-	p := s.params[in.Name]
+	p := r.findParam(in.Name)
 	if p == nil {
 		return nil, errorf(400, "ParameterNotFound", "Parameter %s not found.", in.Name)
 	}
@@ -412,13 +459,14 @@ type ssmNameInput struct {
 	Name string
 }
 
-func (s *Server) ssmDeleteParameter(c *call, in *ssmNameInput) (any, *apiError) {
-	if aerr := s.authorize(c.who, c.op, s.paramARN(in.Name)); aerr != nil {
+func (r *Region) ssmDeleteParameter(c *call, in *ssmNameInput) (any, *apiError) {
+	if aerr := r.authorize(c.who, c.op, r.paramARN(in.Name)); aerr != nil {
 		return nil, aerr
 	}
-	if s.params[in.Name] == nil {
+	p := r.findParam(in.Name)
+	if p == nil {
 		return nil, errorf(400, "ParameterNotFound", "Parameter %s not found.", in.Name)
 	}
-	delete(s.params, in.Name)
+	delete(r.params, p.name)
 	return struct{}{}, nil
 }

@@ -1,6 +1,7 @@
 package awsdev
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -111,7 +112,8 @@ func TestGetParametersRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := c.ssm.GetParameters(ctx(t), &ssm.GetParametersInput{Names: []string{"/app/list", "/app/key"}})
-	if err != nil || len(out.Parameters) != 2 || *out.Parameters[0].Value != "a,b" || *out.Parameters[1].Value == "hidden" {
+	// In alphabetical order, as AWS documents.
+	if err != nil || len(out.Parameters) != 2 || *out.Parameters[0].Name != "/app/key" || *out.Parameters[0].Value == "hidden" || *out.Parameters[1].Value != "a,b" {
 		t.Fatalf("without decryption: %+v, %v", out, err)
 	}
 	var eleven []string
@@ -207,4 +209,115 @@ func TestDescribeParameters(t *testing.T) {
 	}
 	_, err := c.ssm.DescribeParameters(ctx(t), &ssm.DescribeParametersInput{ParameterFilters: []ssmtypes.ParameterStringFilter{{Key: aws.String("Nope"), Values: []string{"x"}}}})
 	wantCode(t, err, "InvalidFilterKey")
+	// Label is a filter of GetParametersByPath only.
+	_, err = c.ssm.DescribeParameters(ctx(t), &ssm.DescribeParametersInput{ParameterFilters: []ssmtypes.ParameterStringFilter{{Key: aws.String("Label"), Values: []string{"x"}}}})
+	wantCode(t, err, "InvalidFilterKey")
+}
+
+// GetParameter and GetParameters take parameter ARNs, as AWS documents
+// (the only way to name a parameter shared from another account). AWS
+// answers the parameter's own name in Name (recorded answers of
+// GetParameter by ARN show it), and an ARN it cannot find is listed
+// verbatim in InvalidParameters.
+func TestGetParametersByARN(t *testing.T) {
+	s := start(t, Options{})
+	c := adminClients(t, s)
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := s.PutParameter("/app/db", "SecureString", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.LabelParameterVersion("/app/db", 1, "stable"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutParameter("plain", "String", "p"); err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "arn:aws:ssm:us-east-1:123456789012:parameter"
+	arn, plainARN := prefix+"/app/db", prefix+"/plain"
+
+	got, err := c.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String(arn), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Parameter; *p.Name != "/app/db" || *p.Value != "v2" || *p.ARN != arn || p.Version != 2 {
+		t.Errorf("GetParameter(ARN) = %s %s %s v%d", *p.Name, *p.Value, *p.ARN, p.Version)
+	}
+	got, err = c.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String(plainARN)})
+	if err != nil || *got.Parameter.Name != "plain" || *got.Parameter.Value != "p" {
+		t.Fatalf("GetParameter(ARN of a name without /) = %+v, %v", got, err)
+	}
+	_, err = c.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String(prefix + "/app/nope")})
+	wantCode(t, err, "ParameterNotFound")
+
+	foreign := []string{
+		"arn:aws:ssm:us-east-1:999999999999:parameter/app/db", // another account
+		"arn:aws:ssm:eu-west-1:123456789012:parameter/app/db", // a region not served
+		"arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db",
+		arn + ":9",
+	}
+	out, err := c.ssm.GetParameters(ctx(t), &ssm.GetParametersInput{
+		Names:          append([]string{arn, arn + ":stable", plainARN, "/app/db:1"}, foreign...),
+		WithDecryption: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var params []string
+	for _, p := range out.Parameters {
+		params = append(params, fmt.Sprintf("%s=%s%s", *p.Name, *p.Value, aws.ToString(p.Selector)))
+	}
+	if got, want := strings.Join(params, " "), "/app/db=v2 /app/db=v1:stable /app/db=v1:1 plain=p"; got != want {
+		t.Errorf("Parameters = %s, want %s", got, want)
+	}
+	if got, want := strings.Join(out.InvalidParameters, " "), strings.Join(foreign, " "); got != want {
+		t.Errorf("InvalidParameters = %s, want %s", got, want)
+	}
+
+	// Access is checked against the ARN, whichever way the parameter is named.
+	id, secret := s.CreateUser("db-reader", Policy{Allow: []Rule{{Actions: []string{"ssm:GetParameter*"}, Resources: []string{arn}}}})
+	rc := newClients(sdkConfig(t, s, id, secret, ""))
+	for _, name := range []string{arn, arn + ":1", "/app/db"} {
+		if _, err := rc.ssm.GetParameters(ctx(t), &ssm.GetParametersInput{Names: []string{name}}); err != nil {
+			t.Errorf("GetParameters(%s) by a reader of %s: %v", name, arn, err)
+		}
+	}
+	_, err = rc.ssm.GetParameters(ctx(t), &ssm.GetParametersInput{Names: []string{arn, plainARN}})
+	wantCode(t, err, "AccessDeniedException")
+	if !strings.Contains(errorMessage(err), "on resource: "+plainARN+" ") {
+		t.Errorf("denial = %q", errorMessage(err))
+	}
+}
+
+// A top-level parameter is named with or without its leading slash:
+// "plain" and "/plain" are one parameter, with one ARN.
+func TestTopLevelParameterNames(t *testing.T) {
+	s := start(t, Options{})
+	c := adminClients(t, s)
+	if _, err := s.PutParameter("plain", "String", "p1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String("/plain")})
+	if err != nil || *got.Parameter.Name != "/plain" || *got.Parameter.Value != "p1" || *got.Parameter.ARN != "arn:aws:ssm:us-east-1:123456789012:parameter/plain" {
+		t.Fatalf("GetParameter(/plain) = %+v, %v", got, err)
+	}
+	_, err = c.ssm.PutParameter(ctx(t), &ssm.PutParameterInput{Name: aws.String("/plain"), Value: aws.String("p2"), Type: ssmtypes.ParameterTypeString})
+	wantCode(t, err, "ParameterAlreadyExists")
+	put, err := c.ssm.PutParameter(ctx(t), &ssm.PutParameterInput{Name: aws.String("/plain"), Value: aws.String("p2"), Overwrite: aws.Bool(true)})
+	if err != nil || put.Version != 2 {
+		t.Fatalf("overwrite through /plain: %+v, %v", put, err)
+	}
+	// Nothing of the kind for deeper names: /a/b and a/b are not the same.
+	if _, err := s.PutParameter("/a/b", "String", "v"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.ssm.GetParameters(ctx(t), &ssm.GetParametersInput{Names: []string{"plain:1", "/a/b", "a/b"}})
+	if err != nil || len(out.Parameters) != 2 || *out.Parameters[1].Value != "p1" || strings.Join(out.InvalidParameters, ",") != "a/b" {
+		t.Fatalf("GetParameters = %+v, %v", out, err)
+	}
+	if err := s.DeleteParameter("/plain"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ssm.GetParameter(ctx(t), &ssm.GetParameterInput{Name: aws.String("plain")})
+	wantCode(t, err, "ParameterNotFound")
 }

@@ -127,7 +127,8 @@ func (s *Server) verifyX509Signature(c *call) (x509Request, *apiError) {
 	if a.date != amzDate[:8] {
 		return req, accessDenied("The Credential date %s does not match X-Amz-Date %s.", a.date, amzDate)
 	}
-	if a.region != s.region {
+	reg := s.regions[a.region]
+	if reg == nil {
 		return req, accessDenied("Credential should be scoped to a valid region.")
 	}
 	if a.service != "rolesanywhere" || a.terminator != "aws4_request" {
@@ -151,6 +152,7 @@ func (s *Server) verifyX509Signature(c *call) (x509Request, *apiError) {
 	default:
 		return req, accessDenied("Unsupported key type in the signing certificate.")
 	}
+	c.reg = reg
 	return req, nil
 }
 
