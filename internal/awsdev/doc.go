@@ -47,6 +47,25 @@
 // roleSessionName is given; they expire after the duration and never
 // after the certificate.
 //
+// # Regions
+//
+// The emulator serves its home region (Options.Region, default us-east-1)
+// and the regions in Options.Regions, all on the one URL. A request goes
+// to the region its credential scope names (the SDK's configured region),
+// as it would reach that region's endpoint; the Host header plays no
+// part. Each region has its own secrets, parameters, trust anchors and
+// profiles, and its ARNs name it: the same secret name in two regions is
+// two secrets. IAM users, roles and policies, and STS (session
+// credentials, GetCallerIdentity) are global. A request scoped to a
+// region the server does not serve fails authentication
+// (InvalidSignatureException / SignatureDoesNotMatch "Credential should
+// be scoped to a valid region", AccessDeniedException for CreateSession).
+// The Server's data methods act in the home region; [Server.InRegion]
+// returns a [Region] whose identical methods act in another:
+//
+//	s, _ := awsdev.Start(awsdev.Options{Regions: []string{"eu-west-1"}})
+//	arn, _ := s.InRegion("eu-west-1").CreateSecret("app/db", value)
+//
 // Operations: Secrets Manager CreateSecret, GetSecretValue,
 // BatchGetSecretValue, DescribeSecret, PutSecretValue,
 // UpdateSecretVersionStage, ListSecretVersionIds, ListSecrets,
@@ -54,7 +73,14 @@
 // GetParameters, DescribeParameters, LabelParameterVersion,
 // DeleteParameter; STS GetCallerIdentity; Roles Anywhere CreateSession.
 // Any other operation answers UnknownOperationException (InvalidAction
-// for STS).
+// for STS). GetParameter and GetParameters take a name or a parameter ARN
+// (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME, where NAME has no leading
+// slash: parameter/app/db is /app/db), each with an optional ":version"
+// or ":label"; asked by ARN they answer the parameter's own name in Name,
+// as AWS does, and list an ARN they cannot find verbatim in
+// InvalidParameters. A top-level name is one parameter with or without its
+// leading slash ("x" and "/x"), as in Parameter Store; asked by name, Name
+// echoes the name as asked.
 //
 // # Time
 //
@@ -70,18 +96,23 @@
 // [Server.SetAWSQuotas], [Server.Calls], [Server.Throttled],
 // [Server.CallCounts], [Server.ResetCalls], [Server.SetCredentialLifetime],
 // [Server.ExpireCredentials], [Server.SetRolePolicy],
-// [Server.SetUserPolicy], [Server.SetEnabled]. Operations are IAM action
-// names ("secretsmanager:GetSecretValue"); "*" means every operation in
+// [Server.SetUserPolicy], [Server.SetEnabled], and [Region.Calls] for
+// one region's counts. Operations are IAM action names
+// ("secretsmanager:GetSecretValue"); "*" means every operation in
 // FailNext and SetErrorRate. Every call the emulator can route to an
 // operation is counted before anything else, so counts include failed,
-// throttled and denied calls. Faults come before
+// throttled and denied calls; a call is also counted in the region its
+// credential scope names, if the server serves it. Latency and faults
+// apply to an operation in every region; a quota gives each region its
+// own bucket, as AWS quotas are per account and region. Faults come before
 // authentication: an injected fault needs no credentials.
 //
 // The same controls are an HTTP API on the emulator's own listener under
 // /_awsdev/, with JSON bodies, for `rolesenv dev` users. With the URL and
 // CA that `rolesenv dev` prints:
 //
-//	# Counters: every operation's calls, and how many a quota throttled.
+//	# Counters: every operation's calls, the same by region, and how many
+//	# a quota throttled.
 //	curl --cacert ca.pem https://127.0.0.1:PORT/_awsdev/calls
 //	curl --cacert ca.pem -X POST https://127.0.0.1:PORT/_awsdev/calls/reset
 //
@@ -117,9 +148,13 @@
 // policies, no explicit Deny, no IAM condition keys besides the
 // certificate conditions of a role, no tags on sessions, no presigned
 // (query-string) SigV4, no chunked payload signing, no rotation Lambdas,
-// no replication, no parameter policies or GetParametersByPath, and only
-// the operations listed above. Known differences from AWS, where AWS's
-// behaviour is not documented precisely enough to copy:
+// no replication, one account (nothing is shared with it: an ARN of
+// another account is never found, and DescribeParameters with Shared
+// lists nothing), no tags on parameters (PutParameter ignores Tags, and
+// DescribeParameters refuses a tag: filter), no parameter policies or
+// GetParametersByPath, and only the operations listed above. Known
+// differences from AWS, where AWS's behaviour is not documented precisely
+// enough to copy:
 //
 //   - Roles Anywhere: the error types and messages of authentication
 //     failures are the emulator's choice within the documented types
@@ -135,11 +170,18 @@
 //     its ARN without the random suffix; BatchGetSecretValue is authorised
 //     on "*"; VersionId with a VersionStage the version lacks is
 //     InvalidRequestException; deprecated versions are pruned beyond 100;
-//     the messages of InvalidParameterException are the emulator's own.
+//     the messages of InvalidParameterException are the emulator's own;
+//     ListSecrets, and BatchGetSecretValue with Filters, list secrets by
+//     name and ignore SortOrder; an ARN of another region is not found
+//     (ResourceNotFoundException).
 //   - SSM: the shared standard-throughput quota is one bucket per
-//     operation; the older DescribeParameters Filters match by prefix;
-//     the /aws/reference/secretsmanager/ bridge takes ":<version id>" or
-//     ":<staging label>" selectors and returns Version 0.
+//     operation (and region); the older DescribeParameters Filters match
+//     by prefix; the /aws/reference/secretsmanager/ bridge takes
+//     ":<version id>" or ":<staging label>" selectors and returns Version
+//     0; AllowedPattern is kept and described, not enforced; GetParameter
+//     and GetParameters do not check names (one that PutParameter refuses
+//     is not found, where AWS's GetParameter answers ValidationException);
+//     a parameter ARN of another region is not found.
 //   - STS: only GetCallerIdentity; a user's UserId is a random AIDA id.
 //   - Session credentials are remembered for a day after they expire, so
 //     that using them answers ExpiredToken; later they are unknown keys.
@@ -155,7 +197,9 @@
 //
 // # Security
 //
-// It is a test tool. Everything lives in memory and is lost on Close. It
+// It is a test tool. Everything lives in memory and is lost on Close,
+// which closes idle connections and those that never sent a request at
+// once, and waits at most 10 s for the requests in flight. It
 // listens on 127.0.0.1 unless told otherwise, and the control API is
 // unauthenticated: anyone who can reach the port can read counters and
 // change the emulator's behaviour (not read secrets). Its CA key is

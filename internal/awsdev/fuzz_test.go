@@ -15,7 +15,7 @@ import (
 // directly. It holds a user, a secret, a parameter, a trust anchor, a
 // profile and a role, so that parsing reaches past the lookups.
 func fuzzServer(f *testing.F) *Server {
-	s := newServer(Options{})
+	s := newServer(Options{Regions: []string{"eu-west-1"}})
 	s.CreateUser("admin", AllowAll)
 	if err := s.AddAccessKey("admin", "AKIAFUZZFUZZFUZZFUZZ", "fuzzsecret"); err != nil {
 		f.Fatal(err)
@@ -24,6 +24,9 @@ func fuzzServer(f *testing.F) *Server {
 		f.Fatal(err)
 	}
 	if _, err := s.PutParameter("/fuzz/param", "String", "v"); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := s.InRegion("eu-west-1").CreateSecret("fuzz/secret", "eu"); err != nil {
 		f.Fatal(err)
 	}
 	ca, err := devpki.NewCA(devpki.Options{CommonName: "Fuzz CA"})
@@ -47,6 +50,9 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add("/sessions?profileArn=arn%3Aaws%3Arolesanywhere%3Aus-east-1%3A123456789012%3Aprofile%2Fprofile&roleArn=x&trustAnchorArn=y", "",
 		"AWS4-X509-ECDSA-SHA256 Credential=1234/20240101/us-east-1/rolesanywhere/aws4_request, SignedHeaders=host;x-amz-date;x-amz-x509;x-amz-x509-chain, Signature=3044",
 		"20240101T000000Z", "MIIB", "MIIB,MIIC", []byte(`{"durationSeconds":900}`))
+	f.Add("/", "secretsmanager.GetSecretValue",
+		"AWS4-HMAC-SHA256 Credential=AKIAFUZZFUZZFUZZFUZZ/20240101/eu-west-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+		"20240101T000000Z", "", "", []byte(`{"SecretId":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:fuzz/secret"}`))
 	f.Add("/", "", "", "", "", "", []byte("Action=GetCallerIdentity&Version=2011-06-15"))
 	f.Add("/", "AmazonSSM.GetParameters", "AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=, Signature=", "x", "", "", []byte(`{"Names":["/a:1"]}`))
 	f.Fuzz(func(t *testing.T, path, target, auth, date, x509h, chain string, body []byte) {
@@ -91,6 +97,7 @@ func FuzzOperations(f *testing.F) {
 		`{"Filters":[{"Key":"name","Values":["!fuzz"]}],"MaxResults":1,"NextToken":"1"}`,
 		`{"SecretId":"fuzz/secret","VersionStage":"AWSCURRENT","MoveToVersionId":"x","RemoveFromVersionId":"y"}`,
 		`{"Names":["/fuzz/param:1","/fuzz/param:label","/aws/reference/secretsmanager/fuzz/secret:AWSCURRENT"],"WithDecryption":true}`,
+		`{"Names":["arn:aws:ssm:us-east-1:123456789012:parameter/fuzz/param:1","arn:aws:ssm:eu-west-1:1:parameter","arn:x"]}`,
 		`{"Name":"/fuzz/param","Value":"v","Type":"StringList","Overwrite":true}`,
 		`{"ParameterFilters":[{"Key":"Path","Option":"Recursive","Values":["/"]}]}`,
 		`{"Name":"/fuzz/param","ParameterVersion":1,"Labels":["a","aws","1"]}`,

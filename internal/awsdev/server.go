@@ -238,7 +238,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logCall(c, aerr.status, start)
 		return
 	}
-	s.ctl.count(c.op, s.scopeRegion(r))
+	region := s.scopeRegion(r)
+	s.ctl.count(c.op, region)
 	if !s.ctl.delay(r.Context(), s.closing, c.op) {
 		return
 	}
@@ -252,7 +253,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logCall(c, aerr.status, start)
 		return
 	}
-	if !s.ctl.allow(c.op, s.scopeRegion(r), s.now()) {
+	if !s.ctl.allow(c.op, region, s.now()) {
 		aerr := faultError(c.service, FaultThrottle)
 		writeError(w, c.proto, c.requestID, aerr)
 		s.logCall(c, aerr.status, start)
@@ -403,6 +404,9 @@ func (s *Server) logCall(c *call, status int, start time.Time) {
 	attrs := []any{"op", c.op, "status", status, "duration", time.Since(start), "request_id", c.requestID}
 	if c.who != nil {
 		attrs = append(attrs, "principal", c.who.arn)
+	}
+	if c.reg != nil {
+		attrs = append(attrs, "region", c.reg.name)
 	}
 	s.log.Debug("awsdev: request", attrs...)
 }

@@ -276,6 +276,7 @@ type ssmDescribeInput struct {
 	ParameterFilters []ssmFilter
 	MaxResults       int
 	NextToken        string
+	Shared           bool // list the parameters other accounts share with the caller: none here
 }
 
 type ssmParameterMetadata struct {
@@ -316,7 +317,7 @@ func (r *Region) ssmDescribeParameters(c *call, in *ssmDescribeInput) (any, *api
 	}
 	var matched []*parameter
 	for _, p := range r.params {
-		if matchParamFilters(p, filters) {
+		if !in.Shared && matchParamFilters(p, filters) {
 			matched = append(matched, p)
 		}
 	}

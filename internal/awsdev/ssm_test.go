@@ -209,6 +209,11 @@ func TestDescribeParameters(t *testing.T) {
 	}
 	_, err := c.ssm.DescribeParameters(ctx(t), &ssm.DescribeParametersInput{ParameterFilters: []ssmtypes.ParameterStringFilter{{Key: aws.String("Nope"), Values: []string{"x"}}}})
 	wantCode(t, err, "InvalidFilterKey")
+	// The emulator has one account: nothing is shared with it.
+	shared, err := c.ssm.DescribeParameters(ctx(t), &ssm.DescribeParametersInput{Shared: aws.Bool(true)})
+	if err != nil || len(shared.Parameters) != 0 {
+		t.Errorf("DescribeParameters(Shared) = %+v, %v", shared, err)
+	}
 	// Label is a filter of GetParametersByPath only.
 	_, err = c.ssm.DescribeParameters(ctx(t), &ssm.DescribeParametersInput{ParameterFilters: []ssmtypes.ParameterStringFilter{{Key: aws.String("Label"), Values: []string{"x"}}}})
 	wantCode(t, err, "InvalidFilterKey")
