@@ -1,0 +1,689 @@
+package inject
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of a Watcher.
+const (
+	// DefaultInterval is how often a Watcher checks for rotation.
+	DefaultInterval = 5 * time.Minute
+	// DefaultFileInterval is how often it looks at the env files (a stat
+	// each; a file is read only when its size, time or identity changed).
+	DefaultFileInterval = time.Second
+)
+
+const (
+	// backoffBase is the longest first wait after a failed check; the
+	// waits double from there, up to the interval.
+	backoffBase = time.Second
+	// A check gets its interval to finish, at least minCheckTimeout (a
+	// slow round trip with a TLS handshake fits) and at most
+	// maxCheckTimeout.
+	minCheckTimeout = 5 * time.Second
+	maxCheckTimeout = 30 * time.Second
+)
+
+// Watcher keeps the child's environment current: it polls the references
+// of a Template for rotation and re-reads the env files when they change
+// on disk, and reports a new environment (a Change) only when the rendered
+// environment differs from the last one it reported. Run does the work; the
+// exported fields configure it and must not change while it runs.
+//
+// Polling: each Secrets Manager secret is asked DescribeSecret, one call per
+// distinct secret id however many variables, keys and stages use it, and the
+// version id that holds each referenced stage is compared with the one
+// fetched; GetSecretValue with that VersionId follows only when it moved. A
+// new AWSPENDING version therefore triggers nothing, and a move of AWSCURRENT
+// does. Parameters are polled with GetParameters, 10 selectors a call,
+// without decryption, and compared by Version; a parameter whose version
+// changed is fetched again, decrypted. References pinned to a version
+// (Fetch.Pinned) are never polled. Poll calls are made without the SDK's
+// retries: the Watcher's own back-off retries them, so a failing check
+// costs one call per secret and per 10 parameters, never three.
+//
+// Timing: the first check comes at a random point of the first interval,
+// and each later one after the interval with ±10% jitter, so processes
+// started together do not poll in step and do not fall back into step.
+// After a failed check the next comes after an exponential back-off with
+// jitter: a random wait in [d/2, d] where d is 1s, 2s, 4s... capped at the
+// interval. A check gets the interval (at least 5 s, at most 30 s) to
+// finish.
+//
+// Failures (throttling, 5xx, timeouts, resets, DNS, credentials, a deleted
+// secret, revoked access) never reach the child: it keeps its last good
+// environment. The first failed check of an episode logs one warning with
+// the reference and the AWS error code, later ones only debug lines, and
+// the first good check logs the recovery and how long it took. With
+// MaxStale, an episode longer than MaxStale since the last good check
+// ends Run with a *StaleError, sent as a Change first.
+//
+// Env files: a file whose content changed is parsed again with the same
+// Options; a file that cannot be read or parsed is logged once and the
+// last good environment stays. New references are fetched (through
+// NewResolver if nothing needed AWS before); until they resolve, rotation
+// of the others still applies. Standard input ("-") is never re-read.
+type Watcher struct {
+	// Template, Values and Env are what start-up resolution produced.
+	Template *Template
+	Values   *Values
+	Env      *Env
+	// Resolver fetches and polls; nil when nothing needed AWS at
+	// start-up. NewResolver, when set, makes one the first time a
+	// changed env file needs it.
+	Resolver    *Resolver
+	NewResolver func(context.Context) (*Resolver, error)
+	// Files are the env files as read at start-up, Options what Parse
+	// was given.
+	Files   []File
+	Options Options
+
+	// Interval between checks (default DefaultInterval), FileInterval
+	// between looks at the env files (default DefaultFileInterval).
+	Interval     time.Duration
+	FileInterval time.Duration
+	// CheckTimeout bounds one check; zero means the interval, between 5 s
+	// and 30 s.
+	CheckTimeout time.Duration
+	// MaxStale, when set, ends Run with a *StaleError once checks have
+	// failed for that long since the last good one.
+	MaxStale time.Duration
+	// Refresh triggers an immediate check (and a look at the files).
+	Refresh <-chan struct{}
+	// Logger gets what happens, never a value; nil is quiet.
+	Logger *slog.Logger
+	// Clock drives the schedule; nil means the real clock.
+	Clock Clock
+
+	log      *slog.Logger
+	clock    Clock
+	randN    func(n int64) int64
+	idle     func() // tests: called whenever Run waits
+	resolver *Resolver
+	tm       *Template
+	vals     *Values
+	env      *Env
+	next     *pending // a changed env file's template, until it resolves
+	files    []*watchedFile
+
+	failing   bool      // in a failure episode
+	failSince time.Time // its first failed check
+	failed    int       // failed checks in the episode
+	lastOK    time.Time
+	lastErr   string
+}
+
+// Change is what a Watcher reports: the child's new environment and why,
+// or (Err) the end of watching.
+type Change struct {
+	Env *Env
+	// Reason names what changed: references with short version ids,
+	// env files, variables. Never a value.
+	Reason string
+	// Err, when set, is fatal: Run returns it after sending it.
+	Err error
+}
+
+// StaleError is Run's end when checks kept failing for longer than
+// MaxStale. It classifies itself as AWS being unavailable (rolesenv exits
+// 69), whatever the last failure was.
+type StaleError struct {
+	MaxStale time.Duration
+	Since    time.Duration // since the last good check
+	Last     string        // the last failure, for the message
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("no successful check for rotation for %v (--max-stale %v); last failure: %s",
+		e.Since.Round(time.Second), e.MaxStale, e.Last)
+}
+
+// Unavailable reports that AWS could not be reached for too long.
+func (e *StaleError) Unavailable() bool { return true }
+
+// Clock is the time source of a Watcher's schedule. Tests inject a fake
+// one; I/O timeouts always use real time.
+type Clock interface {
+	Now() time.Time
+	// NewTimer returns a timer that fires once, after d.
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is the part of *time.Timer that a Watcher uses.
+type Timer interface {
+	C() <-chan time.Time
+	// Stop prevents the timer from firing.
+	Stop()
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                { return time.Now() }
+func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+func (r realTimer) Stop()               { r.t.Stop() }
+
+// Calls is the number of AWS API requests the resolver has made, for
+// start-up's log line and for watchers: fetches, batches and polls.
+func (r *Resolver) Calls() int64 { return r.calls.Load() }
+
+// pending is the template of changed env files until its references
+// resolve.
+type pending struct {
+	tm     *Template
+	reason string
+	warned bool
+}
+
+// watchedFile is one env file and what was last seen of it.
+type watchedFile struct {
+	File
+	digest  [32]byte
+	info    os.FileInfo // nil: look again
+	problem string      // the read error last logged
+}
+
+// failure is one reference (or the whole check) that could not be polled,
+// fetched or rendered.
+type failure struct {
+	ref  string // the reference, or "" for the whole check
+	code string // the AWS error code, if AWS answered
+	err  error
+}
+
+func (f failure) attrs() []any {
+	a := []any{}
+	if f.ref != "" {
+		a = append(a, "ref", f.ref)
+	}
+	if f.code != "" {
+		a = append(a, "code", f.code)
+	}
+	return append(a, "error", oneLine(f.err.Error()))
+}
+
+// Run watches until ctx ends (it returns nil then) or, with MaxStale, until
+// checks have failed for too long (it sends the *StaleError as a Change,
+// then returns it). Changes go to out; Run waits for out to take each.
+func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
+	if err := w.setup(); err != nil {
+		return err
+	}
+	var checkT, fileT, staleT Timer
+	stop := func(t *Timer) {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
+	defer func() {
+		stop(&checkT)
+		stop(&fileT)
+		stop(&staleT)
+	}()
+	if w.pollable() {
+		checkT = w.clock.NewTimer(w.firstWait())
+	}
+	if w.watchesFiles() {
+		fileT = w.clock.NewTimer(w.FileInterval)
+	}
+	refresh := w.Refresh
+	for {
+		var checkC, fileC, staleC <-chan time.Time
+		if checkT != nil {
+			checkC = checkT.C()
+		}
+		if fileT != nil {
+			fileC = fileT.C()
+		}
+		if staleT != nil {
+			staleC = staleT.C()
+		}
+		if w.idle != nil {
+			w.idle()
+		}
+		now := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-checkC:
+			checkT = nil
+			now = true
+		case _, ok := <-refresh:
+			if !ok {
+				refresh = nil
+				continue
+			}
+			w.log.Info("refresh requested: checking now")
+			w.reloadFiles(true)
+			now = true
+		case <-fileC:
+			fileT = w.clock.NewTimer(w.FileInterval)
+			now = w.reloadFiles(false)
+		case <-staleC:
+			staleT = nil
+			err := &StaleError{MaxStale: w.MaxStale, Since: w.clock.Now().Sub(w.lastOK), Last: w.lastErr}
+			w.log.Error("checks for rotation failed for longer than --max-stale; stopping",
+				"max_stale", w.MaxStale, "failed_checks", w.failed, "since", w.clock.Now().Sub(w.lastOK).Round(time.Millisecond))
+			send(ctx, out, Change{Err: err, Reason: "max-stale exceeded"})
+			return err
+		}
+		if !now {
+			continue
+		}
+		stop(&checkT)
+		res := w.check(ctx, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := w.settle(res)
+		switch {
+		case !w.failing:
+			stop(&staleT)
+		case w.MaxStale > 0 && staleT == nil:
+			staleT = w.clock.NewTimer(max(0, w.lastOK.Add(w.MaxStale).Sub(w.clock.Now())))
+		}
+		if w.pollable() || w.next != nil {
+			checkT = w.clock.NewTimer(wait)
+		}
+	}
+}
+
+func (w *Watcher) setup() error {
+	if w.Template == nil || w.Values == nil || w.Env == nil {
+		return errors.New("inject: Watcher needs the Template, Values and Env of start-up")
+	}
+	if w.Interval <= 0 {
+		w.Interval = DefaultInterval
+	}
+	if w.FileInterval <= 0 {
+		w.FileInterval = DefaultFileInterval
+	}
+	if w.CheckTimeout <= 0 {
+		w.CheckTimeout = min(max(w.Interval, minCheckTimeout), maxCheckTimeout)
+	}
+	w.log = w.Logger
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.clock = w.Clock
+	if w.clock == nil {
+		w.clock = realClock{}
+	}
+	if w.randN == nil {
+		w.randN = rand.Int64N
+	}
+	w.resolver, w.tm, w.vals, w.env = w.Resolver, w.Template, w.Values.Clone(), w.Env
+	w.files = nil
+	for _, f := range w.Files {
+		w.files = append(w.files, &watchedFile{File: f, digest: sha256.Sum256(f.Data)})
+	}
+	w.lastOK = w.clock.Now()
+	return nil
+}
+
+// pollable reports whether the current template has anything to poll.
+func (w *Watcher) pollable() bool {
+	return slices.ContainsFunc(w.tm.fetches, func(f Fetch) bool { return !f.Pinned() })
+}
+
+func (w *Watcher) watchesFiles() bool {
+	return slices.ContainsFunc(w.files, func(f *watchedFile) bool { return f.Name != "-" })
+}
+
+// rnd returns a random duration in [0, d).
+func (w *Watcher) rnd(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(w.randN(int64(d)))
+}
+
+// firstWait is a random point of the first interval: a fleet started at
+// once spreads its checks over a whole interval.
+func (w *Watcher) firstWait() time.Duration { return w.rnd(w.Interval) }
+
+// nextWait is the interval with ±10% jitter: spread checks stay spread.
+func (w *Watcher) nextWait() time.Duration {
+	return w.Interval - w.Interval/10 + w.rnd(w.Interval/5+1)
+}
+
+// backoff is the wait after the n-th failed check in a row: a random
+// point of [d/2, d], d = 1s·2^(n-1) capped at the interval.
+func (w *Watcher) backoff(n int) time.Duration {
+	d := w.Interval
+	if n <= 30 {
+		d = min(d, backoffBase<<(n-1))
+	}
+	return d/2 + w.rnd(d/2+1)
+}
+
+// settle records a check's outcome, logs the episode's start or end, and
+// returns the wait before the next check.
+func (w *Watcher) settle(res []failure) time.Duration {
+	now := w.clock.Now()
+	if len(res) == 0 {
+		if w.failing {
+			w.log.Info("watch recovered", "after", now.Sub(w.failSince).Round(time.Millisecond), "failed_checks", w.failed)
+		}
+		w.failing, w.failed, w.lastOK = false, 0, now
+		return w.nextWait()
+	}
+	w.failed++
+	w.lastErr = res[0].err.Error()
+	if !w.failing {
+		w.failing, w.failSince = true, now
+		attrs := append(res[0].attrs(), "failing", len(res))
+		w.log.Warn("watch failed; the command keeps its environment", attrs...)
+	} else {
+		attrs := append(res[0].attrs(), "failing", len(res), "failed_checks", w.failed)
+		w.log.Debug("watch still failing", attrs...)
+	}
+	return w.backoff(w.failed)
+}
+
+func send(ctx context.Context, out chan<- Change, c Change) {
+	select {
+	case out <- c:
+	case <-ctx.Done():
+	}
+}
+
+// reloadFiles looks at the env files (reads them all with force) and
+// parses them again when one changed. It reports whether there is a new
+// template to check.
+func (w *Watcher) reloadFiles(force bool) bool {
+	var changed []string
+	for _, wf := range w.files {
+		if wf.Name == "-" {
+			continue
+		}
+		info, err := os.Stat(wf.Name)
+		if err == nil && !force && wf.info != nil && sameFile(wf.info, info) {
+			continue
+		}
+		var data []byte
+		if err == nil {
+			data, err = readFileLimited(wf.Name)
+		}
+		if err != nil {
+			msg := pathError(err).Error()
+			if msg != wf.problem {
+				wf.problem = msg
+				w.log.Warn("env file cannot be read; the command keeps its environment", "file", wf.Name, "error", msg)
+			}
+			wf.info = nil
+			continue
+		}
+		if wf.problem != "" {
+			wf.problem = ""
+			w.log.Info("env file readable again", "file", wf.Name)
+		}
+		wf.info = info
+		if d := sha256.Sum256(data); d != wf.digest {
+			wf.digest, wf.Data = d, data
+			changed = append(changed, wf.Name)
+		}
+	}
+	if len(changed) == 0 {
+		return false
+	}
+	files := make([]File, len(w.files))
+	for i, wf := range w.files {
+		files[i] = wf.File
+	}
+	tm, err := Parse(files, w.Options)
+	if err != nil {
+		w.log.Warn("env file changed but cannot be used; the command keeps its environment",
+			"files", changed, "error", oneLine(strings.ReplaceAll(err.Error(), "\n", "; ")))
+		return false
+	}
+	for _, warn := range tm.Warnings() {
+		w.log.Warn(warn)
+	}
+	w.log.Info("env file changed", "files", changed)
+	w.next = &pending{tm: tm, reason: "env file changed: " + strings.Join(changed, ", ")}
+	return true
+}
+
+// sameFile reports whether two looks at a path saw the same file, unchanged.
+func sameFile(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
+}
+
+// resolverFor returns the resolver, making one if a changed file needs AWS
+// for the first time.
+func (w *Watcher) resolverFor(ctx context.Context) (*Resolver, error) {
+	if w.resolver != nil {
+		return w.resolver, nil
+	}
+	if w.NewResolver == nil {
+		return nil, errors.New("no AWS configuration to resolve references with")
+	}
+	r, err := w.NewResolver(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w.resolver = r
+	return r, nil
+}
+
+// rotation is one fetch whose answer moved.
+type rotation struct {
+	f        Fetch
+	from, to string // short version ids, or parameter versions
+	ask      Fetch  // what to fetch: the new version id, or f itself
+}
+
+// check polls everything the current template (and a pending one) uses,
+// fetches what moved and what a pending template adds, renders, and sends
+// a Change when the environment differs. It returns the failures that
+// count against the current environment: a pending template's problems
+// are logged once and retried, but do not make AWS look unavailable.
+func (w *Watcher) check(ctx context.Context, out chan<- Change) (fails []failure) {
+	start := w.clock.Now()
+	next := w.next
+	var needed []Fetch
+	needed = append(needed, w.tm.fetches...)
+	if next != nil {
+		needed = append(needed, next.tm.fetches...)
+	}
+	var missing, secrets, params []Fetch
+	seen := map[Fetch]bool{}
+	for _, f := range needed {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		switch _, ok := w.vals.Version(f); {
+		case !ok:
+			missing = append(missing, f)
+		case f.Pinned():
+		case f.Service == ParameterStore:
+			params = append(params, f)
+		default:
+			secrets = append(secrets, f)
+		}
+	}
+	var rotated []rotation
+	calls := int64(0)
+	defer func() {
+		w.log.Debug("checked", "polled", len(secrets)+len(params), "api_calls", calls, "rotations", len(rotated),
+			"failures", len(fails), "duration", w.clock.Now().Sub(start).Round(time.Millisecond))
+	}()
+	var pendingFails []failure
+	vals := w.vals.Clone()
+	if len(missing)+len(secrets)+len(params) > 0 {
+		r, err := w.resolverFor(ctx)
+		if err != nil {
+			f := failure{err: err}
+			if len(secrets)+len(params) == 0 {
+				w.warnPending(next, []failure{f})
+				return nil
+			}
+			return []failure{f}
+		}
+		calls0 := r.calls.Load()
+		cctx, cancel := context.WithTimeout(ctx, w.CheckTimeout)
+		rotated, fails = w.poll(cctx, r, secrets, params)
+		ask := make([]Fetch, 0, len(rotated)+len(missing))
+		for _, rt := range rotated {
+			ask = append(ask, rt.ask)
+		}
+		ask = append(ask, missing...)
+		if len(ask) > 0 {
+			got := r.Fetch(cctx, ask)
+			kept := rotated[:0]
+			for _, rt := range rotated {
+				if err := got.Err(rt.ask); err != nil {
+					fails = append(fails, w.fetchFailure(cctx, rt.f, err))
+					continue
+				}
+				vals.set(rt.f, got.m[rt.ask])
+				kept = append(kept, rt)
+			}
+			rotated = kept
+			for _, f := range missing {
+				if err := got.Err(f); err != nil {
+					pendingFails = append(pendingFails, w.fetchFailure(cctx, f, err))
+					continue
+				}
+				vals.set(f, got.m[f])
+			}
+		}
+		cancel()
+		calls = r.calls.Load() - calls0
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+
+	// A pending template is adopted once it renders; until then the
+	// current one takes the rotations.
+	var env *Env
+	tm, reasons := w.tm, []string{}
+	if next != nil {
+		e, err := next.tm.Render(vals)
+		if err == nil {
+			tm, env = next.tm, e
+			reasons = append(reasons, next.reason)
+			w.next = nil
+		} else {
+			pendingFails = append(pendingFails, renderFailures(err)...)
+			w.warnPending(next, pendingFails)
+		}
+	}
+	if env == nil {
+		e, err := tm.Render(vals)
+		if err != nil {
+			// A rotated value that no longer fits (a JSON key gone):
+			// keep everything as it was, and look again next time.
+			return append(fails, renderFailures(err)...)
+		}
+		env = e
+	}
+	w.tm = tm
+	w.vals = keepOnly(vals, w.tm, w.next)
+	for _, rt := range rotated {
+		w.log.Info("rotation detected", "ref", rt.f.String(), "old", rt.from, "new", rt.to)
+		reasons = append(reasons, fmt.Sprintf("%s rotated (%s -> %s)", rt.f.String(), rt.from, rt.to))
+	}
+	reason := strings.Join(reasons, "; ")
+	if env.Equal(w.env) {
+		if reason != "" {
+			w.log.Info("nothing the command receives changed", "reason", reason)
+		}
+		return fails
+	}
+	changedVars := env.Changed(w.env)
+	w.env = env
+	w.log.Info("environment changed", "variables", changedVars, "reason", reason)
+	send(ctx, out, Change{Env: env, Reason: reason + "; variables " + strings.Join(changedVars, ", ")})
+	return fails
+}
+
+// warnPending logs, once per changed template, why it is not used yet.
+func (w *Watcher) warnPending(p *pending, fails []failure) {
+	if p == nil || p.warned || len(fails) == 0 {
+		return
+	}
+	p.warned = true
+	attrs := append(fails[0].attrs(), "problems", len(fails), "reason", p.reason)
+	w.log.Warn("env file changed but its references do not resolve yet; the command keeps its environment", attrs...)
+}
+
+// keepOnly drops the values that neither the template nor a pending one
+// uses any more.
+func keepOnly(v *Values, tm *Template, p *pending) *Values {
+	keep := map[Fetch]bool{}
+	for _, f := range tm.fetches {
+		keep[f] = true
+	}
+	if p != nil {
+		for _, f := range p.tm.fetches {
+			keep[f] = true
+		}
+	}
+	out := NewValues()
+	for f, r := range v.m {
+		if keep[f] && r.err == nil {
+			out.m[f] = r
+		}
+	}
+	return out
+}
+
+// renderFailures turns Render's errors into failures.
+func renderFailures(err error) []failure {
+	var out []failure
+	for _, e := range flatten(nil, err) {
+		f := failure{err: e}
+		var re *ResolveError
+		if errors.As(e, &re) {
+			f.ref, f.code = re.Ref, re.Code
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// fetchFailure describes a failed fetch of f; a check that ran out of time
+// says so (the resolver's words are about start-up).
+func (w *Watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure {
+	var fe *fetchError
+	if errors.As(err, &fe) {
+		fe = w.timedOut(ctx, fe)
+		return failure{ref: f.String(), code: fe.code, err: fe}
+	}
+	return failure{ref: f.String(), err: err}
+}
+
+// timedOut rewrites a failure caused by the check's deadline.
+func (w *Watcher) timedOut(ctx context.Context, fe *fetchError) *fetchError {
+	if errors.Is(fe.cause, context.DeadlineExceeded) || (ctx.Err() != nil && fe.class == classUnavailable) {
+		c := *fe
+		c.class, c.code, c.msg = classUnavailable, "", "no answer within the check timeout ("+w.CheckTimeout.String()+")"
+		return &c
+	}
+	return fe
+}
+
+func shortVersion(v Version, f Fetch) string {
+	if f.Service == ParameterStore {
+		return strconv.FormatInt(v.Version, 10)
+	}
+	return shortID(v.VersionID)
+}
