@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/rolesenv/rolesenv/inject"
 )
 
@@ -114,13 +115,16 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 }
 
 // resolution is what start-up resolution produced: the child's
-// environment, and for a watcher the template, the fetched values and the
-// resolver (nil when the template has no reference).
+// environment, and for a watcher the template, the fetched values, the
+// resolver (nil when the template has no reference), the files as read and
+// the options Parse was given.
 type resolution struct {
 	tm       *inject.Template
 	env      *inject.Env
 	vals     *inject.Values
 	resolver *inject.Resolver
+	files    []inject.File
+	opts     inject.Options
 }
 
 // resolveEnv reads the env files and resolves the child's environment
@@ -128,6 +132,12 @@ type resolution struct {
 // endpoint's variables); the flags fill in the rest. A template without
 // references asks for no AWS configuration and no credentials at all.
 func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags, opts inject.Options) (*resolution, error) {
+	return a.resolveEnvWith(ctx, ef, opts, func(ctx context.Context) (aws.Config, error) { return a.awsConfig(ctx, cf) })
+}
+
+// resolveEnvWith is resolveEnv with the AWS configuration from config,
+// called only when a reference needs it.
+func (a *app) resolveEnvWith(ctx context.Context, ef *envFlags, opts inject.Options, config func(context.Context) (aws.Config, error)) (*resolution, error) {
 	if ef.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, ef.timeout)
@@ -145,13 +155,13 @@ func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags, opts 
 	for _, w := range tm.Warnings() {
 		a.log.Warn(w)
 	}
-	res := &resolution{tm: tm}
+	res := &resolution{tm: tm, files: files, opts: opts}
 	if len(tm.Fetches()) == 0 {
 		res.vals = inject.NewValues()
 		res.env, err = tm.Render(res.vals)
 		return res, err
 	}
-	cfg, err := a.awsConfig(ctx, cf)
+	cfg, err := config(ctx)
 	if err != nil {
 		return nil, err
 	}
