@@ -72,6 +72,9 @@ func newCheckFixture(t *testing.T) *checkFixture {
 	if _, err := srv.PutParameter("/prod/dsn", "SecureString", "SNTL-dsn"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := srv.PutParameter("/other/param", "SecureString", "SNTL-other-param"); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -124,6 +127,7 @@ LOG_LEVEL=info
 // may not read.
 const brokenEnv = appEnv + `DB_HOST=sm://prod/db#host
 OTHER_TOKEN=sm://other/token
+OTHER_PARAM=ssm:///other/param
 `
 
 // longValidity keeps "N days left" the same in every run.
@@ -272,6 +276,7 @@ func TestCheckBroken(t *testing.T) {
 		"credentials":           check.OK,
 		"reference DB_HOST":     check.Fail,
 		"reference OTHER_TOKEN": check.Fail,
+		"reference OTHER_PARAM": check.Fail,
 		"reference DB_USER":     check.OK,
 		"reference PORT":        check.OK,
 		"command":               check.Fail,
@@ -296,8 +301,14 @@ func TestCheckBroken(t *testing.T) {
 		t.Errorf("missing key row = %+v", row)
 	}
 	s := r.Summary
-	if s.Fail != 3 || s.Warn != 2 || s.NotRun != 0 || s.ExitCode != 1 {
-		t.Errorf("summary %+v, want 3 fail, 2 warn", s)
+	if s.Fail != 4 || s.Warn != 2 || s.NotRun != 0 || s.ExitCode != 1 {
+		t.Errorf("summary %+v, want 4 fail, 2 warn", s)
+	}
+	// Parameter Store refused the whole GetParameters call for one name:
+	// only that name is reported denied, with its own statement.
+	if row := r.row(t, "reference OTHER_PARAM", ""); row.Statement == nil ||
+		row.Statement.JSON() != `{"Effect":"Allow","Action":"ssm:GetParameters","Resource":"arn:aws:ssm:us-east-1:123456789012:parameter/other/param"}` {
+		t.Errorf("OTHER_PARAM row = %+v", row)
 	}
 }
 
