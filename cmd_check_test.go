@@ -192,6 +192,57 @@ func runCheckJSON(t *testing.T, args ...string) (int, report, string) {
 	return code, r, stderr
 }
 
+// documentedFields are the JSON fields the README documents: a row never
+// has another, and the first four are always there.
+var documentedFields = map[string]bool{
+	"group": true, "check": true, "status": true, "detail": true, "hint": true, "file": true, "line": true,
+	"variable": true, "reference": true, "version": true, "note": true, "code": true, "action": true,
+	"resource": true, "statement": true,
+}
+
+func checkDocumentedFields(t *testing.T, args []string) {
+	t.Helper()
+	_, stdout, _ := runCLI(t, append([]string{args[0], "--format", "json"}, args[1:]...)...)
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc) != 2 || doc["checks"] == nil || doc["summary"] == nil {
+		t.Fatalf("document %s: want exactly checks and summary (%v)", stdout, err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(doc["checks"], &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		for k := range row {
+			if !documentedFields[k] {
+				t.Errorf("row %v has the undocumented field %q", row["check"], k)
+			}
+		}
+		for _, k := range []string{"group", "check", "status", "detail"} {
+			if _, ok := row[k].(string); !ok {
+				t.Errorf("row %v lacks %q", row["check"], k)
+			}
+		}
+		if st := row["status"]; st != "ok" && st != "warn" && st != "fail" && st != "not_run" {
+			t.Errorf("row %v has status %v", row["check"], st)
+		}
+		if s, ok := row["statement"].(map[string]any); ok && (s["Effect"] != "Allow" || s["Action"] == nil || s["Resource"] == nil || len(s) != 3) {
+			t.Errorf("statement %v", s)
+		}
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(doc["summary"], &sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"ok", "warn", "fail", "not_run", "exit_code"} {
+		if _, ok := sum[k].(float64); !ok {
+			t.Errorf("summary lacks the number %q: %v", k, sum)
+		}
+	}
+	if len(sum) != 5 {
+		t.Errorf("summary %v has undocumented fields", sum)
+	}
+}
+
 // row finds the row whose check starts with prefix (and whose reference
 // is ref, when given).
 func (r report) row(t *testing.T, prefix, ref string) check.Row {
@@ -270,6 +321,7 @@ func TestCheckBroken(t *testing.T) {
 	golden(t, "broken.txt", stdout)
 
 	_, r, _ := runCheckJSON(t, args...)
+	checkDocumentedFields(t, args)
 	want := map[string]check.Status{
 		"certificate validity":  check.Warn,
 		"key file permissions":  check.Warn,
@@ -567,11 +619,23 @@ func TestCheckSentinel(t *testing.T) {
 	t.Setenv("FROM_ENV_REF", "sm://prod/db#password")
 
 	ra := func(c, k string, extra ...string) []string { return f.args(c, k, extra...) }
+	_, otherKey := f.leaf(t, "other", devpki.Options{NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}, nil)
+	writeTestFile(t, "passphrase.txt", "SNTL-passphrase\n", 0o600)
+	writeTestFile(t, "good.env", appEnv, 0o644)
 	runs := []struct {
 		name string
 		env  map[string]string
 		args []string
 	}{
+		{"healthy", nil, ra(cert, key, "--env-file", "good.env", "--", "rolesenv-testchild", "exit", "0")},
+		{"local failures", nil, ra(cert, otherKey, "--env-file", "app.env", "--env-file", "missing.env", "--session-duration", "1",
+			"--ca", "root.pem", "--intermediates", "app.env", "--", "./app.env")},
+		{"expired certificate", nil, ra("other.pem", otherKey, "--env-file", "app.env")},
+		{"bundle, passphrase file", nil,
+			[]string{"check", "--certificate", bundle, "--private-key-passphrase-file", "passphrase.txt", "--trust-anchor-arn", f.anchor,
+				"--profile-arn", f.profile, "--role-arn", f.role, "--env-file", "app.env", "--describe-only"}},
+		{"unknown access key", map[string]string{"AWS_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000", "AWS_SECRET_ACCESS_KEY": "SNTL-secret-access-key"},
+			[]string{"check", "--env-file", "app.env"}},
 		{"healthy and broken references", nil, ra(cert, key, "--env-file", "app.env", "--from-env", "--", "rolesenv-testchild")},
 		{"describe-only", nil, ra(cert, key, "--env-file", "app.env", "--describe-only")},
 		{"wrong CA", nil, ra(wrongCert, wrongKey, "--env-file", "app.env", "--ca", "root.pem")},
