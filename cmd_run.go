@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/internal/credserver"
 	"github.com/rolesenv/rolesenv/supervise"
 )
 
@@ -129,6 +134,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	var refresh chan struct{}
+	if cfg.RefreshSignal != 0 {
+		refresh = make(chan struct{}, 1)
+		cfg.Refresh = refresh
+	}
 	// Catch signals before anything slow happens: one that arrives while
 	// the environment is resolved ends rolesenv with 128+N.
 	sup, err := supervise.New(cfg)
@@ -138,7 +148,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	defer sup.Close()
 	startCtx, cancel := sup.Context(ctx)
 	defer cancel()
-	env, err := a.childEnvironment(startCtx, fs, &ef)
+	lc := &lazyConfig{a: a, cf: &cf}
+	st, err := a.prepareRun(startCtx, &rf, &ef, lc)
+	if st.creds != nil {
+		defer st.creds.Close()
+	}
 	if err != nil {
 		var sigErr *supervise.SignalError
 		if cause := context.Cause(startCtx); errors.As(cause, &sigErr) {
@@ -146,10 +160,14 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		}
 		return err
 	}
+	env := st.res.env.Environ()
+	if err := inject.CheckSize(argv, env); err != nil {
+		return err
+	}
 	if rf.once {
 		return sup.Exec(env)
 	}
-	res, err := sup.Run(ctx, env, nil)
+	res, err := a.superviseWatching(ctx, sup, &rf, argv, st, refresh, lc)
 	if err != nil {
 		return err
 	}
@@ -157,6 +175,167 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		return exitStatus(res.ExitCode)
 	}
 	return nil
+}
+
+// lazyConfig builds the AWS configuration the first time something needs
+// it (a reference, the credentials endpoint, an env file that gains a
+// reference), and the same one after that: one credential provider, one
+// credentials cache, one log line about the source.
+type lazyConfig struct {
+	a   *app
+	cf  *credFlags
+	mu  sync.Mutex
+	cfg *aws.Config
+}
+
+func (l *lazyConfig) get(ctx context.Context) (aws.Config, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg != nil {
+		return *l.cfg, nil
+	}
+	cfg, err := l.a.awsConfig(ctx, l.cf)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	l.cfg = &cfg
+	return cfg, nil
+}
+
+// runState is what start-up prepared: the resolution and the credentials
+// endpoint, if any.
+type runState struct {
+	res   *resolution
+	creds *credserver.Server
+}
+
+// prepareRun starts the credentials endpoint (with --child-credentials
+// endpoint) and resolves the child's environment.
+func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *lazyConfig) (*runState, error) {
+	st := &runState{}
+	var opts inject.Options
+	if rf.childCredentials == "endpoint" {
+		srv, err := a.startCredentialsEndpoint(ctx, ef.timeout, lc)
+		if err != nil {
+			return st, err
+		}
+		st.creds = srv
+		// Through inject, so that render and run agree on the result.
+		opts.Remove = credserver.Outranking
+		for _, kv := range srv.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			opts.Set = append(opts.Set, inject.NewSetting(k, v, k == credserver.TokenVar))
+		}
+	}
+	start := time.Now()
+	res, err := a.resolveEnvWith(ctx, ef, opts, lc.get)
+	if err != nil {
+		return st, err
+	}
+	st.res = res
+	if n := res.tm.References(); n > 0 {
+		ms, calls := time.Since(start).Milliseconds(), res.resolver.Calls()
+		a.log.Info(fmt.Sprintf("%d references resolved in %d ms with %d API calls", n, ms, calls),
+			"references", n, "fetches", len(res.tm.Fetches()), "duration_ms", ms, "api_calls", calls)
+	} else {
+		a.log.Debug("no references to resolve: no AWS configuration, no credentials, nothing to poll")
+	}
+	return st, nil
+}
+
+// startCredentialsEndpoint serves rolesenv's own refreshing credentials to
+// the child. They are fetched once first, within the start-up deadline: a
+// child must not start with an endpoint that cannot answer.
+func (a *app) startCredentialsEndpoint(ctx context.Context, timeout time.Duration, lc *lazyConfig) (*credserver.Server, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	cfg, err := lc.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Credentials == nil {
+		return nil, &configError{msg: "--child-credentials endpoint: no AWS credentials to serve",
+			hint: "give the Roles Anywhere flags, or credentials the AWS SDK finds (environment, profile, ...)"}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		err = fmt.Errorf("--child-credentials endpoint: failed to obtain AWS credentials: %w", err)
+		if exitCodeOf(err) == exitInternal {
+			err = &configError{msg: err.Error()}
+		}
+		return nil, err
+	}
+	srv, err := credserver.Start(cfg.Credentials, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("serving credentials to the command", "endpoint", srv.URL())
+	return srv, nil
+}
+
+// superviseWatching runs the child under the supervisor and feeds it what
+// the watcher reports: new environments, or the --max-stale error.
+func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, rf *runFlags, argv []string, st *runState, refresh <-chan struct{}, lc *lazyConfig) (supervise.Result, error) {
+	w := &inject.Watcher{
+		Template: st.res.tm,
+		Values:   st.res.vals,
+		Env:      st.res.env,
+		Resolver: st.res.resolver,
+		NewResolver: func(ctx context.Context) (*inject.Resolver, error) {
+			cfg, err := lc.get(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &inject.Resolver{Config: cfg, Logger: a.log}, nil
+		},
+		Files:    st.res.files,
+		Options:  st.res.opts,
+		Interval: rf.interval,
+		MaxStale: rf.maxStale,
+		Refresh:  refresh,
+		Logger:   a.log,
+	}
+	wctx, stop := context.WithCancel(ctx)
+	changes := make(chan inject.Change)
+	updates := make(chan supervise.Update)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// A fatal error comes as a Change too.
+		_ = w.Run(wctx, changes)
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			var c inject.Change
+			select {
+			case c = <-changes:
+			case <-wctx.Done():
+				return
+			}
+			u := supervise.Update{Reason: c.Reason, Err: c.Err}
+			if c.Env != nil {
+				u.Env = c.Env.Environ()
+				if err := inject.CheckSize(argv, u.Env); err != nil {
+					a.log.Error("the new environment is too large to start the command with; it keeps its environment",
+						"error", err.Error(), "reason", c.Reason)
+					continue
+				}
+			}
+			select {
+			case updates <- u:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	res, err := sup.Run(ctx, st.res.env.Environ(), updates)
+	stop()
+	wg.Wait()
+	return res, err
 }
 
 // superviseConfig checks the run flags and turns them into the
@@ -174,7 +353,6 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 		if rf.once {
 			return cfg, &usageError{msg: "--child-credentials endpoint cannot be used with --once: nothing stays to serve the credentials"}
 		}
-		return cfg, notLanded("--child-credentials endpoint with rolesenv run", 5)
 	default:
 		return cfg, usageErrorf("invalid --child-credentials %q (want none or endpoint)", rf.childCredentials)
 	}
@@ -222,8 +400,6 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 		if err := supervise.ValidateRefreshSignal(cfg.RefreshSignal); err != nil {
 			return cfg, usageErrorf("invalid --refresh-signal: %v", err)
 		}
-		// The watcher takes refresh requests from here once it is wired.
-		cfg.Refresh = make(chan struct{}, 1)
 	}
 	for _, d := range []struct {
 		name     string
@@ -243,6 +419,10 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 			}
 			return cfg, usageErrorf("invalid --%s %v: want %s", d.name, d.value, want)
 		}
+	}
+	if rf.maxStale > 0 && rf.maxStale <= rf.interval {
+		return cfg, &usageError{msg: fmt.Sprintf("invalid --max-stale %v: want more than --interval (%v), or 0", rf.maxStale, rf.interval),
+			hint: "--max-stale counts from the last successful check, and checks come every --interval"}
 	}
 	if rf.maxRestarts < 0 {
 		return cfg, usageErrorf("invalid --max-restarts %d: want 0 (no limit) or more", rf.maxRestarts)
@@ -266,28 +446,4 @@ func parseSignalFlag(fs *flagSet, name, value string) (syscall.Signal, error) {
 		msg = fmt.Sprintf("invalid %s: not a signal", envTwin(name))
 	}
 	return 0, &usageError{msg: msg, hint: "a signal is a name or a number: TERM, SIGTERM, 15, RTMIN+2"}
-}
-
-// childEnvironment is the environment the command starts with: for now
-// rolesenv's own, minus every ROLESENV_* variable (they may hold a key
-// passphrase). Env files, references, --from-env and --clean-env come with
-// the resolver.
-func (a *app) childEnvironment(_ context.Context, _ *flagSet, ef *envFlags) ([]string, error) {
-	for name, given := range map[string]bool{
-		"env-file":  len(ef.envFiles) > 0,
-		"from-env":  ef.fromEnv,
-		"clean-env": ef.cleanEnv,
-		"keep-env":  len(ef.keepEnv) > 0,
-	} {
-		if given {
-			return nil, notLanded("--"+name+" with rolesenv run", 5)
-		}
-	}
-	env := make([]string, 0, len(a.environ))
-	for _, kv := range a.environ {
-		if !strings.HasPrefix(kv, envPrefix) {
-			env = append(env, kv)
-		}
-	}
-	return env, nil
 }

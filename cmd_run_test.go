@@ -152,7 +152,9 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"run", "--stop-timeout", "0s", "true"}, nil, exitUsage, "invalid --stop-timeout"},
 		{[]string{"run", "--debounce", "-1s", "true"}, nil, exitUsage, "invalid --debounce"},
 		{[]string{"run", "--max-restarts", "-1", "true"}, nil, exitUsage, "invalid --max-restarts"},
-		{[]string{"run", "--env-file", "app.env", "true"}, nil, exitInternal, "--env-file with rolesenv run is not implemented yet"},
+		{[]string{"run", "--env-file", "no-such.env", "true"}, nil, exitConfig, "no-such.env"},
+		{[]string{"run", "--max-stale", "1m", "true"}, nil, exitUsage, "invalid --max-stale 1m0s: want more than --interval (5m0s), or 0"},
+		{[]string{"run", "--env-file", "-", "true"}, []string{"ROLESENV_MAX_STALE=1s", "ROLESENV_INTERVAL=2s"}, exitUsage, "invalid --max-stale"},
 		{[]string{"run", "--user", "no-such-user-here", "true"}, nil, exitConfig, "--user no-such-user-here"},
 	}
 	for _, tt := range tests {
