@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -698,5 +700,66 @@ func TestCheckUsage(t *testing.T) {
 	code, stdout, _ = runCLI(t, "check")
 	if code != 0 || !strings.Contains(stdout, "result: ok") {
 		t.Errorf("check with nothing: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestCheckMoto runs check against moto, an emulator that is not ours,
+// with IAM enforcement (moto checks actions, not resources) and the
+// default credential chain: a user allowed to describe secrets but not
+// read them fails the normal check with the statement that would allow
+// the read (built from the name, as moto's 403 does not say), and passes
+// --describe-only.
+func TestCheckMoto(t *testing.T) {
+	awsBin := testenv.RequireTool(t, "aws")
+	testenv.IsolateAWS(t)
+	policy, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{
+		map[string]any{"Effect": "Allow", "Action": []string{"secretsmanager:DescribeSecret", "sts:GetCallerIdentity"}, "Resource": "*"}}})
+	var keys string
+	setup := []struct {
+		args []string
+		out  *string
+	}{
+		{args: []string{"secretsmanager", "create-secret", "--name", "moto/db", "--secret-string", `{"password":"SNTL-moto"}`}},
+		{args: []string{"iam", "create-user", "--user-name", "describer"}},
+		{args: []string{"iam", "create-policy", "--policy-name", "describer", "--policy-document", string(policy)}},
+		{args: []string{"iam", "attach-user-policy", "--user-name", "describer", "--policy-arn", "arn:aws:iam::123456789012:policy/describer"}},
+		{args: []string{"iam", "create-access-key", "--user-name", "describer", "--query", "[AccessKey.AccessKeyId, AccessKey.SecretAccessKey]", "--output", "text"}, out: &keys},
+	}
+	m := testenv.StartMoto(t, "INITIAL_NO_AUTH_ACTION_COUNT="+strconv.Itoa(len(setup)))
+	env := testenv.SafeEnv(t, "AWS_ACCESS_KEY_ID=setup", "AWS_SECRET_ACCESS_KEY=setup", "AWS_DEFAULT_REGION=us-east-1")
+	for _, c := range setup {
+		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", m.URL}, c.args...)...)
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("aws %s: %v", strings.Join(c.args[:2], " "), err)
+		}
+		if c.out != nil {
+			*c.out = strings.TrimSpace(string(out))
+		}
+	}
+	t.Chdir(t.TempDir())
+	writeTestFile(t, "app.env", "DB_PASSWORD=sm://moto/db#password\n", 0o644)
+	id, secret, _ := strings.Cut(keys, "\t")
+	t.Setenv("AWS_ENDPOINT_URL", m.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", id)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+
+	code, r, stderr := runCheckJSON(t, "check", "--env-file", "app.env", "--log-level", "debug")
+	if code != 1 || strings.Contains(stderr, "SNTL") {
+		t.Fatalf("exit %d, want 1%s\n%s", code, dump(r), stderr)
+	}
+	if cred := r.row(t, "credentials", ""); cred.Status != check.OK || !strings.Contains(cred.Detail, "user/describer") {
+		t.Errorf("credentials row %+v", cred)
+	}
+	row := r.row(t, "reference DB_PASSWORD", "")
+	want := `{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:us-east-1:123456789012:secret:moto/db-??????"}`
+	if row.Status != check.Fail || row.Statement == nil || row.Statement.JSON() != want {
+		t.Errorf("denied row %+v, want the statement %s", row, want)
+	}
+
+	code, r, _ = runCheckJSON(t, "check", "--env-file", "app.env", "--describe-only")
+	if row := r.row(t, "reference DB_PASSWORD", ""); code != 0 || row.Status != check.OK || row.Note == "" {
+		t.Errorf("--describe-only: exit %d, row %+v%s", code, row, dump(r))
 	}
 }
