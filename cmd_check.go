@@ -23,7 +23,7 @@ configuration, the credentials, every reference of every variable and,
 given a COMMAND, that it resolves to an executable. Each check is one row:
 
   STATUS   ok, warn, fail, or not run (an earlier failure made it impossible)
-  CHECK    what was checked: "certificate validity", "reference DB_URL (app.env:3)"
+  CHECK    what was checked, e.g. "reference DB_URL (app.env:3)"
   DETAIL   what was found; never a secret value, a key or credentials
 
 check goes on after a failure wherever it can, so one run lists every
@@ -33,24 +33,28 @@ failed (warnings do not fail it), 1 when something did, 64 on a usage
 error.
 
 Check:
-  --describe-only        read metadata only (DescribeSecret, DescribeParameters):
-                         no secret value is read; JSON keys, filters and
-                         parameter labels are then not verified (ok, with a note)
+  --describe-only        read metadata only (DescribeSecret,
+                         DescribeParameters): no secret value is read, so
+                         JSON keys, filters and parameter labels are not
+                         verified (such rows are ok, with a note)
   --ca FILE              the trust anchor's CA certificate: verify the
                          certificate's chain up to it
   --format FORMAT        text (an aligned table, default) or json
 
 Environment (as for 'rolesenv run'):
-  --env-file FILE        template env file; repeatable, later files win; - is stdin
-  --from-env             also resolve inherited variables whose whole value is a reference
+  --env-file FILE        template env file; repeatable, later files win;
+                         - is stdin
+  --from-env             also resolve inherited variables whose whole value
+                         is a reference
   --clean-env            only the files' variables, and those --keep-env names
   --keep-env NAME,...    with --clean-env, also pass these inherited variables
   --timeout D            give up after D, retries included (default 30s)
 
 Credentials and logging (as for 'rolesenv run'):
-  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
-  --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
-  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
+  --region REGION, --certificate FILE, --private-key FILE,
+  --intermediates FILE, --trust-anchor-arn ARN, --profile-arn ARN,
+  --role-arn ARN, --session-duration N, --role-session-name NAME,
+  --endpoint URL, --private-key-passphrase-file FILE
   --log-level LEVEL      debug, info, warn or error (default info)
   --log-format FORMAT    text or json (default text)
   --debug                same as --log-level debug
@@ -58,13 +62,21 @@ Credentials and logging (as for 'rolesenv run'):
 Without Roles Anywhere flags, the credentials row names the default chain's
 source and asks STS GetCallerIdentity who it is.
 
+--format json writes {"checks": [ROW...], "summary": {"ok": N, "warn": N,
+"fail": N, "not_run": N, "exit_code": 0|1}}. A ROW always has "group"
+(local, credentials or reference), "check", "status" (ok, warn, fail or
+not_run) and "detail"; where they apply also "hint", "file", "line",
+"variable", "reference", "version", "note", "code", "action", "resource"
+and "statement" (the IAM statement that would allow a denied call).
+
 Examples:
   rolesenv check --env-file /etc/app/app.env -- /usr/bin/app
   rolesenv check --env-file app.env --describe-only --format json
-  rolesenv check --env-file app.env --certificate app.pem --private-key app.key \
-      --intermediates chain.pem --ca root.pem --trust-anchor-arn ARN \
-      --profile-arn ARN --role-arn ARN
-  rolesenv check --format json --env-file app.env | jq '.checks[] | select(.status == "fail")'
+  rolesenv check --env-file app.env --certificate app.pem \
+      --private-key app.key --intermediates chain.pem --ca root.pem \
+      --trust-anchor-arn ARN --profile-arn ARN --role-arn ARN
+  rolesenv check --env-file app.env --format json |
+      jq '.checks[] | select(.status == "fail")'
 
 Every flag but --format can also be set with ROLESENV_<NAME> (--env-file is
 ROLESENV_ENV_FILE), so check sees the settings a unit gives 'rolesenv run'.
@@ -199,6 +211,7 @@ func (c *checker) template() *inject.Template {
 		warnings = tm.Warnings()
 	}
 	shown := map[string]bool{}
+	placed := map[string]bool{} // warnings shown on a file's row
 	for _, name := range c.ef.envFiles {
 		label := "env file " + name
 		if name == "-" {
@@ -223,12 +236,17 @@ func (c *checker) template() *inject.Template {
 		}
 		for _, w := range warnings {
 			if strings.HasPrefix(w, name+":") {
-				bad = true
+				bad, placed[w] = true, true
 				c.add(check.Local, check.Row{Check: label, Status: check.Warn, File: name, Detail: strings.TrimPrefix(w, name+":")})
 			}
 		}
 		if !bad {
 			c.add(check.Local, check.Row{Check: label, Status: check.OK, File: name, Detail: "read and parsed"})
+		}
+	}
+	for _, w := range warnings {
+		if !placed[w] {
+			c.add(check.Local, check.Row{Check: "env files", Status: check.Warn, Detail: w})
 		}
 	}
 	for _, e := range parseErrs {
@@ -296,9 +314,12 @@ func (c *checker) rolesAnywhere() (blocked string) {
 	}
 	const settings = "Roles Anywhere settings"
 	if err := c.cf.requireRolesAnywhere(); err != nil {
-		var ue *usageError
-		errors.As(err, &ue)
-		fail(check.Row{Check: settings, Detail: err.Error(), Hint: ue.hint})
+		r := check.Row{Check: settings, Detail: err.Error()}
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			r.Hint = h.Hint()
+		}
+		fail(r)
 	} else {
 		fips, dual := c.a.endpointVariants(context.Background(), nil)
 		region, endpoint, err := signer.CheckConfig(signer.Config{TrustAnchorARN: c.cf.trustAnchorARN,
