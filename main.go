@@ -108,11 +108,6 @@ func cmdVersion(_ context.Context, a *app, args []string) error {
 	return nil
 }
 
-// notLanded is the answer of a subcommand whose issue has not landed yet.
-func notLanded(what string, issue int) error {
-	return &internalError{msg: fmt.Sprintf("%s is not implemented yet (issue %d)", what, issue)}
-}
-
 // printError writes "rolesenv: error: ..." lines, one per line of the
 // message, then any hints the error tree carries.
 func printError(w io.Writer, err error) {
@@ -236,11 +231,6 @@ type configError struct{ msg, hint string }
 func (e *configError) Error() string { return e.msg }
 func (e *configError) Config() bool  { return true }
 func (e *configError) Hint() string  { return e.hint }
-
-// internalError is a bug or an unfinished feature: exit 70.
-type internalError struct{ msg string }
-
-func (e *internalError) Error() string { return e.msg }
 
 // exitStatus carries a status that rolesenv passes through without a
 // message of its own (the child's exit status).
