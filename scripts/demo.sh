@@ -49,4 +49,40 @@ aws --profile admin secretsmanager get-secret-value --secret-id demo/api-key \
 step "The aws CLI (profile dev) gets Roles Anywhere credentials through rolesenv credential-process"
 aws --profile dev sts get-caller-identity --output json
 
+step "A command under rolesenv run gets the demo secrets (it prints what it received, then waits)"
+# The demo command prints values: showing them is the point of the demo.
+# rolesenv itself never prints or logs a value.
+demo_child='echo "child started (pid $$): API_KEY=$API_KEY DB_USER=$DB_USER FEATURE_FLAG=$FEATURE_FLAG"
+trap "echo \"child $$ stopping\"; exit 0" TERM
+while :; do sleep 3600 & wait $!; done'
+echo "$bin run --env-file $work/dev/demo.env --interval 1s --debounce 500ms -- sh -c '...'"
+"$bin" run --env-file "$work/dev/demo.env" --interval 1s --debounce 500ms -- sh -c "$demo_child" \
+  >"$work/child.out" 2>"$work/run.log" &
+run_pid=$!
+pids+=("$run_pid")
+wait_for "$work/child.out" 'API_KEY=demo-api-key-1' 60
+cat "$work/child.out"
+grep -E 'references resolved' "$work/run.log" || true
+
+step "Rotate demo/api-key with the aws CLI (profile admin)"
+aws --profile admin secretsmanager put-secret-value --secret-id demo/api-key \
+  --secret-string demo-api-key-2 --query '{Name: Name, VersionId: VersionId, Stages: VersionStages}' --output json
+rotated=$(date +%s%N)
+
+step "rolesenv notices the rotation and restarts the command with the new value"
+wait_for "$work/child.out" 'API_KEY=demo-api-key-2' 60
+restarted=$(date +%s%N)
+cat "$work/child.out"
+echo
+grep -E 'rotation detected|environment changed|child restarted' "$work/run.log" || true
+printf 'restart with the new value %d ms after the rotation\n' $(((restarted - rotated) / 1000000))
+
+step "Stop rolesenv (SIGTERM goes to the command, which exits 0)"
+kill -TERM "$run_pid"
+status=0
+wait "$run_pid" || status=$?
+pids=("${pids[@]/$run_pid/}")
+[[ $status -eq 0 ]] || { cat "$work/run.log" >&2; fail "rolesenv run exited $status"; }
+echo "rolesenv run exited $status"
+
 step "Done: everything stopped"
