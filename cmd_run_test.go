@@ -459,3 +459,50 @@ func TestRunAsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSignalDuringStartup: a signal that arrives while the references
+// are being resolved ends rolesenv with 128+N, and the command never
+// starts.
+func TestRunSignalDuringStartup(t *testing.T) {
+	s, env := devBackend(t)
+	if _, err := s.CreateSecret("slow/api", "api-1"); err != nil {
+		t.Fatal(err)
+	}
+	s.SetLatency(runDeadline)
+	file := writeEnvFile(t, "API=sm://slow/api\n")
+	p := startRun(t, env, "run", "--env-file", file, "--", "rolesenv-testchild", "printvars", "API")
+	p.waitFor("the resolution's first request", &p.log, func([]string) bool { return s.Calls("secretsmanager:GetSecretValue") > 0 })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(runDeadline):
+		t.Fatal("rolesenv did not exit")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) || len(p.starts()) != 0 {
+		t.Errorf("exit %d with %d starts, want %d and none", code, len(p.starts()), 128+int(syscall.SIGTERM))
+	}
+	s.SetLatency(0)
+}
+
+// TestRunOnceResolves: --once resolves the env files, then execs the
+// command in place with the secrets.
+func TestRunOnceResolves(t *testing.T) {
+	s, env := devBackend(t)
+	if _, err := s.CreateSecret("once/api", "api-1"); err != nil {
+		t.Fatal(err)
+	}
+	file := writeEnvFile(t, "API=sm://once/api\n")
+	cmd := rolesenvCmd(t, env, "run", "--once", "--env-file", file, "--", "/bin/sh", "-c", `echo "$$ $API"`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(out)), fmt.Sprintf("%d api-1", cmd.Process.Pid); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if n := s.Calls("secretsmanager:DescribeSecret"); n != 0 {
+		t.Errorf("--once polled %d times", n)
+	}
+}

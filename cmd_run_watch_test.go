@@ -126,16 +126,20 @@ func (p *runProc) lines(which *[]string) []string {
 }
 
 // waitFor waits until cond holds for the lines (of out or log), within
-// the deadline; rolesenv exiting first fails the test.
+// the deadline; rolesenv exiting first fails the test. cond is evaluated
+// on every new line, and every 20 ms for conditions on other state.
 func (p *runProc) waitFor(what string, which *[]string, cond func([]string) bool) {
 	p.t.Helper()
 	deadline := time.After(runDeadline)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if cond(p.lines(which)) {
 			return
 		}
 		select {
 		case <-p.more:
+		case <-tick.C:
 		case <-p.exited:
 			if cond(p.lines(which)) {
 				return
