@@ -145,7 +145,7 @@ func TestRunLongRun(t *testing.T) {
 	p.waitOut("start API=api-1 FLAG=on")
 	e.ResetCalls()
 	checks0 := p.countLog(logChecked) // a check may be in flight: counts match within one
-	end := time.After(longRunFor) // the length of the run, not a synchronisation
+	end := time.After(longRunFor)     // the length of the run, not a synchronisation
 	select {
 	case <-end:
 	case <-p.exited:
