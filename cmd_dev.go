@@ -349,6 +349,7 @@ aws_secret_access_key = %s
 		export("AWS_CA_BUNDLE", p("ca.pem"))
 	}
 	export("AWS_REGION", d.state.Region)
+	export("AWS_DEFAULT_REGION", d.state.Region) // the aws CLI v1 reads only this one
 	export("AWS_CONFIG_FILE", p("aws-config"))
 	// Keep the demo away from the real AWS: no instance metadata, and no
 	// credentials from the home directory.
