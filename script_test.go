@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,7 @@ import (
 //	waitfor FILE REGEXP      wait (60s at most) until FILE has a match
 //	stopbg NAME [SIGNAL]     signal a background program (TERM), wait for it,
 //	                         write its exit status to NAME.status
+//	signalbg NAME SIGNAL     send SIGNAL (HUP, USR1, TERM, ...) to a background program
 //	source FILE              apply FILE's export and unset lines, as '.' would
 //
 // and the condition [have:TOOL], true when TOOL is on the PATH (on CI, a
@@ -65,10 +67,11 @@ func TestScripts(t *testing.T) {
 			return true, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"bg":      cmdBackground,
-			"waitfor": cmdWaitFor,
-			"stopbg":  cmdStopBackground,
-			"source":  cmdSource,
+			"bg":       cmdBackground,
+			"waitfor":  cmdWaitFor,
+			"stopbg":   cmdStopBackground,
+			"signalbg": cmdSignalBackground,
+			"source":   cmdSource,
 		},
 	})
 }
@@ -126,17 +129,12 @@ func cmdStopBackground(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	sig := syscall.SIGTERM
 	if len(args) == 2 {
-		switch args[1] {
-		case "INT":
-			sig = syscall.SIGINT
-		case "TERM":
-		case "HUP":
-			sig = syscall.SIGHUP
-		default:
-			ts.Fatalf("stopbg: unknown signal %q", args[1])
-		}
+		sig = scriptSignal(ts, args[1])
 	}
-	ts.Check(cmd.Process.Signal(sig))
+	// A program that has already exited has nothing to stop.
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		ts.Fatalf("stopbg %s: %v", args[0], err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -151,6 +149,29 @@ func cmdStopBackground(ts *testscript.TestScript, neg bool, args []string) {
 		status = "signal " + ws.Signal().String()
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]+".status"), []byte(status+"\n"), 0o644))
+}
+
+func cmdSignalBackground(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: signalbg NAME SIGNAL")
+	}
+	background.Lock()
+	cmd := background.m[ts][args[0]]
+	background.Unlock()
+	if cmd == nil {
+		ts.Fatalf("no background program %q", args[0])
+	}
+	ts.Check(cmd.Process.Signal(scriptSignal(ts, args[1])))
+}
+
+func scriptSignal(ts *testscript.TestScript, name string) syscall.Signal {
+	sigs := map[string]syscall.Signal{"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
+		"TERM": syscall.SIGTERM, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "KILL": syscall.SIGKILL}
+	sig, ok := sigs[name]
+	if !ok {
+		ts.Fatalf("unknown signal %q", name)
+	}
+	return sig
 }
 
 func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
@@ -218,7 +239,7 @@ var scriptVars = []string{
 	"AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PAGER",
 	"AWS_ENDPOINT_URL", "AWS_CA_BUNDLE", "AWS_REGION", "AWS_DEFAULT_REGION", "NO_PROXY",
 	"ROLESENV_CERTIFICATE", "ROLESENV_PRIVATE_KEY", "ROLESENV_TRUST_ANCHOR_ARN", "ROLESENV_PROFILE_ARN",
-	"ROLESENV_ROLE_ARN", "ROLESENV_ENDPOINT", "ROLESENV_LOG_LEVEL",
+	"ROLESENV_ROLE_ARN", "ROLESENV_ENDPOINT", "ROLESENV_LOG_LEVEL", "ROLESENV_REFRESH_SIGNAL",
 }
 
 func lookPathIn(prog, path string) (string, error) {
