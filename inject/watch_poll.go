@@ -84,6 +84,16 @@ func (w *Watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch
 	return rotated, fails
 }
 
+// failAll is one failure for each fetch of a call that failed.
+func (w *Watcher) failAll(ctx context.Context, list []Fetch, fe *fetchError) []failure {
+	fe = w.timedOut(ctx, fe)
+	out := make([]failure, len(list))
+	for i, f := range list {
+		out[i] = failure{ref: f.String(), code: fe.code, err: fe}
+	}
+	return out
+}
+
 func noRegion(action, id string) *fetchError {
 	return &fetchError{action: action, resource: id, class: classConfig,
 		msg: "no AWS region is configured (set --region or AWS_REGION)"}
@@ -93,14 +103,7 @@ func noRegion(action, id string) *fetchError {
 func (w *Watcher) describe(ctx context.Context, r *Resolver, region string, list []Fetch) ([]rotation, []failure) {
 	const action = "secretsmanager:DescribeSecret"
 	id := list[0].ID
-	all := func(fe *fetchError) []failure {
-		fe = w.timedOut(ctx, fe)
-		out := make([]failure, len(list))
-		for i, f := range list {
-			out[i] = failure{ref: f.String(), code: fe.code, err: fe}
-		}
-		return out
-	}
+	all := func(fe *fetchError) []failure { return w.failAll(ctx, list, fe) }
 	if region == "" {
 		return nil, all(noRegion(action, id))
 	}
@@ -148,14 +151,7 @@ func (w *Watcher) pollParams(ctx context.Context, r *Resolver, region string, li
 	for i, f := range list {
 		names[i] = paramSelector(f)
 	}
-	all := func(fe *fetchError) []failure {
-		fe = w.timedOut(ctx, fe)
-		out := make([]failure, len(list))
-		for i, f := range list {
-			out[i] = failure{ref: f.String(), code: fe.code, err: fe}
-		}
-		return out
-	}
+	all := func(fe *fetchError) []failure { return w.failAll(ctx, list, fe) }
 	if region == "" {
 		return nil, all(noRegion(action, strings.Join(names, ",")))
 	}
