@@ -157,13 +157,24 @@
 // the container-credentials endpoint (it replaces the AWS credential
 // variables of the child); a file cannot define a ROLESENV_* name.
 //
+// # Watching
+//
+// A Watcher keeps the environment current after start-up: DescribeSecret
+// per secret (the version id holding each referenced stage), GetParameters
+// without decryption per 10 parameters (the Version), and a fetch only of
+// what moved; references pinned to a version are never polled; env files
+// are re-read when they change on disk. It reports a Change only when the
+// rendered environment differs, and keeps the last good environment
+// through any failure, with one warning per episode and a back-off. See
+// Watcher for the schedule, its jitter and the choices behind the calls.
+//
 // # What it deliberately does not do
 //
 // It does not log globally, exit, read flags or start processes; it does
 // not cache values on disk or anywhere outside the Values it returns; it
-// does not put values in rolesenv's own environment; it does not poll (the
-// watcher built on Fetch, Values and Render does); it does not expand
-// shell syntax beyond $NAME and ${NAME} (no defaults, no commands).
+// does not put values in rolesenv's own environment; it does not restart
+// anything (a Watcher reports changes, the caller acts); it does not
+// expand shell syntax beyond $NAME and ${NAME} (no defaults, no commands).
 //
 // # Security properties
 //

@@ -52,6 +52,23 @@ const (
 // retries: the Watcher's own back-off retries them, so a failing check
 // costs one call per secret and per 10 parameters, never three.
 //
+// Why these calls. For S secrets and P parameters a poll costs S
+// DescribeSecret and ceil(P/10) GetParameters calls, plus one
+// GetSecretValue per moved secret and one GetParameters per 10 changed
+// parameters. DescribeSecret has the largest quota of Secrets Manager
+// (40,000 a second per account and region, against 10,000 for
+// GetSecretValue and 100 for ListSecrets, which could list several
+// secrets' stages at once but filters names by prefix and needs
+// secretsmanager:ListSecrets on every resource), and it returns no value.
+// For parameters, GetParameters is cheaper than DescribeParameters in
+// calls: it answers 10 selectors in exactly one call, label and version
+// selectors included, where DescribeParameters answers "on a best-effort
+// basis" (fewer results than asked, with a NextToken, so an unknown
+// number of pages), cannot say which version a label points to, and
+// cannot be limited to named parameters in IAM. Without decryption
+// GetParameters costs no KMS call and needs no permission beyond the
+// ssm:GetParameters that resolution needs already.
+//
 // Timing: the first check comes at a random point of the first interval,
 // and each later one after the interval with ±10% jitter, so processes
 // started together do not poll in step and do not fall back into step.
