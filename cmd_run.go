@@ -43,11 +43,17 @@ Running:
                          what COMMAND gets if rolesenv dies, even by SIGKILL
                          (default SIGTERM; Linux)
   --child-credentials MODE
-                         none (default), or endpoint: serve the role's credentials
-                         to COMMAND over the container credentials protocol
+                         none (default), or endpoint: serve rolesenv's own refreshing
+                         credentials to COMMAND over the container credentials
+                         protocol (127.0.0.1, a random token); AWS_ACCESS_KEY_ID,
+                         AWS_PROFILE and the other variables that would outrank it
+                         are removed from COMMAND's environment
 
 Watching and restarting:
-  --interval D           check for rotation every D, jittered (default 5m)
+  --interval D           check for rotation every D, ±10% (the first check at a
+                         random point of the first D); after a failure, retry after
+                         1s, 2s, 4s... up to D (default 5m). Env files are looked
+                         at every second and re-read when they change.
   --refresh-signal SIG   keep SIG for rolesenv: check at once instead of forwarding it
                          (HUP, USR1, USR2, WINCH, ALRM or RTMIN+n; default none)
   --debounce D           wait for more changes until D after the last one, and never
@@ -61,7 +67,7 @@ Watching and restarting:
                          deferred, not dropped (default 5; 0: no limit)
   --restart-window D     (default 10m)
   --max-stale D          stop COMMAND and exit 69 after D without a successful
-                         check (default 0: never)
+                         check; more than --interval (default 0: never)
 
 Credentials and logging:
   --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
