@@ -81,7 +81,7 @@ step "Stop rolesenv (SIGTERM goes to the command, which exits 0)"
 kill -TERM "$run_pid"
 status=0
 wait "$run_pid" || status=$?
-pids=("${pids[@]/$run_pid/}")
+pids=("${pids[@]:0:${#pids[@]}-1}") # it was the last one started
 [[ $status -eq 0 ]] || { cat "$work/run.log" >&2; fail "rolesenv run exited $status"; }
 echo "rolesenv run exited $status"
 
