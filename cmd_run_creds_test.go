@@ -119,17 +119,17 @@ func TestRunCredentialProcessReaper(t *testing.T) {
 	t.Logf("%d credential_process runs, %d checks", e.Calls(opCreateSession), p.countLog(logChecked))
 }
 
-// longRunFor is how long TestRunLongRun polls. Its point is many
-// credential refreshes with no failure; with 3-second credentials a
-// minute holds about 40 refreshes and 600 polls.
-const longRunFor = time.Minute
+// longRunFor is how long TestRunLongRun polls: two minutes, as the run
+// issue asks. With 3-second credentials that is about 80 refreshes and
+// 1,200 polls.
+const longRunFor = 2 * time.Minute
 
 // TestRunLongRun is a long run on compressed time: Roles Anywhere
-// credentials live 3 seconds, rolesenv polls every 100 ms for a minute;
+// credentials live 3 seconds, rolesenv polls every 100 ms for two minutes;
 // credentials are refreshed many times, no check fails, nothing restarts.
 func TestRunLongRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a minute of polling")
+		t.Skip("two minutes of polling")
 	}
 	e := startRAEmulator(t)
 	e.SetCredentialLifetime(3 * time.Second)
@@ -157,11 +157,11 @@ func TestRunLongRun(t *testing.T) {
 	sessions, describes, params := e.Calls(opCreateSession), e.Calls("secretsmanager:DescribeSecret"), e.Calls("ssm:GetParameters")
 	checks := p.countLog(logChecked) - checks0
 	t.Logf("%v: %d sessions, %d checks, %d DescribeSecret, %d GetParameters", longRunFor, sessions, checks, describes, params)
-	if sessions < 10 {
+	if sessions < 20 {
 		t.Errorf("only %d credential refreshes", sessions)
 	}
 	near := func(a, b int64) bool { return a-b <= 1 && b-a <= 1 }
-	if checks < 100 || !near(int64(checks), describes) || !near(describes, params) {
+	if checks < 200 || !near(int64(checks), describes) || !near(describes, params) {
 		t.Errorf("%d checks, %d DescribeSecret and %d GetParameters calls: want one of each per check", checks, describes, params)
 	}
 	if n, all := p.countLog("failures=0"), p.countLog(logChecked); n != all {
