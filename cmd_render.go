@@ -165,6 +165,8 @@ func (a *app) resolveEnvWith(ctx context.Context, ef *envFlags, opts inject.Opti
 	if err != nil {
 		return nil, err
 	}
+	cfg, release := a.preconnect(ctx, cfg, tm.Fetches())
+	defer release()
 	res.resolver = &inject.Resolver{Config: cfg, Logger: a.log}
 	res.env, res.vals, err = res.resolver.Resolve(ctx, tm)
 	if err != nil {

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/rolesenv/rolesenv/inject"
+)
+
+// Start-up latency: work that can overlap the waits of start-up
+// resolution (BENCHMARKS.md has the numbers).
+//
+// The AWS SDK signs a request before it connects, and signing needs the
+// credentials. With Roles Anywhere, the connections to Secrets Manager and
+// Parameter Store would therefore be opened only after CreateSession has
+// answered: CreateSession's handshakes and round trip, then the services'
+// handshakes, then the fetch. preconnect opens the services' connections
+// while CreateSession is in flight and hands them to the SDK's transport,
+// so that Roles Anywhere costs one round trip more than static
+// credentials, not two or three.
+//
+// The first TLS handshake also verifies a certificate against the
+// system's roots, which Go loads and parses on first use (about 10 ms of
+// CPU for the 290 certificates of a Debian system on a small machine).
+// warmRoots starts that in the background as soon as the AWS
+// configuration is needed, so that it overlaps connection set-up instead
+// of following the server's first answer.
+//
+// Neither changes what is trusted or sent. Connections are made with the
+// transport's own dialer, TLS configuration and handshake timeout; one
+// that no request takes is closed when start-up resolution ends; a
+// pre-connection that fails only means that the request dials as it would
+// have. Behind a proxy, or with an HTTP client that is not the SDK's own,
+// preconnect does nothing.
+
+// warmRoots loads the system's root certificates in the background, unless
+// nothing will use them: with AWS_CA_BUNDLE the SDK trusts that file alone
+// (the Roles Anywhere client adds it to the system's roots).
+func (a *app) warmRoots(rolesAnywhere bool) {
+	if a.getenv("AWS_CA_BUNDLE") != "" && !rolesAnywhere {
+		return
+	}
+	go func() { _, _ = x509.SystemCertPool() }()
+}
+
+// maxWarm bounds the connections opened ahead, whatever the template.
+const maxWarm = 2 * inject.DefaultParallel
+
+// preconnect starts opening the connections that the first round of
+// fetches will use. It returns cfg with an HTTP client that takes them, and
+// a function that closes those left unused (call it when start-up
+// resolution is over).
+func (a *app) preconnect(ctx context.Context, cfg aws.Config, fetches []inject.Fetch) (aws.Config, func()) {
+	if cfg.HTTPClient == nil {
+		// What each service client would make for itself. One shared
+		// transport still keeps a pool of connections per host.
+		cfg.HTTPClient = awshttp.NewBuildableClient()
+	}
+	bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok || bc == nil {
+		return cfg, func() {}
+	}
+	w := &warmConns{pending: map[string][]*warmDial{}}
+	var proxy func(*http.Request) (*url.URL, error)
+	cfg.HTTPClient = bc.WithTransportOptions(func(tr *http.Transport) {
+		proxy = tr.Proxy
+		w.install(tr)
+	})
+	plan := firstRound(ctx, cfg, fetches)
+	addrs := make([]string, 0, len(plan))
+	for addr := range plan {
+		addrs = append(addrs, addr)
+	}
+	sort.Strings(addrs)
+	left := maxWarm
+	for _, addr := range addrs {
+		if proxy != nil {
+			// A proxied request tunnels through the proxy; the transport
+			// does not call DialTLSContext for it.
+			if u, _ := proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}}); u != nil {
+				continue
+			}
+		}
+		n := min(plan[addr], left)
+		w.warm(ctx, addr, n)
+		left -= n
+	}
+	if n := w.count(); n > 0 {
+		a.log.Debug("connecting to the services while the credentials are obtained", "connections", n)
+	}
+	return cfg, w.release
+}
+
+// firstRound counts the requests that the resolver's first round sends to
+// each endpoint address (host:port), by the resolver's own rules (see
+// inject's package documentation): for each region, GetSecretValue for
+// each secret pinned to a stage or version; for AWSCURRENT secrets one
+// GetSecretValue each up to inject.DefaultParallel of them, else
+// BatchGetSecretValue 20 a call; GetParameters 10 names a call. At most
+// inject.DefaultParallel requests per endpoint are in flight at once.
+func firstRound(ctx context.Context, cfg aws.Config, fetches []inject.Fetch) map[string]int {
+	type key struct {
+		svc    inject.Service
+		region string
+	}
+	type counts struct{ current, pinned, params int }
+	byKey := map[key]*counts{}
+	for _, f := range fetches {
+		k := key{f.Service, f.Region}
+		if k.region == "" {
+			k.region = cfg.Region
+		}
+		c := byKey[k]
+		if c == nil {
+			c = &counts{}
+			byKey[k] = c
+		}
+		switch {
+		case f.Service == inject.ParameterStore:
+			c.params++
+		case f.Stage == "AWSCURRENT":
+			c.current++
+		default:
+			c.pinned++
+		}
+	}
+	out := map[string]int{}
+	for k, c := range byKey {
+		if k.region == "" {
+			continue
+		}
+		n := c.pinned + (c.params+9)/10
+		if c.current <= inject.DefaultParallel {
+			n += c.current
+		} else {
+			n += (c.current + 19) / 20
+		}
+		if addr := endpointAddr(ctx, cfg, k.svc, k.region); addr != "" && n > 0 {
+			out[addr] = min(out[addr]+n, inject.DefaultParallel)
+		}
+	}
+	return out
+}
+
+// endpointAddr is the host:port that the SDK's client of svc in region
+// sends to, as that client's endpoint resolver says (service-specific
+// endpoint variables and profile settings included); "" when it cannot
+// tell or the endpoint is not HTTPS.
+func endpointAddr(ctx context.Context, cfg aws.Config, svc inject.Service, region string) string {
+	var fips, dual bool
+	for _, src := range cfg.ConfigSources {
+		if s, ok := src.(interface {
+			GetUseFIPSEndpoint(context.Context) (aws.FIPSEndpointState, bool, error)
+		}); ok {
+			if v, found, _ := s.GetUseFIPSEndpoint(ctx); found {
+				fips = v == aws.FIPSEndpointStateEnabled
+			}
+		}
+		if s, ok := src.(interface {
+			GetUseDualStackEndpoint(context.Context) (aws.DualStackEndpointState, bool, error)
+		}); ok {
+			if v, found, _ := s.GetUseDualStackEndpoint(ctx); found {
+				dual = v == aws.DualStackEndpointStateEnabled
+			}
+		}
+	}
+	var u url.URL
+	switch svc {
+	case inject.SecretsManager:
+		o := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.Region = region }).Options()
+		ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, secretsmanager.EndpointParameters{
+			Region: aws.String(region), Endpoint: o.BaseEndpoint, UseFIPS: aws.Bool(fips), UseDualStack: aws.Bool(dual)})
+		if err != nil {
+			return ""
+		}
+		u = ep.URI
+	case inject.ParameterStore:
+		o := ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Region = region }).Options()
+		ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, ssm.EndpointParameters{
+			Region: aws.String(region), Endpoint: o.BaseEndpoint, UseFIPS: aws.Bool(fips), UseDualStack: aws.Bool(dual)})
+		if err != nil {
+			return ""
+		}
+		u = ep.URI
+	default:
+		return ""
+	}
+	if u.Scheme != "https" || u.Hostname() == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// warmConns hands connections dialled ahead to an http.Transport, through
+// its DialTLSContext.
+type warmConns struct {
+	mu      sync.Mutex
+	pending map[string][]*warmDial // by address, oldest first
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// warmDial is one connection dialled ahead; done closes when the dial
+// ended, with conn or err.
+type warmDial struct {
+	done chan struct{}
+	conn net.Conn
+	err  error
+}
+
+// warmTimeout bounds a dial ahead, as the SDK's dialer bounds its own.
+const warmTimeout = 30 * time.Second
+
+// install makes tr dial TLS through w: with tr's own dialer, a copy of
+// its TLS configuration (with the protocols it would offer) and its
+// handshake timeout.
+func (w *warmConns) install(tr *http.Transport) {
+	base := &tls.Config{}
+	if tr.TLSClientConfig != nil {
+		base = tr.TLSClientConfig.Clone()
+	}
+	if len(base.NextProtos) == 0 {
+		base.NextProtos = []string{"http/1.1"}
+		if tr.ForceAttemptHTTP2 {
+			base.NextProtos = []string{"h2", "http/1.1"}
+		}
+	}
+	raw := tr.DialContext
+	if raw == nil {
+		raw = (&net.Dialer{}).DialContext
+	}
+	timeout := tr.TLSHandshakeTimeout
+	w.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := raw(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := base.Clone()
+		if c.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				host = addr
+			}
+			c.ServerName = host
+		}
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		tc := tls.Client(conn, c)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	tr.DialTLSContext = w.dialTLS
+}
+
+// warm starts n dials to addr. They outlive ctx's cancellation (release
+// closes what is not taken) but not its values.
+func (w *warmConns) warm(ctx context.Context, addr string, n int) {
+	ctx = context.WithoutCancel(ctx)
+	for range n {
+		d := &warmDial{done: make(chan struct{})}
+		w.mu.Lock()
+		w.pending[addr] = append(w.pending[addr], d)
+		w.mu.Unlock()
+		go func() {
+			dctx, cancel := context.WithTimeout(ctx, warmTimeout)
+			defer cancel()
+			d.conn, d.err = w.dial(dctx, "tcp", addr)
+			close(d.done)
+		}()
+	}
+}
+
+func (w *warmConns) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, l := range w.pending {
+		n += len(l)
+	}
+	return n
+}
+
+// dialTLS takes a connection dialled ahead to addr if there is one
+// (waiting for it if its handshake is under way), else dials.
+func (w *warmConns) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	w.mu.Lock()
+	var d *warmDial
+	if l := w.pending[addr]; len(l) > 0 && network == "tcp" {
+		d, w.pending[addr] = l[0], l[1:]
+	}
+	w.mu.Unlock()
+	if d != nil {
+		select {
+		case <-d.done:
+			if d.err == nil {
+				return d.conn, nil
+			}
+		case <-ctx.Done():
+			closeWhenDone(d)
+			return nil, ctx.Err()
+		}
+	}
+	return w.dial(ctx, network, addr)
+}
+
+// release closes the connections dialled ahead that no request took.
+// Later dials go straight to the network.
+func (w *warmConns) release() {
+	w.mu.Lock()
+	left := w.pending
+	w.pending = map[string][]*warmDial{}
+	w.mu.Unlock()
+	for _, l := range left {
+		for _, d := range l {
+			closeWhenDone(d)
+		}
+	}
+}
+
+func closeWhenDone(d *warmDial) {
+	go func() {
+		<-d.done
+		if d.conn != nil {
+			d.conn.Close()
+		}
+	}()
+}
