@@ -22,6 +22,27 @@ type fetchError struct {
 	msg      string
 	class    class
 	cause    error
+	// shared marks a failure that is not the resource's own (no
+	// credentials, no region, the start-up deadline): every fetch of the
+	// run fails the same way, and Errors reports it once.
+	shared bool
+}
+
+// sharedText is the failure without the action and resource.
+func (e *fetchError) sharedText() string {
+	var b strings.Builder
+	switch e.class {
+	case classDenied:
+		b.WriteString("access denied: ")
+	case classUnavailable:
+		b.WriteString("AWS unavailable: ")
+	}
+	b.WriteString(e.code)
+	if e.code != "" && e.msg != "" {
+		b.WriteString(": ")
+	}
+	b.WriteString(e.msg)
+	return b.String()
 }
 
 func (e *fetchError) Error() string {
@@ -86,10 +107,12 @@ func awsFailure(action, resource string, err error) *fetchError {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		fe.class, fe.msg = classUnavailable, "the start-up deadline passed before AWS answered"
+		fe.shared = true
 	case errors.Is(err, context.Canceled):
 		fe.class, fe.msg = classOther, "canceled"
 	case errors.As(err, &ce):
 		fe.msg = ce.Error()
+		fe.shared = true
 		fe.class = classConfig
 		if classifies(ce.err) {
 			fe.class = classOther // the credential source's own error says what it is

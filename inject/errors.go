@@ -76,12 +76,56 @@ func (e *ResolveError) Unavailable() bool { return e.class == classUnavailable }
 // is a *ResolveError (or an error that classifies itself the same way).
 type Errors []error
 
+// Error gives one line per problem. A failure shared by several
+// references (no credentials, no region, the start-up deadline) is given
+// once, followed by the references it left unresolved.
 func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
+	var lines, order []string
+	shared := map[string][]*ResolveError{}
+	for _, e := range es {
+		var re *ResolveError
+		var fe *fetchError
+		if errors.As(e, &re) && errors.As(re.Err, &fe) && fe.shared {
+			key := fe.sharedText()
+			if shared[key] == nil {
+				order = append(order, key)
+			}
+			shared[key] = append(shared[key], re)
+			continue
+		}
+		lines = append(lines, e.Error())
+	}
+	for _, key := range order {
+		group := shared[key]
+		if len(group) == 1 {
+			lines = append(lines, group[0].Error())
+			continue
+		}
+		const most = 8
+		var where []string
+		for i, re := range group {
+			if i == most {
+				where = append(where, "and "+strconv.Itoa(len(group)-most)+" more")
+				break
+			}
+			where = append(where, re.where())
+		}
+		lines = append(lines, key,
+			strconv.Itoa(len(group))+" references not resolved because of it: "+strings.Join(where, ", "))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// where is "file:line VAR", as a reference is listed under a shared failure.
+func (e *ResolveError) where() string {
+	s := e.File
+	if e.Line > 0 {
+		s += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Var != "" {
+		s += " " + e.Var
+	}
+	return strings.TrimSpace(s)
 }
 
 // Unwrap gives every error to errors.Is, errors.As and rolesenv's

@@ -208,7 +208,7 @@ func (r *Resolver) Fetch(ctx context.Context, fs []Fetch) *Values {
 		region := r.region(f)
 		if region == "" {
 			put(f, &fetched{err: &fetchError{action: actionOf(f), resource: f.ID, class: classConfig,
-				msg: "no AWS region is configured (set --region or AWS_REGION)"}})
+				msg: "no AWS region is configured (set --region or AWS_REGION)", shared: true}})
 			continue
 		}
 		switch {
