@@ -28,6 +28,13 @@ type fetchError struct {
 	shared bool
 }
 
+// forResource is the same failure for one resource of a batch call.
+func (e *fetchError) forResource(resource string) *fetchError {
+	c := *e
+	c.resource = resource
+	return &c
+}
+
 // sharedText is the failure without the action and resource.
 func (e *fetchError) sharedText() string {
 	var b strings.Builder
@@ -168,6 +175,18 @@ func (e *credentialsError) Error() string {
 }
 
 func (e *credentialsError) Unwrap() error { return e.err }
+
+// Hint says where credentials come from, unless the credential source
+// gives a hint of its own (Roles Anywhere does).
+func (e *credentialsError) Hint() string {
+	var h interface{ Hint() string }
+	if errors.As(e.err, &h) && h.Hint() != "" {
+		return ""
+	}
+	return "rolesenv uses IAM Roles Anywhere when --certificate and the other Roles Anywhere settings are given, " +
+		"and the AWS SDK's default chain otherwise (environment, profile, SSO, web identity, ECS, instance metadata); " +
+		"'rolesenv check' shows which source failed"
+}
 
 // classifies reports an error tree that says itself whether it is a
 // configuration, access or availability problem.

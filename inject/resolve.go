@@ -351,7 +351,7 @@ func (r *Resolver) batchJob(list []Fetch, region string, put func(Fetch, *fetche
 					if ctx.Err() != nil {
 						for i, f := range list {
 							if !done[i] {
-								put(f, &fetched{err: &fetchError{action: fe.action, resource: f.ID, code: fe.code, msg: fe.msg, class: fe.class, cause: err}})
+								put(f, &fetched{err: fe.forResource(f.ID)})
 							}
 						}
 						return nil
@@ -501,7 +501,7 @@ func (r *Resolver) paramsJob(list []Fetch, region string, put func(Fetch, *fetch
 				return jobs
 			}
 			for i, f := range list {
-				put(f, &fetched{err: &fetchError{action: fe.action, resource: names[i], code: fe.code, msg: fe.msg, class: fe.class, cause: err}})
+				put(f, &fetched{err: fe.forResource(names[i])})
 			}
 			return nil
 		}
