@@ -1,6 +1,7 @@
 // Package testenv holds what rolesenv's tests share: an AWS environment
-// that cannot reach the real AWS, tools that must be present on CI, and
-// moto_server as an independent AWS emulator.
+// that cannot reach the real AWS, tools that must be present on CI,
+// moto_server as an independent AWS emulator, and Toxiproxy in the test
+// process for faults of the network in front of it.
 //
 // Only tests import it.
 package testenv
