@@ -12,40 +12,11 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/rs/zerolog"
 
 	"github.com/rolesenv/rolesenv/internal/awsdev"
+	"github.com/rolesenv/rolesenv/internal/testenv"
 )
-
-// startToxiproxy runs a Toxiproxy server in this process with one proxy,
-// on 127.0.0.1, in front of upstream (host:port).
-func startToxiproxy(t testing.TB, upstream string) *toxiproxy.Proxy {
-	t.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "aws", "127.0.0.1:0", upstream)
-	if err := srv.Collection.Add(p, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Collection.Clear() })
-	return p
-}
-
-func addToxic(t testing.TB, p *toxiproxy.Proxy, name, typ, attrs string) {
-	t.Helper()
-	js := `{"name":"` + name + `","type":"` + typ + `","stream":"downstream","attributes":` + attrs + `}`
-	if _, err := p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func removeToxic(t testing.TB, p *toxiproxy.Proxy, name string) {
-	t.Helper()
-	if err := p.Toxics.RemoveToxic(context.Background(), name); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // faultyClient is an SDK configuration through Toxiproxy whose DNS and
 // credentials can be made to fail.
@@ -94,9 +65,9 @@ func (fc *faultyClient) config(t *testing.T, url string, caPEM []byte, id, secre
 func TestWatchFaults(t *testing.T) {
 	s, _ := startDev(t, awsdev.AllowAll)
 	id, secret := s.CreateUser("watcher", awsdev.AllowAll)
-	proxy := startToxiproxy(t, strings.TrimPrefix(s.URL(), "https://"))
+	proxy := testenv.StartToxiproxy(t, strings.TrimPrefix(s.URL(), "https://"))
 	fc := &faultyClient{}
-	cfg := fc.config(t, "https://"+proxy.Listen, s.CAPEM(), id, secret)
+	cfg := fc.config(t, "https://"+proxy.Addr, s.CAPEM(), id, secret)
 	must[string](t)(s.CreateSecret("app/api", "SNTL-k1"))
 	must[string](t)(s.CreateSecret("app/db", `{"password":"SNTL-p1"}`))
 	must[int64](t)(s.PutParameter("/app/flag", "String", "SNTL-on"))
@@ -140,11 +111,11 @@ func TestWatchFaults(t *testing.T) {
 				}
 			}},
 		{"toxiproxy latency", "", false,
-			func() { addToxic(t, proxy, "slow", "latency", `{"latency":2000}`) }, func() { removeToxic(t, proxy, "slow") }},
+			func() { proxy.Latency("slow", 2*time.Second) }, func() { proxy.Remove("slow") }},
 		{"toxiproxy timeout", "", false,
-			func() { addToxic(t, proxy, "stall", "timeout", `{"timeout":0}`) }, func() { removeToxic(t, proxy, "stall") }},
+			func() { proxy.Stall("stall") }, func() { proxy.Remove("stall") }},
 		{"toxiproxy reset_peer", "", false,
-			func() { addToxic(t, proxy, "reset", "reset_peer", `{"timeout":0}`) }, func() { removeToxic(t, proxy, "reset") }},
+			func() { proxy.ResetPeer("reset") }, func() { proxy.Remove("reset") }},
 		{"DNS", "", false,
 			func() { fc.dnsFails.Store(true); fc.tr.CloseIdleConnections() }, func() { fc.dnsFails.Store(false) }},
 		{"credential refresh", "", false,
