@@ -40,8 +40,15 @@ func newFlagSet(name, usage string) *flagSet {
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	fs.BoolP("help", "h", false, "show help")
-	return &flagSet{FlagSet: fs, usage: usage}
+	f := &flagSet{FlagSet: fs, usage: usage}
+	if onNewFlagSet != nil {
+		onNewFlagSet(f)
+	}
+	return f
 }
+
+// onNewFlagSet lets tests see every command's flags (the README test).
+var onNewFlagSet func(*flagSet)
 
 // errHelp means --help was given and answered.
 var errHelp = errors.New("help requested")

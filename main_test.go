@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/spf13/pflag"
 )
 
 // TestMain makes the test binary three programs: the tests; "rolesenv"
@@ -192,5 +193,37 @@ func TestRefusedHelperFlags(t *testing.T) {
 		if code != exitUsage {
 			t.Errorf("%q: exit %d, want %d; stderr %q", args, code, exitUsage, stderr)
 		}
+	}
+}
+
+// Every flag of every command is in the README, with its ROLESENV_ twin
+// where it has one (hidden flags are the refused ones of the official
+// helper, listed in their own table).
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sets []*flagSet
+	onNewFlagSet = func(fs *flagSet) { sets = append(sets, fs) }
+	defer func() { onNewFlagSet = nil }()
+	for _, c := range commands {
+		runCLI(t, c.name, "--help")
+	}
+	if len(sets) < len(commands)-1 {
+		t.Fatalf("saw %d flag sets for %d commands", len(sets), len(commands))
+	}
+	for _, fs := range sets {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" {
+				return
+			}
+			if !strings.Contains(string(readme), "`--"+f.Name) {
+				t.Errorf("rolesenv %s --%s is not in the README", fs.Name(), f.Name)
+			}
+			if !f.Hidden && !noTwin[f.Name] && !strings.Contains(string(readme), "`"+envTwin(f.Name)+"`") {
+				t.Errorf("rolesenv %s --%s: its twin %s is not in the README", fs.Name(), f.Name, envTwin(f.Name))
+			}
+		})
 	}
 }
