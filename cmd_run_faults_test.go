@@ -1,29 +1,13 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/rs/zerolog"
-
 	"github.com/rolesenv/rolesenv/internal/awsdev"
+	"github.com/rolesenv/rolesenv/internal/testenv"
 )
-
-// startToxiproxy runs a Toxiproxy server in this process with one proxy
-// on 127.0.0.1 in front of upstream (host:port).
-func startToxiproxy(t *testing.T, upstream string) *toxiproxy.Proxy {
-	t.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "aws", "127.0.0.1:0", upstream)
-	if err := srv.Collection.Add(p, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Collection.Clear() })
-	return p
-}
 
 // TestRunWatchFaults is the fault matrix while rolesenv watches (Roles
 // Anywhere credentials of 10 seconds, a check every second, the services
@@ -43,32 +27,17 @@ func TestRunWatchFaults(t *testing.T) {
 	if _, err := e.PutParameter("/flt/flag", "String", "on"); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startToxiproxy(t, strings.TrimPrefix(e.URL(), "https://"))
+	proxy := testenv.StartToxiproxy(t, strings.TrimPrefix(e.URL(), "https://"))
 	file := writeEnvFile(t, "API=sm://flt/api\nFLAG=ssm:///flt/flag\n")
 	// Roles Anywhere goes straight to the emulator (--endpoint), the
 	// services through the proxy.
-	env := []string{"AWS_ENDPOINT_URL=https://" + proxy.Listen, "AWS_CA_BUNDLE=" + e.caFile}
+	env := []string{"AWS_ENDPOINT_URL=https://" + proxy.Addr, "AWS_CA_BUNDLE=" + e.caFile}
 	p := startRun(t, env, append(append([]string{"run", "--env-file", file, "--interval", "1s", "--debounce", "0s", "--log-level", "debug"},
 		e.args(t)...), "--", "rolesenv-testchild", "printvars", "API", "FLAG")...)
 	p.waitOut("start API=api-1 FLAG=on")
 	e.ResetCalls()
 	checks0 := p.countLog(logChecked)
 
-	toxic := func(name, typ, attrs string) func() {
-		return func() {
-			js := `{"name":"` + name + `","type":"` + typ + `","stream":"downstream","attributes":` + attrs + `}`
-			if _, err := proxy.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	untoxic := func(name string) func() {
-		return func() {
-			if err := proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
@@ -99,9 +68,10 @@ func TestRunWatchFaults(t *testing.T) {
 		{"credential refresh", true, "",
 			func() { e.SetErrorRate(opCreateSession, 1, awsdev.FaultInternal) },
 			func() { e.SetErrorRate(opCreateSession, 0, 0) }},
-		{"toxiproxy latency", false, "", toxic("slow", "latency", `{"latency":300}`), untoxic("slow")},
-		{"toxiproxy timeout", true, "", toxic("stall", "timeout", `{"timeout":0}`), untoxic("stall")},
-		{"toxiproxy reset_peer", true, "", toxic("reset", "reset_peer", `{"timeout":0}`), untoxic("reset")},
+		{"toxiproxy latency", false, "",
+			func() { proxy.Latency("slow", 300*time.Millisecond) }, func() { proxy.Remove("slow") }},
+		{"toxiproxy timeout", true, "", func() { proxy.Stall("stall") }, func() { proxy.Remove("stall") }},
+		{"toxiproxy reset_peer", true, "", func() { proxy.ResetPeer("reset") }, func() { proxy.Remove("reset") }},
 	}
 	episodes := 0
 	for _, c := range cases {
