@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"os"
@@ -124,8 +125,21 @@ type Template struct {
 	final    map[string]*entry // the variables the child gets, by name
 	names    []string          // sorted
 	fetches  []Fetch           // distinct, needed by the final variables
-	uses     int               // references needed by the final variables
+	uses     []Use             // references needed by the final variables
 	warnings []string
+}
+
+// Use is one reference as written in one variable of a template: where it
+// stands and what it asks for. It holds no value.
+type Use struct {
+	File string // env file, or "environment" for an inherited variable (Options.FromEnv)
+	Line int    // line of the variable's key; 0 for an inherited variable
+	Var  string
+	// Text is the reference as errors show it: ${VAR} expanded, {{ }}
+	// included for an inline one.
+	Text    string
+	Ref     Ref
+	Filters []string // in the order they apply
 }
 
 // entry is one variable definition: in a file, inherited, or set.
@@ -226,7 +240,7 @@ func Parse(files []File, opts Options) (*Template, error) {
 			case s.dep != nil:
 				visit(s.dep)
 			case s.use != nil:
-				t.uses++
+				t.uses = append(t.uses, Use{File: e.file, Line: e.line, Var: e.name, Text: s.use.text, Ref: s.use.ref, Filters: s.use.filters})
 				if !seen[s.use.ref.Fetch] {
 					seen[s.use.ref.Fetch] = true
 					t.fetches = append(t.fetches, s.use.ref.Fetch)
@@ -237,6 +251,8 @@ func Parse(files []File, opts Options) (*Template, error) {
 	for _, n := range t.names {
 		visit(t.final[n])
 	}
+	// In the order of Render's errors, so that a caller can line the two up.
+	slices.SortStableFunc(t.uses, func(a, b Use) int { return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line)) })
 	return t, nil
 }
 
@@ -247,7 +263,20 @@ func (t *Template) Fetches() []Fetch { return slices.Clone(t.fetches) }
 
 // References is the number of references the child's environment uses
 // (counting every use, so at least len(Fetches())).
-func (t *Template) References() int { return t.uses }
+func (t *Template) References() int { return len(t.uses) }
+
+// Uses returns every reference the child's environment needs, one per
+// variable and reference (a reference overridden by a later file is not
+// needed; one in a variable that a needed one expands is), sorted by file
+// name and line as Render's errors are, and within a variable in the
+// order written.
+func (t *Template) Uses() []Use {
+	out := slices.Clone(t.uses)
+	for i := range out {
+		out[i].Filters = slices.Clone(out[i].Filters)
+	}
+	return out
+}
 
 // Names returns the names of the child's variables, sorted.
 func (t *Template) Names() []string { return slices.Clone(t.names) }
