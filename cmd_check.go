@@ -166,9 +166,9 @@ func (c *checker) run(ctx context.Context) *check.Report {
 		defer cancel()
 	}
 	tm := c.template()
-	var uses []check.Use
+	var uses []inject.Use
 	if tm != nil {
-		uses = check.Uses(tm)
+		uses = tm.Uses()
 	}
 	blocked := ""
 	if c.cf.rolesAnywhere() {
@@ -377,7 +377,7 @@ func arnAccount(arn string) string {
 // awsConfig loads the AWS configuration as run does, without credentials
 // yet: its region (--region, the SDK's, then the trust anchor's), and
 // endpoints. It returns why the credentials cannot be checked, or "".
-func (c *checker) awsConfig(ctx context.Context, uses []check.Use) (aws.Config, string) {
+func (c *checker) awsConfig(ctx context.Context, uses []inject.Use) (aws.Config, string) {
 	const name = "AWS configuration"
 	cfg, err := c.a.awsConfig(ctx, &credFlags{region: c.cf.region})
 	if err != nil {
@@ -514,7 +514,7 @@ func credentialError(err error) string {
 // references checks every reference, one row per variable and
 // reference, and returns the command's environment when it renders (for
 // the command check), else nil.
-func (c *checker) references(ctx context.Context, tm *inject.Template, uses []check.Use, cfg aws.Config, p check.Principal, reason string) []string {
+func (c *checker) references(ctx context.Context, tm *inject.Template, uses []inject.Use, cfg aws.Config, p check.Principal, reason string) []string {
 	if tm == nil {
 		return nil
 	}

@@ -34,12 +34,12 @@ const ssmVersionsKept = 100
 // kept). What needs the value (a JSON key or pointer, a filter, a
 // parameter label, decryption) is not verified: such rows are ok with a
 // note saying so.
-func Describe(ctx context.Context, cfg aws.Config, uses []Use, p Principal) []Row {
+func Describe(ctx context.Context, cfg aws.Config, uses []inject.Use, p Principal) []Row {
 	d := &describer{cfg: cfg, p: p, results: map[inject.Fetch]described{}}
 	var fetches []inject.Fetch
 	seen := map[inject.Fetch]bool{}
 	for _, u := range uses {
-		if u.ok && !seen[u.Ref.Fetch] {
+		if !seen[u.Ref.Fetch] {
 			seen[u.Ref.Fetch] = true
 			fetches = append(fetches, u.Ref.Fetch)
 		}
@@ -47,19 +47,15 @@ func Describe(ctx context.Context, cfg aws.Config, uses []Use, p Principal) []Ro
 	d.run(ctx, fetches)
 	rows := make([]Row, 0, len(uses))
 	for _, u := range uses {
-		if !u.ok {
-			rows = append(rows, u.row(NotRun, "the reference could not be read back to describe it"))
-			continue
-		}
 		res := d.results[u.Ref.Fetch]
-		r := u.row(res.status, res.detail)
+		r := useRow(u, res.status, res.detail)
 		r.Version, r.Code, r.Hint = res.version, res.code, res.hint
 		if res.denied {
 			denial(&r, res.failure, res.action, res.resource, p)
 			r.Detail = u.Text + ": " + deniedDetail(r)
 		}
 		if r.Status == OK {
-			r.Note = u.unverified()
+			r.Note = unverified(u)
 			if res.note != "" {
 				r.Note = strings.TrimPrefix(r.Note+"; "+res.note, "; ")
 			}

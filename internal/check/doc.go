@@ -23,10 +23,11 @@
 //     the key file's permissions, the intermediates' dates and order and,
 //     given the trust anchor's CA, the chain up to it. It says whether
 //     CreateSession can be tried at all (blocked).
-//   - Uses, Fetch and Resolved: one row per variable and reference, from a
-//     resolution done as run does it (inject's resolver), ok with the
-//     version or failed with the error; a JSON key that is missing fails
-//     its variable's row even though its secret was fetched.
+//   - Fetch and Resolved: one row per variable and reference (inject's
+//     Template.Uses), from a resolution done as run does it (inject's
+//     resolver), ok with the version or failed with the error; a JSON key
+//     that is missing fails its variable's row even though its secret was
+//     fetched.
 //   - Describe: the same rows from metadata alone (DescribeSecret,
 //     DescribeParameters and, for a pinned version without a stage,
 //     ListSecretVersionIds). What needs the value cannot be verified that

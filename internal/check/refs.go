@@ -10,41 +10,6 @@ import (
 	"github.com/rolesenv/rolesenv/inject"
 )
 
-// Use is one reference as written in one variable of a template.
-type Use struct {
-	File string // env file, or "environment" for --from-env
-	Line int    // line of the variable's key; 0 when unknown
-	Var  string
-	Text string // the reference as written (${VAR} expanded), {{ }} included for inline ones
-	// Ref is the parsed reference and Filters its filters; ok is false
-	// when Text could not be read back (the row then shows less detail).
-	Ref     inject.Ref
-	Filters []string
-	ok      bool
-}
-
-// Uses lists every reference the child's environment needs, one per
-// variable and reference, in file and line order.
-//
-// inject does not list them, but Render reports every reference it cannot
-// render, each with its file, line, variable and text; with no value
-// fetched that is every reference. (A Template.Uses method in inject would
-// make this direct.)
-func Uses(tm *inject.Template) []Use {
-	_, err := tm.Render(inject.NewValues())
-	var uses []Use
-	for _, e := range flatten(err) {
-		var re *inject.ResolveError
-		if !errors.As(e, &re) || re.Ref == "" {
-			continue
-		}
-		u := Use{File: re.File, Line: re.Line, Var: re.Var, Text: re.Ref}
-		u.Ref, u.Filters, u.ok = readBack(re.Ref)
-		uses = append(uses, u)
-	}
-	return uses
-}
-
 func flatten(err error) []error {
 	if err == nil {
 		return nil
@@ -56,30 +21,8 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// readBack parses a reference as Render's errors show it: whole, or
-// inline in {{ }} with filters.
-func readBack(text string) (inject.Ref, []string, bool) {
-	inner, inline := strings.CutPrefix(text, "{{")
-	if inline {
-		inner = strings.TrimSuffix(inner, "}}")
-	}
-	parts := []string{inner}
-	if inline {
-		parts = strings.Split(inner, "|")
-	}
-	ref, err := inject.ParseRef(strings.Trim(parts[0], " \t"))
-	if err != nil {
-		return inject.Ref{}, nil, false
-	}
-	var filters []string
-	for _, p := range parts[1:] {
-		filters = append(filters, strings.Trim(p, " \t"))
-	}
-	return ref, filters, true
-}
-
 // where is a use's place for a row's name: "DB_URL (app.env:3)".
-func (u Use) where() string {
+func where(u inject.Use) string {
 	loc := u.File
 	if u.Line > 0 {
 		loc += ":" + strconv.Itoa(u.Line)
@@ -90,18 +33,19 @@ func (u Use) where() string {
 	return u.Var + " (" + loc + ")"
 }
 
-// row is a row about u; its detail starts with the reference as written,
-// so that the rows of a variable with several references tell apart.
-func (u Use) row(status Status, detail string) Row {
-	return Row{Group: Reference, Check: "reference " + u.where(), Status: status, Detail: u.Text + ": " + detail,
+// useRow is a row about u; its detail starts with the reference as
+// written, so that the rows of a variable with several references tell
+// apart.
+func useRow(u inject.Use, status Status, detail string) Row {
+	return Row{Group: Reference, Check: "reference " + where(u), Status: status, Detail: u.Text + ": " + detail,
 		File: u.File, Line: u.Line, Variable: u.Var, Reference: u.Text}
 }
 
 // Skipped is a "not run" row for every use, with the reason.
-func Skipped(uses []Use, reason string) []Row {
+func Skipped(uses []inject.Use, reason string) []Row {
 	rows := make([]Row, 0, len(uses))
 	for _, u := range uses {
-		rows = append(rows, u.row(NotRun, reason))
+		rows = append(rows, useRow(u, NotRun, reason))
 	}
 	return rows
 }
@@ -136,7 +80,7 @@ func Fetch(ctx context.Context, r *inject.Resolver, fetches []inject.Fetch) *inj
 // error code, and for a denial the statement that would allow it. The
 // template's rendering decides, so a missing JSON key or a filter that
 // fails is reported on its variable even though its fetch succeeded.
-func Resolved(tm *inject.Template, uses []Use, vals *inject.Values, p Principal) []Row {
+func Resolved(tm *inject.Template, uses []inject.Use, vals *inject.Values, p Principal) []Row {
 	_, err := tm.Render(vals)
 	failed := map[string][]*inject.ResolveError{}
 	for _, e := range flatten(err) {
@@ -151,16 +95,14 @@ func Resolved(tm *inject.Template, uses []Use, vals *inject.Values, p Principal)
 		k := useKey(u.File, u.Line, u.Var, u.Text)
 		if errs := failed[k]; len(errs) > 0 {
 			failed[k] = errs[1:]
-			rows = append(rows, failedUse(u, errs[0], vals, p))
+			rows = append(rows, failedUse(u, errs[0], p))
 			continue
 		}
 		detail, version := "resolved", ""
-		if u.ok {
-			if v, ok := vals.Version(u.Ref.Fetch); ok {
-				version, detail = versionOf(u.Ref.Fetch, v)
-			}
+		if v, ok := vals.Version(u.Ref.Fetch); ok {
+			version, detail = versionOf(u.Ref.Fetch, v)
 		}
-		r := u.row(OK, detail)
+		r := useRow(u, OK, detail)
 		r.Version = version
 		rows = append(rows, r)
 	}
@@ -193,12 +135,12 @@ func shortID(id string) string {
 }
 
 // failedUse is the row of a use that could not be rendered.
-func failedUse(u Use, re *inject.ResolveError, vals *inject.Values, p Principal) Row {
-	r := u.row(Fail, re.Err.Error())
+func failedUse(u inject.Use, re *inject.ResolveError, p Principal) Row {
+	r := useRow(u, Fail, re.Err.Error())
 	r.Code = re.Code
 	fl := describe(re)
 	if !fl.denied {
-		if u.ok && fl.notFound {
+		if fl.notFound {
 			r.Hint = notFoundHint(u.Ref.Fetch)
 		}
 		return r
@@ -234,7 +176,7 @@ func notFoundHint(f inject.Fetch) string {
 
 // unverified is what a describe-only check cannot verify of a use
 // without reading the value, for the note of its row; "" when nothing.
-func (u Use) unverified() string {
+func unverified(u inject.Use) string {
 	var parts []string
 	switch {
 	case u.Ref.Key != "":

@@ -41,56 +41,6 @@ func parse(t *testing.T, environ []string, fromEnv bool, files ...string) *injec
 	return tm
 }
 
-func TestUses(t *testing.T) {
-	tm := parse(t, []string{"INHERITED=ssm:///from/env", "REGION=eu-west-1"}, true,
-		"A=sm://prod/db#user\n"+
-			"URL=x://{{ sm://prod/db#user }}:{{sm://prod/db#pw|urlquery|trim}}@h\n"+
-			"LITERAL='sm://not/a/ref'\n"+
-			"GONE=sm://overridden\n"+
-			"CFN={{resolve:ssm:/cfn/p:3}}\n"+
-			"PLACE=sm://in-${REGION}\n",
-		"GONE=plain\n")
-	got := Uses(tm)
-	want := []Use{
-		{File: "a.env", Line: 1, Var: "A", Text: "sm://prod/db#user"},
-		{File: "a.env", Line: 2, Var: "URL", Text: "{{ sm://prod/db#user }}"},
-		{File: "a.env", Line: 2, Var: "URL", Text: "{{sm://prod/db#pw|urlquery|trim}}"},
-		{File: "a.env", Line: 5, Var: "CFN", Text: "{{resolve:ssm:/cfn/p:3}}"},
-		{File: "a.env", Line: 6, Var: "PLACE", Text: "sm://in-eu-west-1"},
-		{File: "environment", Var: "INHERITED", Text: "ssm:///from/env"},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d uses, want %d: %+v", len(got), len(want), got)
-	}
-	seen := map[string]bool{}
-	for _, u := range got {
-		seen[u.File+u.Var+u.Text] = true
-		if !u.ok {
-			t.Errorf("%s: %q was not read back", u.Var, u.Text)
-		}
-	}
-	for _, w := range want {
-		if !seen[w.File+w.Var+w.Text] {
-			t.Errorf("missing use %+v in %+v", w, got)
-		}
-	}
-	for _, u := range got {
-		switch u.Var {
-		case "URL":
-			if u.Ref.ID != "prod/db" || (u.Ref.Key != "user" && u.Ref.Key != "pw") {
-				t.Errorf("URL ref %+v", u.Ref)
-			}
-			if u.Ref.Key == "pw" && strings.Join(u.Filters, ",") != "urlquery,trim" {
-				t.Errorf("filters %q", u.Filters)
-			}
-		case "CFN":
-			if u.Ref.Service != inject.ParameterStore || u.Ref.ID != "/cfn/p" || u.Ref.Version != 3 {
-				t.Errorf("CFN ref %+v", u.Ref)
-			}
-		}
-	}
-}
-
 // TestFetchPinsDownParameterDenials: Parameter Store denies a whole
 // GetParameters call for one denied name; check reports only that one.
 func TestFetchPinsDownParameterDenials(t *testing.T) {
@@ -102,7 +52,7 @@ func TestFetchPinsDownParameterDenials(t *testing.T) {
 		}
 	}
 	tm := parse(t, nil, false, "A=ssm:///ok/a\nB=ssm:///ok/b\nC=ssm:///no/c\n")
-	uses := Uses(tm)
+	uses := tm.Uses()
 	vals := Fetch(context.Background(), &inject.Resolver{Config: cfg}, tm.Fetches())
 	rows := Resolved(tm, uses, vals, Principal{ARN: "arn:aws:iam::123456789012:user/u", Region: "us-east-1"})
 	st := map[string]Row{}
@@ -172,7 +122,7 @@ func TestDescribe(t *testing.T) {
 		"OTHER_ACCOUNT=arn:aws:ssm:us-east-1:999999999999:parameter/shared",
 	}, "\n")+"\n")
 	srv.ResetCalls()
-	rows := Describe(context.Background(), cfg, Uses(tm), Principal{ARN: "arn:aws:iam::123456789012:user/u", Region: "us-east-1"})
+	rows := Describe(context.Background(), cfg, tm.Uses(), Principal{ARN: "arn:aws:iam::123456789012:user/u", Region: "us-east-1"})
 	want := map[string]struct {
 		status Status
 		detail string
@@ -211,7 +161,7 @@ func TestDescribeDenialsAndRegions(t *testing.T) {
 	_, cfg := emulator(t, awsdev.Policy{})
 	cfg.Region = ""
 	tm := parse(t, nil, false, "P=ssm:///app/p\nS=sm://app/s\nR=arn:aws:ssm:us-east-1:123456789012:parameter/app/q\n")
-	rows := Describe(context.Background(), cfg, Uses(tm), Principal{ARN: "arn:aws:iam::123456789012:user/u"})
+	rows := Describe(context.Background(), cfg, tm.Uses(), Principal{ARN: "arn:aws:iam::123456789012:user/u"})
 	by := map[string]Row{}
 	for _, r := range rows {
 		by[r.Variable] = r
