@@ -15,7 +15,8 @@
 // without a slash is looked up on the PATH of that environment (rolesenv's
 // own PATH when it has none); relative PATH entries are skipped. A command
 // that is not found is a *StartError with exit code 127, one that cannot be
-// executed 126, as in a shell.
+// executed 126, as in a shell. LookPath applies the same rules without
+// starting anything.
 //
 // # Signals
 //

@@ -173,7 +173,7 @@ func (l *loop) settle() (res Result, end bool, err error) {
 
 // start starts the child with env.
 func (l *loop) start(env []string) error {
-	path, err := lookPath(l.cfg.Command, env)
+	path, err := LookPath(l.cfg.Command, env)
 	if err != nil {
 		return err
 	}

@@ -3,66 +3,10 @@ package supervise
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
-
-// lookPath finds command as a shell would: a name with a slash is used as
-// it is; another is looked up on the PATH of env, or rolesenv's own PATH
-// when env has none. Relative PATH entries (including empty ones, which
-// mean the current directory) are skipped, as os/exec refuses them.
-func lookPath(command string, env []string) (string, error) {
-	if strings.Contains(command, "/") {
-		if err := executable(command); err != nil {
-			return "", &StartError{Command: command, Err: err}
-		}
-		return command, nil
-	}
-	path, ok := envValue(env, "PATH")
-	if !ok {
-		path = os.Getenv("PATH")
-	}
-	var denied error
-	for _, dir := range filepath.SplitList(path) {
-		if !filepath.IsAbs(dir) {
-			continue
-		}
-		p := filepath.Join(dir, command)
-		err := executable(p)
-		if err == nil {
-			return p, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) && denied == nil {
-			denied = err
-		}
-	}
-	if denied != nil {
-		return "", &StartError{Command: command, Err: denied}
-	}
-	return "", &StartError{Command: command, Err: errNotFound}
-}
-
-// executable checks that p is a regular file with an execute bit.
-func executable(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return errNotFound
-		}
-		return err
-	}
-	if st.IsDir() {
-		return errors.New("is a directory")
-	}
-	if st.Mode()&0o111 == 0 {
-		return fs.ErrPermission
-	}
-	return nil
-}
 
 func envValue(env []string, name string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
@@ -113,7 +57,7 @@ func (s *Supervisor) Exec(env []string) error {
 	if used {
 		return errors.New("supervise: Run or Exec called twice")
 	}
-	path, err := lookPath(s.cfg.Command, env)
+	path, err := LookPath(s.cfg.Command, env)
 	if err != nil {
 		return err
 	}
