@@ -3,20 +3,18 @@ package check
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/supervise"
 )
 
 // Command checks that argv[0] resolves to an executable as run would
-// start it: a name with a slash as it is, another on the PATH of env (the
-// command's environment), or on ownPATH (rolesenv's) when env has none;
-// relative PATH entries are skipped. These are package supervise's rules.
-// env is nil when the command's environment could not be rendered; the
-// lookup then uses ownPATH and the row says so.
+// start it (supervise.LookPath): a name with a slash as it is, another on
+// the PATH of env (the command's environment), or on ownPATH (rolesenv's)
+// when env has none; relative PATH entries are skipped. env is nil when
+// the command's environment could not be rendered; the lookup then uses
+// ownPATH and the row says so.
 func Command(argv, env []string, ownPATH string) []Row {
 	rows := []Row{commandRow(argv[0], env, ownPATH)}
 	if env != nil {
@@ -27,81 +25,41 @@ func Command(argv, env []string, ownPATH string) []Row {
 
 func commandRow(command string, env []string, ownPATH string) Row {
 	r := Row{Group: Local, Check: "command " + command}
-	path, where := ownPATH, "rolesenv's PATH"
+	lookIn, where := env, "the command's PATH"
 	if env == nil {
-		where += ", as the command's environment could not be rendered"
-	} else if p, ok := lookup(env, "PATH"); ok {
-		path, where = p, "the command's PATH"
+		lookIn, where = []string{"PATH=" + ownPATH}, "rolesenv's PATH, as the command's environment could not be rendered"
+	} else if !hasVar(env, "PATH") {
+		lookIn, where = []string{"PATH=" + ownPATH}, "rolesenv's PATH"
 	}
-	found, err := lookPath(command, path)
+	found, err := supervise.LookPath(command, lookIn)
+	var se *supervise.StartError
 	switch {
 	case err == nil && strings.Contains(command, "/"):
 		r.Status, r.Detail = OK, "an executable file"
 	case err == nil:
 		r.Status, r.Detail = OK, found+" (on "+where+")"
-	case errors.Is(err, fs.ErrNotExist):
+	case !errors.As(err, &se):
+		r.Status, r.Detail = Fail, err.Error()
+	case se.ExitCode() == 127:
 		r.Status, r.Detail = Fail, "not found"
 		if !strings.Contains(command, "/") {
 			r.Detail += " on " + where
 		}
 		r.Hint = "run would exit 127; give the command's full path, or set PATH in the env file"
 	default:
-		r.Status, r.Detail = Fail, "cannot be executed: "+err.Error()
+		r.Status, r.Detail = Fail, "cannot be executed: "+se.Err.Error()
 		r.Hint = "run would exit 126; the file needs an execute bit (chmod +x) and must not be a directory"
 	}
 	return r
 }
 
-// lookPath finds command as a shell would, without running it.
-func lookPath(command, path string) (string, error) {
-	if strings.Contains(command, "/") {
-		return command, executable(command)
-	}
-	var denied error
-	for _, dir := range filepath.SplitList(path) {
-		if !filepath.IsAbs(dir) {
-			continue
-		}
-		p := filepath.Join(dir, command)
-		err := executable(p)
-		if err == nil {
-			return p, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) && denied == nil {
-			denied = fmt.Errorf("%s: %w", p, err)
+func hasVar(env []string, name string) bool {
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); ok && k == name {
+			return true
 		}
 	}
-	if denied != nil {
-		return "", denied
-	}
-	return "", fs.ErrNotExist
-}
-
-func executable(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return pe.Err
-		}
-		return err
-	}
-	if st.IsDir() {
-		return errors.New("is a directory")
-	}
-	if st.Mode()&0o111 == 0 {
-		return fs.ErrPermission
-	}
-	return nil
-}
-
-func lookup(env []string, name string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
-			return v, true
-		}
-	}
-	return "", false
+	return false
 }
 
 // size checks that exec can take the command line and the environment.
