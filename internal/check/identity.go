@@ -156,11 +156,7 @@ func load(f IdentityFiles) loaded {
 	case "private key":
 		l.keyErr = err
 		// The certificate was read before the key: it parses alone.
-		data, rerr := readBounded(f.Certificate)
-		var certs []*x509.Certificate
-		if rerr == nil {
-			certs, rerr = signer.ParseCertificates(data)
-		}
+		certs, rerr := readCertificates(f.Certificate)
 		if rerr != nil {
 			l.certErr = &signer.FileError{Path: f.Certificate, What: "certificate", Err: rerr}
 		} else {
@@ -184,11 +180,8 @@ func load(f IdentityFiles) loaded {
 		}
 	}
 	if f.Intermediates != "" && l.chainErr == nil {
-		data, rerr := readBounded(f.Intermediates)
-		if rerr != nil {
+		if chain, rerr := readCertificates(f.Intermediates); rerr != nil {
 			l.chainErr = &signer.FileError{Path: f.Intermediates, What: "intermediates", Err: rerr}
-		} else if chain, perr := signer.ParseCertificates(data); perr != nil {
-			l.chainErr = &signer.FileError{Path: f.Intermediates, What: "intermediates", Err: perr}
 		} else {
 			l.chain = append(l.chain, chain...)
 		}
@@ -222,6 +215,16 @@ func fileFailure(check string, err error) Row {
 		r.Hint = passphraseHint
 	}
 	return r
+}
+
+// readCertificates reads a file of certificates (PEM or DER) on its own,
+// with errors that name the cause, not the path.
+func readCertificates(path string) ([]*x509.Certificate, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	return signer.ParseCertificates(data)
 }
 
 func readBounded(path string) ([]byte, error) {
@@ -371,11 +374,7 @@ func chainRows(f IdentityFiles, l loaded, now time.Time) []Row {
 	if f.CA == "" {
 		return rows
 	}
-	data, err := readBounded(f.CA)
-	var cas []*x509.Certificate
-	if err == nil {
-		cas, err = signer.ParseCertificates(data)
-	}
+	cas, err := readCertificates(f.CA)
 	if err != nil {
 		return append(rows, Row{Check: "CA certificate " + f.CA, Status: Fail, Detail: err.Error()})
 	}
