@@ -6,11 +6,12 @@ import (
 	"testing"
 )
 
-func parseFiles(t *testing.T, opts Options, files ...string) *Template {
+// parseEnv parses env files called a.env, b.env, ... in order.
+func parseEnv(t *testing.T, opts Options, data ...string) *Template {
 	t.Helper()
-	var fs []File
-	for i, f := range files {
-		fs = append(fs, File{Name: []string{"a.env", "b.env", "c.env"}[i], Data: []byte(f)})
+	fs := make([]File, len(data))
+	for i, d := range data {
+		fs[i] = File{Name: string(rune('a'+i)) + ".env", Data: []byte(d)}
 	}
 	tm, err := Parse(fs, opts)
 	if err != nil {
@@ -29,7 +30,7 @@ func mustRef(t *testing.T, s string) Ref {
 }
 
 func TestUses(t *testing.T) {
-	tm := parseFiles(t, Options{Environ: []string{"INHERITED=ssm:///from/env", "REGION=eu-west-1", "DROPPED=sm://dropped"}, FromEnv: true, Remove: []string{"DROPPED"}},
+	tm := parseEnv(t, Options{Environ: []string{"INHERITED=ssm:///from/env", "REGION=eu-west-1", "DROPPED=sm://dropped"}, FromEnv: true, Remove: []string{"DROPPED"}},
 		"A=sm://prod/db#user\n"+
 			"URL=x://{{ sm://prod/db#user }}:{{sm://prod/db#pw|urlquery|trim}}@h\n"+
 			"LITERAL='sm://not/a/ref'\n"+
@@ -71,7 +72,7 @@ func TestUses(t *testing.T) {
 // TestUsesLineUpWithRenderErrors: with nothing fetched, Render fails on
 // every use, in the same order and with the same place and text.
 func TestUsesLineUpWithRenderErrors(t *testing.T) {
-	tm := parseFiles(t, Options{Environ: []string{"Z=sm://z"}, FromEnv: true},
+	tm := parseEnv(t, Options{Environ: []string{"Z=sm://z"}, FromEnv: true},
 		"B=sm://b\nA={{ sm://a1 }}-{{ ssm:///a2 | trim }}\nC=\"${B}\"\n",
 		"A=sm://late\nD=x-${C}-{{sm://d}}\n",
 		"E=ssm:///e\n")
@@ -97,7 +98,7 @@ func TestUsesLineUpWithRenderErrors(t *testing.T) {
 }
 
 func TestUsesNone(t *testing.T) {
-	tm := parseFiles(t, Options{Environ: []string{"X=sm://not-with-from-env"}}, "A=1\nB='sm://quoted'\n")
+	tm := parseEnv(t, Options{Environ: []string{"X=sm://not-with-from-env"}}, "A=1\nB='sm://quoted'\n")
 	if u := tm.Uses(); len(u) != 0 {
 		t.Errorf("Uses of a template without references: %+v", u)
 	}
