@@ -371,6 +371,7 @@ func (l *loop) update(u Update) {
 	}
 	l.sched.change(l.clock.Now())
 	l.plan()
+	l.log.Debug("environment update planned", "reason", u.Reason)
 }
 
 // plan applies the pending change when it is due, or sets a timer for

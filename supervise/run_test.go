@@ -340,6 +340,9 @@ func TestChangeBackRestartsNothing(t *testing.T) {
 	h.out.until("ready")
 	h.update(childEnv("hang", "GEN=1"), "change")
 	h.update(childEnv("hang", "GEN=0"), "change back")
+	// Once the loop has planned the second update, the debounce timer at
+	// now+1s is the one that update set (the first one is stopped).
+	h.log.wait("environment update planned", 2)
 	h.clock.waitTimer(t, h.clock.Now().Add(time.Second))
 	h.clock.Advance(time.Second)
 	h.log.wait("environment changed back; nothing to restart", 1)
