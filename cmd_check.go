@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/internal/check"
@@ -427,7 +426,7 @@ func (c *checker) credentials(ctx context.Context, cfg *aws.Config, reason, bloc
 	}
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
-		row.Status, row.Detail = check.Fail, "the default credential chain found no usable credentials: "+credentialError(err)
+		row.Status, row.Detail = check.Fail, "the default credential chain found no usable credentials: "+inject.CredentialError(err)
 		row.Hint = "set the Roles Anywhere flags, or configure the default chain (AWS_PROFILE, a credential_process, an instance role)"
 		c.add(check.Credentials, row)
 		return p, "the credentials check failed"
@@ -438,7 +437,7 @@ func (c *checker) credentials(ctx context.Context, cfg *aws.Config, reason, bloc
 	}
 	out, err := sts.NewFromConfig(stsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		row.Status, row.Detail = check.Fail, "sts:GetCallerIdentity failed: "+credentialError(err)
+		row.Status, row.Detail = check.Fail, "sts:GetCallerIdentity failed: "+inject.CredentialError(err)
 		row.Hint = "AWS did not accept the credentials of " + creds.Source
 		c.add(check.Credentials, row)
 		return p, "the credentials check failed"
@@ -498,17 +497,6 @@ func createSessionHint(client *signer.Client) string {
 		h += fmt.Sprintf(" (subject %q, issuer %q)", id.Certificate.Subject.String(), id.Certificate.Issuer.String())
 	}
 	return h
-}
-
-// credentialError describes a credential provider's failure. The
-// credential_process provider quotes the process's output when it cannot
-// parse it, and that output may hold credentials: it is never shown.
-func credentialError(err error) string {
-	var pe *processcreds.ProviderError
-	if errors.As(err, &pe) {
-		return "credential_process failed (its output is not shown: it may hold credentials)"
-	}
-	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // references checks every reference, one row per variable and

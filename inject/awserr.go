@@ -219,6 +219,16 @@ func classifies(err error) bool {
 	return found
 }
 
+// DeniedCode reports an AWS error code that means the caller is not
+// allowed: IAM, KMS, or credentials that AWS does not accept.
+func DeniedCode(code string) bool { return deniedCodes[code] }
+
+// CredentialError describes a credential provider's failure in one line.
+// The credential_process provider quotes the process's output when it
+// cannot parse it, and that output may hold credentials: it is never
+// shown.
+func CredentialError(err error) string { return credentialError(err) }
+
 // credentialError describes a credential provider's failure. The
 // credential_process provider quotes the process's output when it cannot
 // parse it, and that output may hold credentials: it is never shown.

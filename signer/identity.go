@@ -109,7 +109,7 @@ func (id *Identity) Check(now time.Time) ([]Warning, error) {
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return nil, certErr(fmt.Errorf("%w: its key usage lacks digitalSignature", ErrCannotSign))
 	}
-	if weakSignature(leaf.SignatureAlgorithm) {
+	if WeakSignature(leaf.SignatureAlgorithm) {
 		return nil, certErr(fmt.Errorf("%w (%s); IAM Roles Anywhere requires SHA-256 or stronger", ErrWeakSignature, leaf.SignatureAlgorithm))
 	}
 	if err := validAt(leaf, now); err != nil {
@@ -151,7 +151,9 @@ func validAt(c *x509.Certificate, now time.Time) error {
 	return nil
 }
 
-func weakSignature(a x509.SignatureAlgorithm) bool {
+// WeakSignature reports a certificate signature algorithm that IAM Roles
+// Anywhere refuses (MD2, MD5 and SHA-1 based).
+func WeakSignature(a x509.SignatureAlgorithm) bool {
 	switch a {
 	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
 		return true

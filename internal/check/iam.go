@@ -92,15 +92,6 @@ type failure struct {
 	explicitDeny     bool
 }
 
-// deniedCodes are the error codes of a refused call: IAM, KMS, or
-// credentials that AWS does not accept.
-var deniedCodes = map[string]bool{
-	"AccessDeniedException": true, "AccessDenied": true, "UnrecognizedClientException": true,
-	"InvalidClientTokenId": true, "InvalidSignatureException": true, "SignatureDoesNotMatch": true,
-	"ExpiredTokenException": true, "ExpiredToken": true, "NotAuthorized": true,
-	"KMSAccessDeniedException": true, "DecryptionFailure": true,
-}
-
 var notFoundCodes = map[string]bool{
 	"ResourceNotFoundException": true, "ParameterNotFound": true, "ParameterVersionNotFound": true,
 }
@@ -124,7 +115,7 @@ func describe(err error) failure {
 		}
 		f.denied = rerr.AccessDenied()
 	}
-	f.denied = f.denied || deniedCodes[f.code] || status == http.StatusForbidden
+	f.denied = f.denied || inject.DeniedCode(f.code) || status == http.StatusForbidden
 	f.notFound = notFoundCodes[f.code]
 	f.action, f.resource, f.explicitDeny = parseDenial(f.msg)
 	return f

@@ -297,7 +297,7 @@ func usage(c *x509.Certificate) Row {
 		r.Detail = "a CA certificate (basic constraints CA:TRUE); IAM Roles Anywhere needs an end-entity certificate"
 	case c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageDigitalSignature == 0:
 		r.Detail = "its key usage lacks digitalSignature"
-	case weakSignature(c.SignatureAlgorithm):
+	case signer.WeakSignature(c.SignatureAlgorithm):
 		r.Detail = fmt.Sprintf("signed with %s; IAM Roles Anywhere needs SHA-256 or stronger", c.SignatureAlgorithm)
 	default:
 		r.Status = OK
@@ -308,14 +308,6 @@ func usage(c *x509.Certificate) Row {
 		r.Detail = fmt.Sprintf("end-entity, %s, signed with %s", ku, c.SignatureAlgorithm)
 	}
 	return r
-}
-
-func weakSignature(a x509.SignatureAlgorithm) bool {
-	switch a {
-	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
-		return true
-	}
-	return false
 }
 
 // intermediates reports the intermediates file: read, parsed, and every
