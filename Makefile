@@ -26,7 +26,7 @@ build: ## build bin/rolesenv (static, version stamped)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 test: ## run every test with the race detector
-	CGO_ENABLED=1 $(GO) test -race -timeout 12m ./...
+	CGO_ENABLED=1 $(GO) test -race -parallel 4 -timeout 12m ./...
 
 check: fmt vet staticcheck test fuzz ## what CI runs: gofmt, vet, staticcheck, race tests, short fuzzing
 

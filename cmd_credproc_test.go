@@ -39,6 +39,16 @@ type raEmulator struct {
 func startRAEmulator(t *testing.T) *raEmulator {
 	t.Helper()
 	testenv.IsolateAWS(t)
+	e := newRAEmulator(t)
+	t.Setenv("AWS_CA_BUNDLE", e.caFile)
+	return e
+}
+
+// newRAEmulator is startRAEmulator without touching the process
+// environment, for tests that run rolesenv as a subprocess with an
+// environment of its own (testenv.SafeEnv) and so may run in parallel.
+func newRAEmulator(t *testing.T) *raEmulator {
+	t.Helper()
 	srv, err := awsdev.Start(awsdev.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +70,6 @@ func startRAEmulator(t *testing.T) *raEmulator {
 	if err := os.WriteFile(e.caFile, srv.CAPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("AWS_CA_BUNDLE", e.caFile)
 	return e
 }
 

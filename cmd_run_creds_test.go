@@ -23,8 +23,9 @@ func (e *raEmulator) runEnv() []string {
 // and been refreshed (they live 3 seconds). Credential variables that
 // would outrank the endpoint never reach it.
 func TestRunChildCredentialsEndpoint(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	testenv.RequireTool(t, "aws")
-	e := startRAEmulator(t)
+	e := newRAEmulator(t)
 	const lifetime = 3 * time.Second
 	e.SetCredentialLifetime(lifetime)
 	// The command asks for its identity each time it reads a line.
@@ -84,7 +85,8 @@ func TestRunChildCredentialsEndpoint(t *testing.T) {
 // every 100 ms. The reaper never takes the exit status of those processes:
 // no credential error, no failed check.
 func TestRunCredentialProcessReaper(t *testing.T) {
-	e := startRAEmulator(t)
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	e := newRAEmulator(t)
 	e.SetCredentialLifetime(3 * time.Second)
 	if _, err := e.CreateSecret("reap/api", "api-1"); err != nil {
 		t.Fatal(err)
@@ -128,10 +130,11 @@ const longRunFor = 2 * time.Minute
 // credentials live 3 seconds, rolesenv polls every 100 ms for two minutes;
 // credentials are refreshed many times, no check fails, nothing restarts.
 func TestRunLongRun(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	if testing.Short() {
 		t.Skip("two minutes of polling")
 	}
-	e := startRAEmulator(t)
+	e := newRAEmulator(t)
 	e.SetCredentialLifetime(3 * time.Second)
 	if _, err := e.CreateSecret("long/api", "api-1"); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,8 @@ import (
 // no check makes more than one call per secret (no retry storm); and a
 // real rotation afterwards restarts the command with the new value.
 func TestRunWatchFaults(t *testing.T) {
-	e := startRAEmulator(t)
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	e := newRAEmulator(t)
 	e.SetCredentialLifetime(10 * time.Second)
 	if _, err := e.CreateSecret("flt/api", "api-1"); err != nil {
 		t.Fatal(err)

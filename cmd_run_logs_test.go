@@ -16,6 +16,7 @@ import (
 // failure, and the exit. The sentinel never reaches stdout or stderr (the
 // command prints hashes of what it gets).
 func TestRunLogsNoValues(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	s, env := devBackend(t)
 	mustDo[string](t)(s.CreateSecret("log/api", sentinel+"-api-1"))
 	mustDo[string](t)(s.CreateSecret("log/db", `{"password":"`+sentinel+`-pw-1"}`))

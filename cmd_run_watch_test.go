@@ -312,6 +312,7 @@ func rotationScenario(t *testing.T, env []string) {
 
 // TestRunRotationDev is the rotation scenario against the emulator.
 func TestRunRotationDev(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	testenv.RequireTool(t, "aws")
 	_, env := devBackend(t)
 	rotationScenario(t, env)
@@ -322,6 +323,7 @@ func TestRunRotationDev(t *testing.T) {
 // by VersionId, PutSecretValue with and without stages) are those where
 // moto follows AWS.
 func TestRunRotationMoto(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	testenv.RequireTool(t, "aws")
 	m := testenv.StartMoto(t)
 	rotationScenario(t, []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"})
@@ -331,6 +333,7 @@ func TestRunRotationMoto(t *testing.T) {
 // on disk, with nothing to resolve (no AWS configuration at all), and a
 // --refresh-signal checks at once.
 func TestRunEnvFileChange(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	file := writeEnvFile(t, "GREETING=hello\n")
 	p := startRun(t, []string{"AWS_ENDPOINT_URL=http://127.0.0.1:1"}, "run", "--env-file", file, "--debounce", "0s",
 		"--refresh-signal", "USR1", "--log-level", "debug", "--", "rolesenv-testchild", "printvars", "GREETING")
