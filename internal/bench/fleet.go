@@ -1,0 +1,426 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/internal/devpki"
+	"github.com/rolesenv/rolesenv/signer"
+)
+
+// The fleet: many simulated instances in this process, each with its own
+// certificate, Roles Anywhere client, credentials, SDK HTTP client and
+// connections, resolving the same template as a rolesenv would (the inject
+// Resolver) and then watching it (the inject Watcher), against the
+// emulator with AWS's default quotas.
+
+// sizeFleet is the fleet's template: ten secrets and two parameters, one
+// GetParameters call.
+var sizeFleet = size{"fleet 10+2", 10, 2}
+
+// fleetStartTimeout is rolesenv's default --timeout.
+const fleetStartTimeout = 30 * time.Second
+
+// Quotas: AWS's documented defaults per account and region (requests a
+// second). Roles Anywhere documents 10 CreateSession requests a second.
+const documentedSessionTPS = 10
+
+var awsQuotas = map[string]float64{
+	opGet:      10000,
+	opBatch:    100,
+	opDescribe: 40000,
+	opParams:   40,
+	opParam:    40,
+}
+
+// recorder counts requests per simulated second of a scaled clock, as
+// they are sent, and checks per simulated second, as they are scheduled.
+type recorder struct {
+	clock    atomic.Pointer[scaledClock]
+	buckets  []atomic.Int64
+	late     atomic.Int64 // requests past the last bucket
+	schedule []atomic.Int64
+}
+
+func newRecorder(seconds int) *recorder {
+	return &recorder{buckets: make([]atomic.Int64, seconds), schedule: make([]atomic.Int64, seconds)}
+}
+
+// scheduled records a check due at due (simulated time since the start).
+func (r *recorder) scheduled(due time.Duration) {
+	if i := int(due / time.Second); i >= 0 && i < len(r.schedule) {
+		r.schedule[i].Add(1)
+	}
+}
+
+func (r *recorder) scheduleCounts() []int {
+	out := make([]int, len(r.schedule))
+	for i := range r.schedule {
+		out[i] = int(r.schedule[i].Load())
+	}
+	return out
+}
+
+func (r *recorder) record() {
+	c := r.clock.Load()
+	if c == nil {
+		return
+	}
+	i := int(c.simSince(time.Now()) / time.Second)
+	if i >= 0 && i < len(r.buckets) {
+		r.buckets[i].Add(1)
+	} else {
+		r.late.Add(1)
+	}
+}
+
+func (r *recorder) counts() []int {
+	out := make([]int, len(r.buckets))
+	for i := range r.buckets {
+		out[i] = int(r.buckets[i].Load())
+	}
+	return out
+}
+
+// countingClient records each request before sending it.
+type countingClient struct {
+	inner aws.HTTPClient
+	rec   *recorder
+}
+
+func (c countingClient) Do(r *http.Request) (*http.Response, error) {
+	c.rec.record()
+	return c.inner.Do(r)
+}
+
+// instance is one simulated rolesenv.
+type instance struct {
+	client   *signer.Client
+	cfg      aws.Config
+	hc       interface{ CloseIdleConnections() }
+	resolver *inject.Resolver
+	tm       *inject.Template
+	env      *inject.Env
+	vals     *inject.Values
+	started  time.Duration // its start took this long (last attempt)
+	attempts int
+	failures []string // why each failed attempt failed
+}
+
+// fleetStart is one fleet start.
+type fleetStart struct {
+	name       string
+	instances  int
+	sessionTPS float64
+	attempts   int // at most this many starts per instance
+
+	failedFirst int            // instances whose first start failed
+	failed      int            // instances that never started
+	reasons     map[string]int // failure kinds of every failed start
+	durations   sample         // successful starts, from their own start
+	allStarted  time.Duration  // from the common start to the last success
+	calls       counts
+	cpuHarness  time.Duration
+	cpuEmulator time.Duration
+}
+
+// fleetHour is the simulated hour of polling.
+type fleetHour struct {
+	instances     int
+	scale         float64
+	interval      time.Duration
+	real          time.Duration
+	calls         counts
+	perSecond     []int // requests sent, per simulated second
+	checks        []int // checks scheduled, per simulated second
+	late          int64
+	warnings      int64 // failed checks (one warning per episode)
+	changes       int64
+	checksPerInst float64
+	cpu           time.Duration // harness and emulator, over the hour
+}
+
+// newFleet makes n instances, each with its own leaf certificate signed by
+// the trust anchor's CA.
+func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
+	caPEM, err := os.ReadFile(b.emu.CACertFile)
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := os.ReadFile(b.emu.CAKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := devpki.Load(caPEM, caKey)
+	if err != nil {
+		return nil, err
+	}
+	fleet := make([]*instance, n)
+	for i := range fleet {
+		leaf, err := ca.Leaf(devpki.Options{CommonName: fmt.Sprintf("fleet-%04d", i), KeyType: devpki.P256})
+		if err != nil {
+			return nil, err
+		}
+		id, err := signer.NewIdentity(leaf.Cert, nil, leaf.Key)
+		if err != nil {
+			return nil, err
+		}
+		client, err := signer.NewClient(id, signer.Config{
+			TrustAnchorARN: b.emu.TrustAnchorARN,
+			ProfileARN:     b.emu.ProfileARN,
+			RoleARN:        b.emu.RoleARN,
+			Endpoint:       b.emu.URL,
+			CABundle:       b.emu.caPEM,
+		})
+		if err != nil {
+			return nil, err
+		}
+		hc := b.sdkHTTPClient()
+		inst := &instance{client: client, hc: hc.GetTransport(), cfg: aws.Config{
+			Region:       "us-east-1",
+			Credentials:  signer.NewProvider(client, signer.ProviderOptions{}),
+			BaseEndpoint: aws.String(b.emu.URL),
+			HTTPClient:   countingClient{inner: hc, rec: rec},
+		}}
+		if inst.tm, _, err = b.parseTemplate(sizeFleet); err != nil {
+			return nil, err
+		}
+		fleet[i] = inst
+	}
+	return fleet, nil
+}
+
+// failureKind names why a start failed, by AWS error code or class; never
+// a value.
+func failureKind(err error) string {
+	var re *inject.ResolveError
+	if errors.As(err, &re) {
+		var api *signer.APIError
+		switch {
+		case errors.As(err, &api):
+			return "CreateSession " + api.Code
+		case re.Code != "":
+			return re.Code
+		case re.Unavailable():
+			return "unavailable"
+		case re.AccessDenied():
+			return "access denied"
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "start-up timeout"
+	}
+	return "other"
+}
+
+// startFleet starts every instance that has not started yet at once, and
+// again (after restartDelay, as a service manager would) those that fail,
+// up to attempts starts each.
+func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instance, restartDelay time.Duration) error {
+	fs.reasons = map[string]int{}
+	if err := b.emu.resetCalls(); err != nil {
+		return err
+	}
+	cpuH0, _ := readProc(os.Getpid())
+	cpuE0, _ := readProc(b.emu.pid())
+	var mu sync.Mutex
+	var last time.Time
+	gate := make(chan struct{})
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for _, inst := range fleet {
+		wg.Go(func() {
+			<-gate
+			for inst.env == nil && inst.attempts < fs.attempts {
+				if inst.attempts > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(restartDelay):
+					}
+				}
+				inst.attempts++
+				if inst.resolver == nil {
+					inst.resolver = &inject.Resolver{Config: inst.cfg}
+				}
+				sctx, cancel := context.WithTimeout(ctx, fleetStartTimeout)
+				start := time.Now()
+				env, vals, err := inst.resolver.Resolve(sctx, inst.tm)
+				cancel()
+				inst.started = time.Since(start)
+				mu.Lock()
+				if err != nil {
+					kind := failureKind(err)
+					fs.reasons[kind]++
+					inst.failures = append(inst.failures, kind)
+					if inst.attempts == 1 {
+						fs.failedFirst++
+					}
+				} else {
+					inst.env, inst.vals = env, vals
+					fs.durations = append(fs.durations, inst.started)
+					last = time.Now()
+				}
+				mu.Unlock()
+				if err != nil {
+					// A restarted process has new connections, a new
+					// Resolver and new credentials, and the same certificate.
+					inst.hc.CloseIdleConnections()
+					inst.resolver = nil
+					inst.cfg.Credentials = signer.NewProvider(inst.client, signer.ProviderOptions{})
+				}
+			}
+		})
+	}
+	close(gate)
+	wg.Wait()
+	if !last.IsZero() {
+		fs.allStarted = last.Sub(t0)
+	}
+	for _, inst := range fleet {
+		if inst.env == nil {
+			fs.failed++
+		}
+	}
+	cpuH1, _ := readProc(os.Getpid())
+	cpuE1, _ := readProc(b.emu.pid())
+	fs.cpuHarness, fs.cpuEmulator = cpuH1.cpu-cpuH0.cpu, cpuE1.cpu-cpuE0.cpu
+	var err error
+	fs.calls, err = b.emu.calls()
+	return err
+}
+
+// warnCounter is a slog handler that counts warnings (the Watcher logs
+// one per failed episode). It keeps no record's content.
+type warnCounter struct{ n *atomic.Int64 }
+
+func (h warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h warnCounter) Handle(context.Context, slog.Record) error {
+	h.n.Add(1)
+	return nil
+}
+func (h warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnCounter) WithGroup(string) slog.Handler      { return h }
+
+// pollHour runs every started instance's Watcher through a simulated hour
+// on a clock scale times faster than real time, with the quotas scaled
+// alike (so that requests per simulated second meet the real quotas; the
+// token buckets' bursts scale too, which is more lenient than AWS).
+func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, scale float64) (*fleetHour, error) {
+	h := &fleetHour{scale: scale, interval: inject.DefaultInterval}
+	for op, tps := range awsQuotas {
+		if err := b.emu.setQuota(op, tps*scale); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.emu.setQuota(opSession, documentedSessionTPS*scale); err != nil {
+		return nil, err
+	}
+	if err := b.emu.resetCalls(); err != nil {
+		return nil, err
+	}
+	var warns, changes atomic.Int64
+	logger := slog.New(warnCounter{&warns})
+	clock := newScaledClock(scale)
+	clock.onTimer = rec.scheduled
+	hctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var running []*instance
+	for _, inst := range fleet {
+		if inst.env != nil {
+			running = append(running, inst)
+		}
+	}
+	h.instances = len(running)
+	cpuH0, _ := readProc(os.Getpid())
+	cpuE0, _ := readProc(b.emu.pid())
+	rec.clock.Store(clock)
+	start := time.Now()
+	for _, inst := range running {
+		w := &inject.Watcher{Template: inst.tm, Values: inst.vals, Env: inst.env, Resolver: inst.resolver,
+			Clock: clock, Logger: logger}
+		out := make(chan inject.Change)
+		wg.Go(func() { _ = w.Run(hctx, out) })
+		wg.Go(func() {
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-out:
+					changes.Add(1)
+				}
+			}
+		})
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Duration(float64(time.Hour) / scale)):
+	}
+	cancel()
+	wg.Wait()
+	rec.clock.Store(nil)
+	h.real = time.Since(start)
+	h.perSecond = rec.counts()
+	h.checks = rec.scheduleCounts()
+	cpuH1, _ := readProc(os.Getpid())
+	cpuE1, _ := readProc(b.emu.pid())
+	h.cpu = cpuH1.cpu - cpuH0.cpu + cpuE1.cpu - cpuE0.cpu
+	h.late = rec.late.Load()
+	h.warnings, h.changes = warns.Load(), changes.Load()
+	var err error
+	if h.calls, err = b.emu.calls(); err != nil {
+		return nil, err
+	}
+	if h.instances > 0 {
+		h.checksPerInst = float64(h.calls.Calls[opDescribe]) / float64(sizeFleet.secrets) / float64(h.instances)
+	}
+	// Back to the real quotas.
+	for op, tps := range awsQuotas {
+		if err := b.emu.setQuota(op, tps); err != nil {
+			return nil, err
+		}
+	}
+	return h, b.emu.setQuota(opSession, documentedSessionTPS)
+}
+
+// closeFleet drops every instance's connections.
+func closeFleet(fleet []*instance) {
+	for _, inst := range fleet {
+		inst.hc.CloseIdleConnections()
+	}
+}
+
+// reasonsLine prints failure kinds, most frequent first.
+func reasonsLine(m map[string]int) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var l []kv
+	for k, v := range m {
+		l = append(l, kv{k, v})
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || (l[i].v == l[j].v && l[i].k < l[j].k) })
+	s := ""
+	for i, e := range l {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d %s", e.v, e.k)
+	}
+	if s == "" {
+		return "none"
+	}
+	return s
+}
