@@ -88,6 +88,21 @@ var deniedCodes = map[string]bool{
 	"DecryptionFailure": true, "KMSAccessDeniedException": true,
 }
 
+// Codes of throttling: the call was refused for the rate of calls.
+var throttleCodes = map[string]bool{
+	"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true,
+	"RequestLimitExceeded": true, "ThrottledException": true, "RequestThrottled": true,
+}
+
+// throttled reports a call refused for the rate of calls.
+func (e *fetchError) throttled() bool {
+	if throttleCodes[e.code] {
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(e.cause, &re) && re.HTTPStatusCode() == http.StatusTooManyRequests
+}
+
 // Codes that mean "try again later".
 var transientCodes = map[string]bool{
 	"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,6 +250,41 @@ func (r *Resolver) Fetch(ctx context.Context, fs []Fetch) *Values {
 	return vals
 }
 
+// Throttled calls at start-up are tried again, after the SDK's own
+// attempts, until the start-up deadline: a fleet that starts at once
+// shares the account's quotas (Parameter Store's GetParameters allows 40
+// calls a second by default), and the SDK's three attempts are spent in a
+// second or two. The waits are exponential with full jitter, from
+// throttleBaseDelay up to throttleMaxDelay, so that the fleet spreads out.
+const (
+	throttleBaseDelay = 500 * time.Millisecond
+	throttleMaxDelay  = 5 * time.Second
+)
+
+// waitThrottled waits before another attempt of a throttled call and
+// reports true, or reports false at once: the failure is not throttling,
+// there is no deadline (the watcher backs off on its own), or the wait
+// would not end before the deadline.
+func waitThrottled(ctx context.Context, fe *fetchError, attempt int) bool {
+	deadline, ok := ctx.Deadline()
+	if !ok || !fe.throttled() {
+		return false
+	}
+	ceiling := min(throttleBaseDelay<<min(attempt-1, 10), throttleMaxDelay)
+	delay := time.Duration(rand.Int64N(int64(ceiling) + 1))
+	if time.Until(deadline) <= delay {
+		return false
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 func actionOf(f Fetch) string {
 	if f.Service == ParameterStore {
 		return "ssm:GetParameters"
@@ -283,6 +319,10 @@ func (r *Resolver) run(ctx context.Context, jobs []job) {
 }
 
 func (r *Resolver) getJob(f Fetch, region string, put func(Fetch, *fetched)) job {
+	return r.getJobAttempt(f, region, put, 1)
+}
+
+func (r *Resolver) getJobAttempt(f Fetch, region string, put func(Fetch, *fetched), attempt int) job {
 	return func(ctx context.Context) []job {
 		in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(f.ID)}
 		if f.VersionID != "" {
@@ -296,6 +336,9 @@ func (r *Resolver) getJob(f Fetch, region string, put func(Fetch, *fetched)) job
 		if err != nil {
 			fe := awsFailure("secretsmanager:GetSecretValue", f.ID, err)
 			r.log().Debug("fetch failed", "ref", f.String(), "region", region, "code", fe.code, "duration", time.Since(start).Round(time.Millisecond))
+			if waitThrottled(ctx, fe, attempt) {
+				return []job{r.getJobAttempt(f, region, put, attempt+1)}
+			}
 			put(f, &fetched{err: fe})
 			return nil
 		}
@@ -481,6 +524,10 @@ func paramSelector(f Fetch) string {
 }
 
 func (r *Resolver) paramsJob(list []Fetch, region string, put func(Fetch, *fetched)) job {
+	return r.paramsJobAttempt(list, region, put, 1)
+}
+
+func (r *Resolver) paramsJobAttempt(list []Fetch, region string, put func(Fetch, *fetched), attempt int) job {
 	return func(ctx context.Context) []job {
 		names := make([]string, len(list))
 		for i, f := range list {
@@ -499,6 +546,9 @@ func (r *Resolver) paramsJob(list []Fetch, region string, put func(Fetch, *fetch
 					jobs = append(jobs, r.paramsJob([]Fetch{f}, region, put))
 				}
 				return jobs
+			}
+			if waitThrottled(ctx, fe, attempt) {
+				return []job{r.paramsJobAttempt(list, region, put, attempt+1)}
 			}
 			for i, f := range list {
 				put(f, &fetched{err: fe.forResource(names[i])})

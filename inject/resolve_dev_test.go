@@ -2,9 +2,11 @@ package inject
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rolesenv/rolesenv/internal/awsdev"
 )
@@ -132,5 +134,50 @@ func TestBatchFallback(t *testing.T) {
 	batch, get = s.Calls("secretsmanager:BatchGetSecretValue"), s.Calls("secretsmanager:GetSecretValue")
 	if batch != 2 || get != 25 {
 		t.Errorf("throttled: %d batch calls and %d GetSecretValue calls, want 2 and 25", batch, get)
+	}
+}
+
+// TestThrottledUntilDeadline: at start-up (a context with a deadline) a
+// throttled call is tried again after the SDK's attempts, until it
+// succeeds; without a deadline the SDK's attempts are all there is.
+func TestThrottledUntilDeadline(t *testing.T) {
+	s, cfg := startDev(t, awsdev.AllowAll)
+	must[string](t)(s.CreateSecret("throttle/a", "a-value"))
+	must[int64](t)(s.PutParameter("/throttle/p", "String", "p-value"))
+	tm, err := Parse([]File{{Name: "t.env", Data: []byte("A=sm://throttle/a\nP=ssm:///throttle/p\n")}}, Options{CleanEnv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const throttled = 5 // more than the SDK's 3 attempts
+	s.FailNext("secretsmanager:GetSecretValue", throttled, awsdev.FaultThrottle)
+	s.FailNext("ssm:GetParameters", throttled, awsdev.FaultThrottle)
+	s.ResetCalls()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env, _, err := (&Resolver{Config: cfg}).Resolve(ctx, tm)
+	if err != nil {
+		t.Fatalf("throttled calls within the deadline: %v", err)
+	}
+	if v, _ := env.Lookup("A"); v.Reveal() != "a-value" {
+		t.Errorf("A = %q", v.Reveal())
+	}
+	for _, op := range []string{"secretsmanager:GetSecretValue", "ssm:GetParameters"} {
+		if n := s.Calls(op); n != throttled+1 {
+			t.Errorf("%s: %d calls, want %d (every throttled one, then the answer)", op, n, throttled+1)
+		}
+	}
+
+	s.FailNext("secretsmanager:GetSecretValue", throttled, awsdev.FaultThrottle)
+	s.FailNext("ssm:GetParameters", throttled, awsdev.FaultThrottle)
+	_, _, err = (&Resolver{Config: cfg}).Resolve(context.Background(), tm)
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 2 {
+		t.Fatalf("without a deadline: %v, want both references throttled", err)
+	}
+	for _, e := range es {
+		var re *ResolveError
+		if !errors.As(e, &re) || !re.Unavailable() || re.Code != "ThrottlingException" {
+			t.Errorf("%v: want unavailable, ThrottlingException", e)
+		}
 	}
 }
