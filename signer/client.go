@@ -129,8 +129,9 @@ const maxAnswer = 1 << 20
 
 // CreateSession checks the identity locally (Identity.Check), then asks
 // for a session, retrying throttling, 5xx answers and network errors with
-// exponential backoff and jitter; each attempt is signed anew with a fresh
-// date. Errors are *FileError (local checks; nothing was sent), *APIError
+// exponential backoff and jitter (Config.MaxAttempts attempts; throttling,
+// until ctx's deadline when it has one); each attempt is signed anew with a
+// fresh date. Errors are *FileError (local checks; nothing was sent), *APIError
 // (the service's answer) or *NetworkError, or the context's error.
 func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 	id, err := c.src.Current()
@@ -141,6 +142,7 @@ func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 		return nil, err
 	}
 	endpoint, body := c.target()
+	deadline, hasDeadline := ctx.Deadline()
 
 	for attempt := 1; ; attempt++ {
 		creds, retryAfter, err := c.attempt(ctx, id, endpoint, body)
@@ -153,16 +155,27 @@ func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 		var apiErr *APIError
 		isAPI := errors.As(err, &apiErr)
 		retryable := !isAPI || apiErr.Unavailable()
-		if !retryable || attempt >= c.cfg.MaxAttempts {
+		// Throttling means "not now": with a deadline, it is tried again
+		// until the deadline, however many attempts that takes (a fleet
+		// that starts at once shares CreateSession's quota, 10 a second
+		// by default).
+		keepTrying := isAPI && apiErr.Throttled() && hasDeadline
+		giveUp := func() (*Credentials, error) {
 			if isAPI {
 				apiErr.Attempts = attempt
 				return nil, apiErr
 			}
 			return nil, &NetworkError{Endpoint: c.cfg.endpoint.String(), Attempts: attempt, Err: err}
 		}
+		if !retryable || (attempt >= c.cfg.MaxAttempts && !keepTrying) {
+			return giveUp()
+		}
 		delay := c.backoff(attempt)
 		if retryAfter > delay {
 			delay = min(retryAfter, c.cfg.RetryMaxDelay)
+		}
+		if hasDeadline && time.Until(deadline) <= delay {
+			return giveUp()
 		}
 		c.log.Debug("CreateSession will be retried", "attempt", attempt, "delay", delay.Round(time.Millisecond), "cause", oneLine(err.Error()))
 		t := time.NewTimer(delay)

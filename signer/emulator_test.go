@@ -326,3 +326,44 @@ func TestEmulatorProviderShortLived(t *testing.T) {
 		t.Errorf("%d CreateSession calls for 100 callers", n)
 	}
 }
+
+// TestEmulatorThrottledUntilDeadline: with a deadline, throttling is tried
+// again past MaxAttempts until the deadline (a fleet start shares
+// CreateSession's quota); other failures keep to MaxAttempts.
+func TestEmulatorThrottledUntilDeadline(t *testing.T) {
+	e := startEmulator(t)
+	cfg := e.config()
+	cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Millisecond, 20*time.Millisecond
+	c, err := NewClient(testIdentity(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const throttled = 2 * defaultMaxAttempts
+	e.ResetCalls()
+	e.FailNext(opCreateSession, throttled, awsdev.FaultThrottle)
+	if _, err := c.CreateSession(ctx); err != nil {
+		t.Fatalf("throttled %d times within the deadline: %v", throttled, err)
+	}
+	if n := e.Calls(opCreateSession); n != throttled+1 {
+		t.Errorf("%d calls, want %d", n, throttled+1)
+	}
+	// A 5xx is not throttling: MaxAttempts, deadline or not.
+	e.ResetCalls()
+	e.FailNext(opCreateSession, throttled, awsdev.FaultInternal)
+	if _, err := c.CreateSession(ctx); err == nil || e.Calls(opCreateSession) != defaultMaxAttempts {
+		t.Errorf("5xx: err %v after %d calls, want a failure after %d", err, e.Calls(opCreateSession), defaultMaxAttempts)
+	}
+	// A deadline too near for the next wait ends the retries with the
+	// service's error, not the context's.
+	e.FailNext(opCreateSession, 1000, awsdev.FaultThrottle)
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	_, err = c.CreateSession(short)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || !apiErr.Throttled() {
+		t.Errorf("near the deadline: %v, want the throttling answer", err)
+	}
+	e.FailNext(opCreateSession, 0, awsdev.FaultThrottle)
+}
