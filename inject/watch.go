@@ -112,6 +112,12 @@ type Watcher struct {
 	// CheckTimeout bounds one check; zero means the interval, between 5 s
 	// and 30 s.
 	CheckTimeout time.Duration
+	// Spread, when set, spaces the calls of a scheduled check evenly over
+	// that long instead of sending them at once, so that the calls of a
+	// fleet do not bunch; the check's results are still applied together.
+	// It is kept under half the check timeout. A check asked for with
+	// Refresh is not spread.
+	Spread time.Duration
 	// MaxStale, when set, ends Run with a *StaleError once checks have
 	// failed for that long since the last good one.
 	MaxStale time.Duration
@@ -272,13 +278,13 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 		if w.idle != nil {
 			w.idle()
 		}
-		now := false
+		now, spread := false, false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-checkC:
 			checkT = nil
-			now = true
+			now, spread = true, true
 		case _, ok := <-refresh:
 			if !ok {
 				refresh = nil
@@ -302,7 +308,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 			continue
 		}
 		stop(&checkT)
-		res := w.check(ctx, out)
+		res := w.check(ctx, out, spread)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -331,6 +337,9 @@ func (w *Watcher) setup() error {
 	}
 	if w.CheckTimeout <= 0 {
 		w.CheckTimeout = min(max(w.Interval, minCheckTimeout), maxCheckTimeout)
+	}
+	if w.Spread > w.CheckTimeout/2 {
+		w.Spread = w.CheckTimeout / 2
 	}
 	w.log = w.Logger
 	if w.log == nil {
@@ -510,7 +519,7 @@ type rotation struct {
 // a Change when the environment differs. It returns the failures that
 // count against the current environment: a pending template's problems
 // are logged once and retried, but do not make AWS look unavailable.
-func (w *Watcher) check(ctx context.Context, out chan<- Change) (fails []failure) {
+func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fails []failure) {
 	start := w.clock.Now()
 	next := w.next
 	var needed []Fetch
@@ -555,7 +564,11 @@ func (w *Watcher) check(ctx context.Context, out chan<- Change) (fails []failure
 		}
 		calls0 := r.calls.Load()
 		cctx, cancel := context.WithTimeout(ctx, w.CheckTimeout)
-		rotated, fails = w.poll(cctx, r, secrets, params)
+		var over time.Duration
+		if spread {
+			over = w.Spread
+		}
+		rotated, fails = w.poll(cctx, r, secrets, params, over)
 		ask := make([]Fetch, 0, len(rotated)+len(missing))
 		for _, rt := range rotated {
 			ask = append(ask, rt.ask)

@@ -90,6 +90,13 @@ func (c *fakeClock) lastArmed() time.Duration {
 	return c.armed[len(c.armed)-1]
 }
 
+// armedSince is the durations of the newest n timers.
+func (c *fakeClock) armedSince(n int) []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.armed[len(c.armed)-n:])
+}
+
 func (c *fakeClock) pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

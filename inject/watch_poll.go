@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -26,9 +27,10 @@ func noRetrySSM(o *ssm.Options)           { o.RetryMaxAttempts = 1 }
 
 // poll asks AWS which of the fetches moved: one DescribeSecret per
 // distinct secret id and region, one GetParameters per 10 parameter
-// selectors, at most Parallel requests at once. It returns what to fetch
-// again and the fetches that could not be polled.
-func (w *Watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch) ([]rotation, []failure) {
+// selectors, at most Parallel requests at once, the calls spaced evenly
+// over spread (none: all at once). It returns what to fetch again and the
+// fetches that could not be polled.
+func (w *Watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch, spread time.Duration) ([]rotation, []failure) {
 	var mu sync.Mutex
 	var rotated []rotation
 	var fails []failure
@@ -68,10 +70,18 @@ func (w *Watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch
 	}
 	sem := make(chan struct{}, r.parallel())
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if spread > 0 && i > 0 {
+				t := w.clock.NewTimer(spread * time.Duration(i) / time.Duration(len(jobs)))
+				defer t.Stop()
+				select {
+				case <-t.C():
+				case <-ctx.Done():
+				}
+			}
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			j()

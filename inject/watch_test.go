@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -423,4 +424,62 @@ func TestWatchWithoutAWS(t *testing.T) {
 	if c := wt.change(); envVal(t, c.Env, "B") != "SNTL-k1" || made != 1 {
 		t.Error("the added reference was not resolved")
 	}
+}
+
+// TestWatchSpread: a scheduled check with Spread spaces its calls evenly
+// over it (here 4 secrets over 8 s: at 0, 2, 4 and 6 s of the check's
+// clock) and applies the results together; a refresh is not spread.
+func TestWatchSpread(t *testing.T) {
+	s, cfg := startDev(t, awsdev.AllowAll)
+	var src strings.Builder
+	for i := range 4 {
+		must[string](t)(s.CreateSecret(fmt.Sprintf("spread/s%d", i), fmt.Sprintf("SNTL-%d", i)))
+		fmt.Fprintf(&src, "S%d=sm://spread/s%d\n", i, i)
+	}
+	// Standard input is never looked at again: no file timer in the way.
+	wt := newWatchTest(t, s, cfg, File{Name: "-", Data: []byte(src.String())})
+	wt.w.Spread = 8 * time.Second
+	refresh := make(chan struct{}, 1)
+	wt.w.Refresh = refresh
+	wt.start()
+	s.ResetCalls()
+	describes := func() int64 { return s.Calls("secretsmanager:DescribeSecret") }
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(watchDeadline)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond) // polling a condition, with a deadline
+		}
+	}
+	if _, ok := wt.clk.fireNext(); !ok {
+		t.Fatal("no check scheduled")
+	}
+	must[string](t)(s.PutSecretValue("spread/s3", "SNTL-new"))
+	waitUntil("the first call and three spaced timers", func() bool { return describes() == 1 && wt.clk.pending() == 3 })
+	armed := wt.clk.armedSince(3)
+	slices.Sort(armed)
+	if want := []time.Duration{2 * time.Second, 4 * time.Second, 6 * time.Second}; !slices.Equal(armed, want) {
+		t.Errorf("calls spaced at %v, want %v", armed, want)
+	}
+	for want := int64(2); want <= 4; want++ {
+		wt.clk.fireNext()
+		waitUntil(fmt.Sprintf("call %d", want), func() bool { return describes() == want })
+		if want < 4 {
+			wt.noChange() // nothing applied before the check is over
+		}
+	}
+	wt.waitIdle()
+	if c := wt.change(); !strings.Contains(c.Reason, "spread/s3") {
+		t.Errorf("change %q, want the rotation of spread/s3", c.Reason)
+	}
+
+	// A refresh checks at once: all four calls without a timer fired.
+	s.ResetCalls()
+	refresh <- struct{}{}
+	waitUntil("the refresh's four calls", func() bool { return describes() == 4 })
+	wt.waitIdle()
+	wt.noChange()
 }
