@@ -50,14 +50,7 @@ Environment (as for 'rolesenv run'):
   --timeout D            give up after D, retries included (default 30s)
 
 Credentials and logging (as for 'rolesenv run'):
-  --region REGION, --certificate FILE, --private-key FILE,
-  --intermediates FILE, --trust-anchor-arn ARN, --profile-arn ARN,
-  --role-arn ARN, --session-duration N, --role-session-name NAME,
-  --endpoint URL, --private-key-passphrase-file FILE
-  --log-level LEVEL      debug, info, warn or error (default info)
-  --log-format FORMAT    text or json (default text)
-  --debug                same as --log-level debug
-
+` + credLogUsage + `
 Without Roles Anywhere flags, the credentials row names the default chain's
 source and asks STS GetCallerIdentity who it is.
 

@@ -37,13 +37,7 @@ Output:
   json     one JSON object, names sorted
 
 Credentials and logging (as for 'rolesenv run'):
-  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
-  --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
-  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
-  --log-level LEVEL      debug, info, warn or error (default info)
-  --log-format FORMAT    text or json (default text)
-  --debug                same as --log-level debug
-
+` + credLogUsage + `
 Without Roles Anywhere flags, credentials come from the standard AWS chain.
 A template without references needs no credentials and makes no request.
 

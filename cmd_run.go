@@ -70,13 +70,7 @@ Watching and restarting:
                          check; more than --interval (default 0: never)
 
 Credentials and logging:
-  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
-  --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
-  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
-  --log-level LEVEL      debug, info, warn or error (default info)
-  --log-format FORMAT    text or json (default text)
-  --debug                same as --log-level debug
-
+` + credLogUsage + `
 Without Roles Anywhere flags, credentials come from the standard AWS chain.
 
 Signals: HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM and the realtime

@@ -30,3 +30,13 @@ Every flag can also be set with ROLESENV_<NAME> (--trust-anchor-arn is
 ROLESENV_TRUST_ANCHOR_ARN); a flag on the command line wins.
 Run 'rolesenv COMMAND --help' for a command's flags.
 `
+
+// credLogUsage is the help of the credential and logging flags that run,
+// check and render share.
+const credLogUsage = `  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
+  --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
+  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
+  --log-level LEVEL      debug, info, warn or error (default info)
+  --log-format FORMAT    text or json (default text)
+  --debug                same as --log-level debug
+`
