@@ -19,7 +19,7 @@ import (
 // the SDK's default chain. Either way they are fetched lazily, on the first
 // request that needs them: a run with nothing to resolve asks for none.
 func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) {
-	a.warmRoots(cf.rolesAnywhere())
+	a.warmRoots()
 	var opts []func(*config.LoadOptions) error
 	if cf.region != "" {
 		opts = append(opts, config.WithRegion(cf.region))

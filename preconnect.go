@@ -46,10 +46,10 @@ import (
 // preconnect does nothing.
 
 // warmRoots loads the system's root certificates in the background, unless
-// nothing will use them: with AWS_CA_BUNDLE the SDK trusts that file alone
-// (the Roles Anywhere client adds it to the system's roots).
-func (a *app) warmRoots(rolesAnywhere bool) {
-	if a.getenv("AWS_CA_BUNDLE") != "" && !rolesAnywhere {
+// nothing will use them: with AWS_CA_BUNDLE the SDK and the Roles Anywhere
+// client trust that file alone.
+func (a *app) warmRoots() {
+	if a.getenv("AWS_CA_BUNDLE") != "" {
 		return
 	}
 	go func() { _, _ = x509.SystemCertPool() }()

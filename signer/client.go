@@ -73,12 +73,12 @@ func (c *Client) Identity() (*Identity, error) { return c.src.Current() }
 func (c *Client) Now() time.Time { return c.cfg.Now() }
 
 func newHTTPClient(r *resolved) (*http.Client, error) {
-	var roots *x509.CertPool
+	var roots *x509.CertPool // nil: the system's
 	if len(r.CABundle) > 0 {
-		var err error
-		if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
-			roots = x509.NewCertPool()
-		}
+		// The bundle alone, as the AWS SDKs trust AWS_CA_BUNDLE: the same
+		// file then means the same trust for Roles Anywhere and the
+		// services, and the system's roots need not be loaded.
+		roots = x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(r.CABundle) {
 			return nil, &ConfigError{Field: "CA bundle", Msg: "holds no PEM certificate"}
 		}

@@ -338,3 +338,35 @@ func TestCABundleAndProxy(t *testing.T) {
 		t.Fatalf("%d CONNECTs, want 1", connects.Load())
 	}
 }
+
+// TestCABundleAlone: a CA bundle replaces the system's roots, as the AWS
+// SDKs treat AWS_CA_BUNDLE; without one the system's roots are used.
+func TestCABundleAlone(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	bundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := newHTTPClient(&resolved{Config: Config{CABundle: bundle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := c.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	if roots == nil || !roots.Equal(mustPool(t, bundle)) {
+		t.Error("with a CA bundle, the roots are not the bundle alone")
+	}
+	c, err = newHTTPClient(&resolved{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roots := c.Transport.(*http.Transport).TLSClientConfig.RootCAs; roots != nil {
+		t.Error("without a CA bundle, the system's roots must be used (RootCAs nil)")
+	}
+}
+
+func mustPool(t *testing.T, pemData []byte) *x509.CertPool {
+	t.Helper()
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(pemData) {
+		t.Fatal("no certificate in the bundle")
+	}
+	return p
+}

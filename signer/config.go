@@ -38,8 +38,9 @@ type Config struct {
 	// HTTPClient sends the requests. nil builds one from CABundle, Proxy
 	// and ConnectTimeout.
 	HTTPClient *http.Client
-	// CABundle is PEM certificates trusted besides the system's (the
-	// content of the file AWS_CA_BUNDLE names).
+	// CABundle is PEM certificates trusted instead of the system's (the
+	// content of the file AWS_CA_BUNDLE names, which the AWS SDKs trust
+	// alone too).
 	CABundle []byte
 	// Proxy chooses the proxy of a request; nil means
 	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).

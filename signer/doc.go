@@ -51,7 +51,8 @@
 //     or decrypted bytes.
 //   - Local problems are found before anything is sent: a request leaves
 //     the process only with a key that matches a certificate valid now.
-//   - TLS is always verified (the system roots plus Config.CABundle);
+//   - TLS is always verified (against the system's roots, or
+//     Config.CABundle alone, as the AWS SDKs treat AWS_CA_BUNDLE);
 //     key derivation costs of encrypted keys are bounded, so a hostile
 //     file cannot take minutes or gigabytes.
 //   - Provider never returns expired credentials.
