@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/signer"
 )
 
@@ -262,20 +263,31 @@ type loggedProvider struct {
 
 func (l *loggedProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := l.CredentialsProvider.Retrieve(ctx)
-	if err == nil {
-		l.once.Do(func() {
-			attrs := []any{"source", "default-chain", "provider", c.Source}
-			if c.AccountID != "" {
-				attrs = append(attrs, "account", c.AccountID)
-			}
-			if c.CanExpire {
-				attrs = append(attrs, "expires", c.Expires.UTC().Format(time.RFC3339))
-			}
-			l.log.Info("credentials obtained", attrs...)
-		})
+	if err != nil {
+		return c, &chainError{err: err}
 	}
-	return c, err
+	l.once.Do(func() {
+		attrs := []any{"source", "default-chain", "provider", c.Source}
+		if c.AccountID != "" {
+			attrs = append(attrs, "account", c.AccountID)
+		}
+		if c.CanExpire {
+			attrs = append(attrs, "expires", c.Expires.UTC().Format(time.RFC3339))
+		}
+		l.log.Info("credentials obtained", attrs...)
+	})
+	return c, nil
 }
+
+// chainError is a failure of the default chain as rolesenv shows it,
+// wherever it ends up (an error line, the credentials endpoint's log):
+// the credential_process provider quotes the process's output when it
+// cannot parse it, and that output may hold credentials, so it is never
+// shown. The cause stays in the tree for errors.As.
+type chainError struct{ err error }
+
+func (e *chainError) Error() string { return inject.CredentialError(e.err) }
+func (e *chainError) Unwrap() error { return e.err }
 
 // Invalidate passes on to a caching provider, so the SDK can drop
 // credentials it found expired.
