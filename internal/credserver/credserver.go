@@ -10,7 +10,9 @@
 // constant time); the token is 32 random bytes, made anew for every server.
 // It serves whatever the provider gives, so refreshing is the provider's
 // job; it never logs credentials, only that they were served and when they
-// expire.
+// expire, nor the output of a credential_process that a provider's error
+// may quote. Any local user can reach the port, so refused requests are
+// warned about at most once a minute, with their count.
 package credserver
 
 import (
@@ -23,9 +25,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/rolesenv/rolesenv/inject"
 )
 
 // The environment variables the protocol uses.
@@ -61,7 +66,14 @@ type Server struct {
 	srv      *http.Server
 	ln       net.Listener
 	log      *slog.Logger
+
+	mu       sync.Mutex
+	refused  int       // refusals since the last warning
+	warnedAt time.Time // of the last warning about refusals
 }
+
+// refusalWarnEvery bounds how often refused requests are warned about.
+const refusalWarnEvery = time.Minute
 
 // Start listens on 127.0.0.1 at a random port. log may be nil.
 func Start(provider aws.CredentialsProvider, log *slog.Logger) (*Server, error) {
@@ -127,13 +139,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(s.token)) != 1 {
-		s.log.Warn("credentials endpoint refused a request without the right token", "remote", r.RemoteAddr)
+		s.refuse(r)
 		writeJSON(w, http.StatusUnauthorized, errorResponse{"Unauthorized", "missing or wrong authorization token"})
 		return
 	}
 	creds, err := s.provider.Retrieve(r.Context())
 	if err != nil {
-		s.log.Warn("credentials endpoint could not get credentials", "err", err)
+		s.log.Warn("credentials endpoint could not get credentials", "err", inject.CredentialError(err))
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{"CredentialsUnavailable", "failed to obtain credentials"})
 		return
 	}
@@ -148,6 +160,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("credentials served to the child", "expires", resp.Expiration)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// refuse logs a request refused for its token: a warning for the first,
+// then one a minute with the count, and debug lines in between.
+func (s *Server) refuse(r *http.Request) {
+	now := time.Now()
+	s.mu.Lock()
+	s.refused++
+	n, warn := s.refused, s.warnedAt.IsZero() || now.Sub(s.warnedAt) >= refusalWarnEvery
+	if warn {
+		s.refused, s.warnedAt = 0, now
+	}
+	s.mu.Unlock()
+	if warn {
+		s.log.Warn("credentials endpoint refused requests without the right token", "remote", r.RemoteAddr, "refused", n)
+		return
+	}
+	s.log.Debug("credentials endpoint refused a request without the right token", "remote", r.RemoteAddr)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,11 +1,15 @@
 package credserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 
 	"github.com/rolesenv/rolesenv/internal/testenv"
 )
@@ -139,4 +144,73 @@ func TestProviderFailureIs503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("status %d, want 503", resp.StatusCode)
 	}
+}
+
+// leakyProvider fails with an error that quotes credentials, as the SDK's
+// credential_process provider does with output it cannot parse.
+type leakyProvider struct{}
+
+func (leakyProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, &processcreds.ProviderError{Err: errors.New(`parse failed of process output: {"SecretAccessKey":"SNTLSECRET"`)}
+}
+
+func TestProviderFailureLogsNoCredentials(t *testing.T) {
+	var logs bytes.Buffer
+	s, err := Start(leakyProvider{}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req, _ := http.NewRequest("GET", s.URL(), nil)
+	req.Header.Set("Authorization", envValue(s.Env(), TokenVar))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", resp.StatusCode)
+	}
+	if strings.Contains(logs.String()+string(body), "SNTL") || !strings.Contains(logs.String(), "could not get credentials") {
+		t.Errorf("log:\n%s\nbody: %s", logs.String(), body)
+	}
+}
+
+// Any local user can reach the endpoint: refusals are warned about once a
+// minute, with their count, so that nobody can flood the log.
+func TestRefusalsDoNotFloodTheLog(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	s, err := Start(&countingProvider{}, slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 50 {
+		resp, err := http.Get(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d log lines for 50 refusals, want 1:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
