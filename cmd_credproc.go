@@ -1,14 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/rolesenv/rolesenv/signer"
@@ -173,14 +174,32 @@ func cacheKey(client *signer.Client, cf *credFlags, fingerprint string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// cacheMagic starts every cache file rolesenv writes (json.Marshal of a
+// credCache), and so also one that a crash cut short.
+const cacheMagic = `{"version":`
+
+// maxCacheFile bounds the cache file read.
+const maxCacheFile = 4 << 20
+
 // cachedSession returns credentials from the cache file while they have
 // more than cacheReuseMargin left, else from CreateSession, which it
 // stores. The file is locked (flock) for the whole exchange, so concurrent
-// callers make one CreateSession between them. A cache file that another
-// user owns or that others may read is refused: it holds secrets.
+// callers make one CreateSession between them.
+//
+// The file holds secrets and is rewritten in place, so rolesenv writes
+// only to a regular file that it owns, that nobody else may read, that has
+// one link, and that is empty or holds its cache (whole, or cut short by a
+// crash). A symbolic link is not followed: one planted where the cache
+// will be (in a shared directory) must not turn into credentials written
+// over another file of the user's. Anything else is refused and left as
+// it is.
 func cachedSession(ctx context.Context, a *app, client *signer.Client, cf *credFlags, path string) (*signer.Credentials, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, &configError{msg: fmt.Sprintf("cache file %s is a symbolic link, which rolesenv does not follow", path),
+				hint: "name the cache file itself"}
+		}
 		return nil, &configError{msg: fmt.Sprintf("cache file %s: %v", path, pathCause(err))}
 	}
 	defer f.Close()
@@ -196,6 +215,9 @@ func cachedSession(ctx context.Context, a *app, client *signer.Client, cf *credF
 	case st.Mode&0o077 != 0:
 		return nil, &configError{msg: fmt.Sprintf("cache file %s is accessible by group or others (mode %04o)", path, st.Mode&0o777),
 			hint: "it holds credentials: chmod 600 it, or remove it and let rolesenv create it"}
+	case st.Nlink != 1:
+		return nil, &configError{msg: fmt.Sprintf("cache file %s has another hard link", path),
+			hint: "the cache is rewritten in place: give it a file of its own"}
 	}
 	if err := flock(ctx, f); err != nil {
 		return nil, &configError{msg: fmt.Sprintf("cache file %s: failed to lock: %v", path, err)}
@@ -206,12 +228,21 @@ func cachedSession(ctx context.Context, a *app, client *signer.Client, cf *credF
 		return nil, err
 	}
 	key := cacheKey(client, cf, src.Fingerprint())
-	cache := credCache{Version: 1, Entries: map[string]processCredentials{}}
-	if data, err := io.ReadAll(io.LimitReader(f, 4<<20)); err == nil && len(strings.TrimSpace(string(data))) > 0 {
-		if json.Unmarshal(data, &cache) != nil || cache.Version != 1 || cache.Entries == nil {
-			a.log.Warn("cache file is not rolesenv's cache; starting it anew", "file", path)
-			cache = credCache{Version: 1, Entries: map[string]processCredentials{}}
-		}
+	data, err := io.ReadAll(io.LimitReader(f, maxCacheFile))
+	if err != nil {
+		return nil, &configError{msg: fmt.Sprintf("cache file %s: %v", path, err)}
+	}
+	var cache credCache
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		cache = credCache{Version: 1, Entries: map[string]processCredentials{}}
+	case json.Unmarshal(data, &cache) == nil && cache.Version == 1 && cache.Entries != nil:
+	case bytes.HasPrefix(data, []byte(cacheMagic)):
+		a.log.Warn("cache file is damaged; starting it anew", "file", path)
+		cache = credCache{Version: 1, Entries: map[string]processCredentials{}}
+	default:
+		return nil, &configError{msg: fmt.Sprintf("cache file %s is not rolesenv's cache; it is left as it is", path),
+			hint: "--cache-file needs a file of its own: name a new one, or remove this one if it is not needed"}
 	}
 	now := client.Now()
 	if e, ok := cache.Entries[key]; ok {
@@ -232,20 +263,21 @@ func cachedSession(ctx context.Context, a *app, client *signer.Client, cf *credF
 	}
 	cache.Entries[key] = processCredentials{Version: 1, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
 		SessionToken: creds.SessionToken, Expiration: creds.Expiration.UTC().Format(time.RFC3339)}
-	data, err := json.Marshal(cache)
+	data, err = json.Marshal(cache)
 	if err != nil {
 		return nil, err
 	}
 	// Rewritten in place, under the lock: a rename would hand the lock's
 	// waiters a file nobody writes any more. A torn write (a crash) leaves
 	// a file that is started anew next time.
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		if _, err = f.WriteAt(data, 0); err == nil {
 			err = f.Sync()
 		}
-		if err != nil {
-			a.log.Warn("failed to write the cache file", "file", path, "error", err.Error())
-		}
+	}
+	if err != nil {
+		a.log.Warn("failed to write the cache file", "file", path, "error", pathCause(err).Error())
 	}
 	return creds, nil
 }

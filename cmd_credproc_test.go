@@ -333,7 +333,7 @@ func TestCredentialProcessCache(t *testing.T) {
 	e.SetCredentialLifetime(0)
 
 	// A damaged file is started anew, with a warning.
-	if err := os.WriteFile(cache, []byte("{not json"), 0o600); err != nil {
+	if err := os.WriteFile(cache, []byte(`{"version":1,"entries":{"0a1b`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr := runCLI(t, args...)
