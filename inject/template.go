@@ -502,7 +502,8 @@ func (s *scanner) dollar(src string) (n int, name string, ok bool) {
 
 // lookup finds ${name}: earlier in this file, then earlier files, then
 // rolesenv's environment. A variable that depends on a secret comes back
-// as dep; any other as its text.
+// as dep; any other as its text, and a sensitive one (an inherited
+// credential) makes the value it expands into sensitive too.
 func (s *scanner) lookup(name string) (dep *entry, val string, found bool) {
 	if isReserved(name) {
 		s.fail("", "${"+name+"} is not expanded: ROLESENV_* variables are rolesenv's own settings and never reach the command")
@@ -523,6 +524,9 @@ func (s *scanner) lookup(name string) (dep *entry, val string, found bool) {
 	}
 	if e.secret {
 		return e, "", true
+	}
+	if e.sensitive {
+		s.e.sensitive = true
 	}
 	return nil, e.lit, true
 }
