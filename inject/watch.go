@@ -123,6 +123,13 @@ type Watcher struct {
 	MaxStale time.Duration
 	// Refresh triggers an immediate check (and a look at the files).
 	Refresh <-chan struct{}
+	// Accept, when set, vets a new environment before it is reported
+	// (rolesenv checks that exec can take it: CheckSize). One it refuses
+	// is a failed check: the child keeps its environment, the failure is
+	// warned about once per episode and counts toward MaxStale, and every
+	// later check tries again, so the environment is never taken as
+	// applied while the child does not have it.
+	Accept func(*Env) error
 	// Logger gets what happens, never a value; nil is quiet.
 	Logger *slog.Logger
 	// Clock drives the schedule; nil means the real clock.
@@ -639,6 +646,11 @@ func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fa
 		return fails
 	}
 	changedVars := env.Changed(w.env)
+	if w.Accept != nil {
+		if err := w.Accept(env); err != nil {
+			return append(fails, failure{err: fmt.Errorf("the new environment cannot be used (variables %s): %w", strings.Join(changedVars, ", "), err)})
+		}
+	}
 	w.env = env
 	w.log.Info("environment changed", "variables", changedVars, "reason", reason)
 	send(ctx, out, Change{Env: env, Reason: reason + "; variables " + strings.Join(changedVars, ", ")})

@@ -483,3 +483,40 @@ func TestWatchSpread(t *testing.T) {
 	wt.waitIdle()
 	wt.noChange()
 }
+
+// TestWatchAcceptRefuses: a new environment that Accept refuses (one that
+// exec could not take) is a failed check: no change, one warning, and it
+// is tried again at every check (it is not taken as the child's) until
+// one is accepted.
+func TestWatchAcceptRefuses(t *testing.T) {
+	s, cfg := startDev(t, awsdev.AllowAll)
+	must[string](t)(s.CreateSecret("app/api", "SNTL-k1"))
+	wt := newWatchTest(t, s, cfg, File{Name: "app.env", Data: []byte("API=sm://app/api\n")})
+	refused := 0
+	wt.w.Accept = func(e *Env) error {
+		if v, _ := e.Lookup("API"); len(v.Reveal()) > 10 {
+			refused++
+			return errors.New("too large")
+		}
+		return nil
+	}
+	wt.start()
+	must[string](t)(s.PutSecretValue("app/api", "SNTL-k2-much-longer"))
+	wt.step()
+	wt.step()
+	wt.noChange()
+	if refused != 2 {
+		t.Errorf("Accept refused %d times in 2 checks, want 2", refused)
+	}
+	if wt.logs.count("watch failed; the command keeps its environment") != 1 || !strings.Contains(wt.logs.String(), "too large") {
+		t.Error("want one warning saying why")
+	}
+	must[string](t)(s.PutSecretValue("app/api", "SNTL-k3"))
+	wt.step()
+	if c := wt.change(); envVal(t, c.Env, "API") != "SNTL-k3" {
+		t.Error("the accepted environment did not apply")
+	}
+	if wt.logs.count("watch recovered") != 1 {
+		t.Error("no recovery line")
+	}
+}
