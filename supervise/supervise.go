@@ -106,7 +106,7 @@ type Config struct {
 }
 
 // Update is what the watcher sends to Run: a complete new environment for
-// the child, or a fatal error.
+// the child, or a fatal error. It prints as its reason only.
 type Update struct {
 	// Env is the child's complete new environment ("KEY=value").
 	Env []string
@@ -118,6 +118,24 @@ type Update struct {
 	// unavailable).
 	Err error
 }
+
+// String describes an Update by its reason: Env holds resolved secrets,
+// so String, GoString, Format, MarshalText and LogValue never print it.
+func (u Update) String() string {
+	s := "environment update"
+	if u.Err != nil {
+		s = "fatal update: " + u.Err.Error()
+	}
+	if u.Reason != "" {
+		s += " (" + u.Reason + ")"
+	}
+	return s
+}
+
+func (u Update) GoString() string             { return u.String() }
+func (u Update) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(u.String())) }
+func (u Update) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+func (u Update) LogValue() slog.Value         { return slog.StringValue(u.String()) }
 
 // Result is how the child ended.
 type Result struct {
