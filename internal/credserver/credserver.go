@@ -105,6 +105,14 @@ func (s *Server) Env() []string {
 	return []string{FullURIVar + "=" + s.url, TokenVar + "=" + s.token}
 }
 
+// String names the endpoint by its URL. The token is a credential: a
+// Server never prints it, with any verb or in a log line.
+func (s *Server) String() string { return "credentials endpoint " + s.url }
+
+func (s *Server) GoString() string           { return s.String() }
+func (s *Server) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+func (s *Server) LogValue() slog.Value       { return slog.StringValue(s.String()) }
+
 // URL is the endpoint's address.
 func (s *Server) URL() string { return s.url }
 

@@ -214,3 +214,19 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func TestServerPrintsNoToken(t *testing.T) {
+	s, err := Start(&countingProvider{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	token := envValue(s.Env(), TokenVar)
+	var log strings.Builder
+	slog.New(slog.NewTextHandler(&log, nil)).Info("x", "srv", s)
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), fmt.Sprintf("%v", struct{ S *Server }{s}), fmt.Sprintf("%+v", []any{s}), log.String()} {
+		if strings.Contains(out, token) {
+			t.Errorf("the token shows: %s", out)
+		}
+	}
+}
