@@ -150,7 +150,7 @@ func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 			return creds, nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("CreateSession: %w", ctx.Err())
+			return nil, contextError(ctx.Err())
 		}
 		var apiErr *APIError
 		isAPI := errors.As(err, &apiErr)
@@ -182,7 +182,7 @@ func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("CreateSession: %w", ctx.Err())
+			return nil, contextError(ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -172,6 +173,26 @@ func (e *NetworkError) Unavailable() bool { return true }
 func (e *NetworkError) Hint() string {
 	return "check the network path to " + e.Endpoint + " (proxy settings HTTPS_PROXY and NO_PROXY, AWS_CA_BUNDLE)"
 }
+
+// contextError is CreateSession given up for its caller's context. A
+// deadline that passed before the service answered means that it could
+// not be reached in time, as a network failure does (rolesenv exits 69);
+// a cancellation is the caller's own doing and is not classified.
+func contextError(err error) error {
+	err = fmt.Errorf("CreateSession: %w", err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &deadlineError{err}
+	}
+	return err
+}
+
+type deadlineError struct{ err error }
+
+func (e *deadlineError) Error() string { return e.err.Error() + " (no answer before the deadline)" }
+func (e *deadlineError) Unwrap() error { return e.err }
+
+// Unavailable reports that the service did not answer in time.
+func (e *deadlineError) Unavailable() bool { return true }
 
 // oneLine keeps messages that come from elsewhere on one line and short.
 func oneLine(s string) string {

@@ -133,7 +133,7 @@ func (p *Provider) current(ctx context.Context) (*Credentials, error) {
 		}
 		return call.creds, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, contextError(ctx.Err())
 	}
 }
 
