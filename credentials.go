@@ -289,6 +289,11 @@ type chainError struct{ err error }
 func (e *chainError) Error() string { return inject.CredentialError(e.err) }
 func (e *chainError) Unwrap() error { return e.err }
 
+// Unavailable reports a chain that did not answer before the deadline
+// (instance metadata, STS, a credential_process that hangs): AWS could not
+// be reached in time, exit 69, as for references.
+func (e *chainError) Unavailable() bool { return errors.Is(e.err, context.DeadlineExceeded) }
+
 // Invalidate passes on to a caching provider, so the SDK can drop
 // credentials it found expired.
 func (l *loggedProvider) Invalidate() {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
@@ -68,5 +69,31 @@ func TestRunEndpointHidesProcessOutput(t *testing.T) {
 	}
 	if code := cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(string(out), "credential_process failed") {
 		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+}
+
+// deadlineProvider waits for the caller's deadline, as the default chain
+// does when the instance metadata service or STS does not answer.
+type deadlineProvider struct{}
+
+func (deadlineProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	<-ctx.Done()
+	return aws.Credentials{}, fmt.Errorf("failed to refresh cached credentials, request canceled, %w", ctx.Err())
+}
+
+// No credentials before the start-up deadline means AWS could not be
+// reached in time: exit 69, as for references, not 78 (a configuration
+// error, which the shipped systemd units do not restart).
+func TestCredentialDeadlineIsUnavailable(t *testing.T) {
+	a, _ := testApp(0)
+	p := a.withCredentialLog(deadlineProvider{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, err := p.Retrieve(ctx)
+	if code := exitCodeOf(fmt.Errorf("--child-credentials endpoint: %w", err)); code != exitUnavailable {
+		t.Errorf("%v: exit %d, want %d", err, code, exitUnavailable)
+	}
+	if code := exitCodeOf(fmt.Errorf("x: %w", (&chainError{err: errors.New("no EC2 IMDS role found")}))); code != exitInternal {
+		t.Errorf("a failure that is not a deadline: exit %d, want %d", code, exitInternal)
 	}
 }
