@@ -406,15 +406,26 @@ func commandName(self string) string {
 	return self
 }
 
-// writeFile writes data with mode perm through a temporary file, so a
-// reader never sees half a file.
+// writeFile writes data with mode perm through a temporary file of its
+// own (created with that mode, never through a link), so a reader never
+// sees half a file and a key never sits in a wider mode.
 func writeFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return fmt.Errorf("failed to write %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return err
+	tmp := f.Name()
+	defer os.Remove(tmp) // after the rename, nothing is left to remove
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("failed to write %s: %w", path, err)
