@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +110,34 @@ ignored.
 // spread over 10 s, the replay gives 1.7 times.
 func checkSpread(interval time.Duration) time.Duration {
 	return min(interval/10, 10*time.Second)
+}
+
+// watchGCPercent is the garbage collector's target (GOGC) while rolesenv
+// watches. A watching rolesenv keeps little live (about 3 MB, mostly what
+// package initialisation leaves: the SDK's SSM schemas alone are 1.4 MB)
+// and a check allocates a few MB that die at once. At Go's default of 100
+// the heap grows to twice the live heap between collections; at 25 it
+// stays within a quarter more, for about a millisecond of collection more
+// per check. The benchmark's watcher of 50 references polled every second
+// (make bench, footprint): private memory 10.4 to 11.2 MB before, 8.0 to
+// 8.2 MB after; RSS 23.0 to 25.0 MB before, 20.6 to 21.2 MB after; no
+// measurable change of CPU per check.
+const watchGCPercent = 25
+
+// settleForWatching is called once, when rolesenv stays to supervise and
+// watch, never with --once (whose exec replaces the process): it lowers
+// the garbage collector's target, unless GOGC is set in the environment,
+// and returns the memory that start-up used and no longer needs (TLS,
+// configuration, the first fetch) to the system at once, rather than over
+// minutes.
+func settleForWatching(log *slog.Logger) {
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		debug.SetGCPercent(watchGCPercent)
+		gogc = strconv.Itoa(watchGCPercent)
+	}
+	debug.FreeOSMemory()
+	log.Debug("memory settled for watching", "gogc", gogc)
 }
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
@@ -314,6 +346,8 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		// While the supervisor starts the child, not before it.
+		settleForWatching(a.log)
 		// A fatal error comes as a Change too.
 		_ = w.Run(wctx, changes)
 	}()
