@@ -338,6 +338,11 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		MaxStale: rf.maxStale,
 		Refresh:  refresh,
 		Logger:   a.log,
+		// An environment too large to exec the command with is not
+		// reported: the check counts as failed (warned once, tried again
+		// at every check, and counted by --max-stale), and the command
+		// keeps what it has.
+		Accept: func(e *inject.Env) error { return inject.CheckSize(argv, e.Environ()) },
 	}
 	wctx, stop := context.WithCancel(ctx)
 	changes := make(chan inject.Change)
@@ -363,11 +368,6 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 			u := supervise.Update{Reason: c.Reason, Err: c.Err}
 			if c.Env != nil {
 				u.Env = c.Env.Environ()
-				if err := inject.CheckSize(argv, u.Env); err != nil {
-					a.log.Error("the new environment is too large to start the command with; it keeps its environment",
-						"error", err.Error(), "reason", c.Reason)
-					continue
-				}
 			}
 			select {
 			case updates <- u:

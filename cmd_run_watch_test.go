@@ -356,3 +356,34 @@ func TestRunEnvFileChange(t *testing.T) {
 		t.Errorf("credentials were looked for with nothing to resolve")
 	}
 }
+
+// TestRunEnvTooLargeKept: an env file changed to something too large to
+// exec the command with is refused: the command keeps its environment,
+// the failure is warned about, and a later usable change is applied.
+func TestRunEnvTooLargeKept(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	file := writeEnvFile(t, "GREETING=hello\n")
+	p := startRun(t, []string{"AWS_ENDPOINT_URL=http://127.0.0.1:1"}, "run", "--env-file", file, "--debounce", "0s",
+		"--", "rolesenv-testchild", "printvars", "GREETING")
+	p.waitOut("start GREETING=hello")
+	replace := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(file+".new", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".new", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One value over the kernel's limit for a single string (128 KiB).
+	replace("GREETING=bonjour\nBIG=" + strings.Repeat("x", 200<<10) + "\n")
+	p.waitLog("the new environment cannot be used", 1)
+	replace("GREETING=salut\n")
+	p.waitOut("start GREETING=salut")
+	if got := p.starts(); len(got) != 2 {
+		t.Errorf("starts %q: want hello, then salut (bonjour never)", got)
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
