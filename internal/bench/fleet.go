@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +35,14 @@ var sizeFleet = size{"fleet 10+2", 10, 2}
 const fleetStartTimeout = 30 * time.Second
 
 // Quotas: AWS's documented defaults per account and region (requests a
-// second). Roles Anywhere documents 10 CreateSession requests a second.
-const documentedSessionTPS = 10
+// second). Roles Anywhere documents 10 CreateSession requests a second,
+// adjustable; raisedSessionTPS is the assumption of the second start: an
+// increase of the kind AWS grants on request (it documents no maximum),
+// ten times the default.
+const (
+	documentedSessionTPS = 10
+	raisedSessionTPS     = 100
+)
 
 var awsQuotas = map[string]float64{
 	opGet:      10000,
@@ -44,8 +52,15 @@ var awsQuotas = map[string]float64{
 	opParam:    40,
 }
 
+// checkSpread mirrors rolesenv run's checkSpread (cmd_run.go, package
+// main of the module, which the harness cannot import): a scheduled check
+// spaces its calls over a tenth of the interval, at most 10 s.
+func checkSpread(interval time.Duration) time.Duration {
+	return min(interval/10, 10*time.Second)
+}
+
 // recorder counts requests per simulated second of a scaled clock, as
-// they are sent, and checks per simulated second, as they are scheduled.
+// they are sent, and as the Watchers' timers schedule them.
 type recorder struct {
 	clock    atomic.Pointer[scaledClock]
 	buckets  []atomic.Int64
@@ -57,10 +72,10 @@ func newRecorder(seconds int) *recorder {
 	return &recorder{buckets: make([]atomic.Int64, seconds), schedule: make([]atomic.Int64, seconds)}
 }
 
-// scheduled records a check due at due (simulated time since the start).
-func (r *recorder) scheduled(due time.Duration) {
+// scheduled records k calls due at due (simulated time since the start).
+func (r *recorder) scheduled(due time.Duration, k int) {
 	if i := int(due / time.Second); i >= 0 && i < len(r.schedule) {
-		r.schedule[i].Add(1)
+		r.schedule[i].Add(int64(k))
 	}
 }
 
@@ -106,7 +121,8 @@ func (c countingClient) Do(r *http.Request) (*http.Response, error) {
 
 // instance is one simulated rolesenv.
 type instance struct {
-	client   *signer.Client
+	id       *signer.Identity
+	gen      *generation
 	cfg      aws.Config
 	hc       interface{ CloseIdleConnections() }
 	resolver *inject.Resolver
@@ -116,6 +132,79 @@ type instance struct {
 	started  time.Duration // its start took this long (last attempt)
 	attempts int
 	failures []string // why each failed attempt failed
+}
+
+// generation is one process of an instance: its Roles Anywhere client,
+// credentials and connections. A start that fails ends its process, and
+// with it what the start left running: the signer's refresh goes on in
+// the background (throttled CreateSession is tried again until the
+// refresh's own deadline, longer than --timeout), which a process that
+// exits would not do. end cuts it off; a restart gets a new generation.
+type generation struct {
+	ended atomic.Bool
+	tr    *http.Transport
+	creds *credsSeen
+}
+
+// errEnded is what an ended generation's requests fail with.
+var errEnded = errors.New("the process of this start has ended")
+
+// endable sends requests until the generation ends.
+type endable struct{ g *generation }
+
+func (e endable) RoundTrip(r *http.Request) (*http.Response, error) {
+	if e.g.ended.Load() {
+		return nil, errEnded
+	}
+	return e.g.tr.RoundTrip(r)
+}
+
+func (g *generation) end() {
+	g.ended.Store(true)
+	g.tr.CloseIdleConnections()
+}
+
+// credsSeen remembers whether a start ever obtained credentials, to tell
+// a start that timed out waiting for CreateSession from one that timed
+// out later.
+type credsSeen struct {
+	p  aws.CredentialsProvider
+	ok atomic.Bool
+}
+
+func (c *credsSeen) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	v, err := c.p.Retrieve(ctx)
+	if err == nil {
+		c.ok.Store(true)
+	}
+	return v, err
+}
+
+// newGeneration starts a process of inst: a Roles Anywhere client with a
+// transport like the signer's own (trusting the emulator's CA), and a
+// credential provider over it.
+func (b *bench) newGeneration(inst *instance) error {
+	g := &generation{tr: &http.Transport{
+		TLSClientConfig:       &tls.Config{RootCAs: b.emu.pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+	client, err := signer.NewClient(inst.id, signer.Config{
+		TrustAnchorARN: b.emu.TrustAnchorARN,
+		ProfileARN:     b.emu.ProfileARN,
+		RoleARN:        b.emu.RoleARN,
+		Endpoint:       b.emu.URL,
+		HTTPClient:     &http.Client{Transport: endable{g}},
+	})
+	if err != nil {
+		return err
+	}
+	g.creds = &credsSeen{p: signer.NewProvider(client, signer.ProviderOptions{})}
+	inst.gen, inst.cfg.Credentials = g, g.creds
+	return nil
 }
 
 // fleetStart is one fleet start.
@@ -129,6 +218,7 @@ type fleetStart struct {
 	failed      int            // instances that never started
 	reasons     map[string]int // failure kinds of every failed start
 	durations   sample         // successful starts, from their own start
+	startedAt   sample         // successful starts, from the common start
 	allStarted  time.Duration  // from the common start to the last success
 	calls       counts
 	cpuHarness  time.Duration
@@ -140,10 +230,11 @@ type fleetHour struct {
 	instances     int
 	scale         float64
 	interval      time.Duration
+	spread        time.Duration // a check's calls are spaced over this
 	real          time.Duration
 	calls         counts
 	perSecond     []int // requests sent, per simulated second
-	checks        []int // checks scheduled, per simulated second
+	scheduled     []int // requests as the Watchers' timers place them
 	late          int64
 	warnings      int64 // failed checks (one warning per episode)
 	changes       int64
@@ -176,23 +267,15 @@ func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
 		if err != nil {
 			return nil, err
 		}
-		client, err := signer.NewClient(id, signer.Config{
-			TrustAnchorARN: b.emu.TrustAnchorARN,
-			ProfileARN:     b.emu.ProfileARN,
-			RoleARN:        b.emu.RoleARN,
-			Endpoint:       b.emu.URL,
-			CABundle:       b.emu.caPEM,
-		})
-		if err != nil {
-			return nil, err
-		}
 		hc := b.sdkHTTPClient()
-		inst := &instance{client: client, hc: hc.GetTransport(), cfg: aws.Config{
+		inst := &instance{id: id, hc: hc.GetTransport(), cfg: aws.Config{
 			Region:       "us-east-1",
-			Credentials:  signer.NewProvider(client, signer.ProviderOptions{}),
 			BaseEndpoint: aws.String(b.emu.URL),
 			HTTPClient:   countingClient{inner: hc, rec: rec},
 		}}
+		if err := b.newGeneration(inst); err != nil {
+			return nil, err
+		}
 		if inst.tm, _, err = b.parseTemplate(sizeFleet); err != nil {
 			return nil, err
 		}
@@ -201,25 +284,40 @@ func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
 	return fleet, nil
 }
 
-// failureKind names why a start failed, by AWS error code or class; never
-// a value.
-func failureKind(err error) string {
+// failureKind names why a start failed: the call and the AWS error
+// code, or the start-up deadline and whether credentials had come by
+// then; never a value.
+func failureKind(err error, gotCreds bool) string {
+	var api *signer.APIError
+	if errors.As(err, &api) {
+		return "CreateSession " + api.Code
+	}
+	deadline := errors.Is(err, context.DeadlineExceeded)
+	if !gotCreds {
+		if deadline {
+			return "deadline before credentials"
+		}
+		return "no credentials"
+	}
 	var re *inject.ResolveError
 	if errors.As(err, &re) {
-		var api *signer.APIError
+		call := "GetSecretValue"
+		if strings.HasPrefix(re.Ref, "ssm:") {
+			call = "GetParameters"
+		}
 		switch {
-		case errors.As(err, &api):
-			return "CreateSession " + api.Code
 		case re.Code != "":
-			return re.Code
+			return call + " " + re.Code
+		case deadline:
+			return "deadline during " + call
 		case re.Unavailable():
-			return "unavailable"
+			return call + " unavailable"
 		case re.AccessDenied():
-			return "access denied"
+			return call + " access denied"
 		}
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "start-up timeout"
+	if deadline {
+		return "start-up deadline"
 	}
 	return "other"
 }
@@ -236,6 +334,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 	cpuE0, _ := readProc(b.emu.pid())
 	var mu sync.Mutex
 	var last time.Time
+	var setupErr atomic.Pointer[error]
 	gate := make(chan struct{})
 	t0 := time.Now()
 	var wg sync.WaitGroup
@@ -261,7 +360,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 				inst.started = time.Since(start)
 				mu.Lock()
 				if err != nil {
-					kind := failureKind(err)
+					kind := failureKind(err, inst.gen.creds.ok.Load())
 					fs.reasons[kind]++
 					inst.failures = append(inst.failures, kind)
 					if inst.attempts == 1 {
@@ -271,20 +370,29 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 					inst.env, inst.vals = env, vals
 					fs.durations = append(fs.durations, inst.started)
 					last = time.Now()
+					fs.startedAt = append(fs.startedAt, last.Sub(t0))
 				}
 				mu.Unlock()
 				if err != nil {
-					// A restarted process has new connections, a new
-					// Resolver and new credentials, and the same certificate.
+					// The process ends; a restarted one has new
+					// connections, a new Resolver and new credentials, and
+					// the same certificate.
+					inst.gen.end()
 					inst.hc.CloseIdleConnections()
 					inst.resolver = nil
-					inst.cfg.Credentials = signer.NewProvider(inst.client, signer.ProviderOptions{})
+					if err := b.newGeneration(inst); err != nil {
+						setupErr.CompareAndSwap(nil, &err)
+						return
+					}
 				}
 			}
 		})
 	}
 	close(gate)
 	wg.Wait()
+	if e := setupErr.Load(); e != nil {
+		return *e
+	}
 	if !last.IsZero() {
 		fs.allStarted = last.Sub(t0)
 	}
@@ -319,6 +427,7 @@ func (h warnCounter) WithGroup(string) slog.Handler      { return h }
 // token buckets' bursts scale too, which is more lenient than AWS).
 func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, scale float64) (*fleetHour, error) {
 	h := &fleetHour{scale: scale, interval: inject.DefaultInterval}
+	h.spread = checkSpread(h.interval)
 	for op, tps := range awsQuotas {
 		if err := b.emu.setQuota(op, tps*scale); err != nil {
 			return nil, err
@@ -333,7 +442,15 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	var warns, changes atomic.Int64
 	logger := slog.New(warnCounter{&warns})
 	clock := newScaledClock(scale)
-	clock.onTimer = rec.scheduled
+	// Every timer of a Watcher places calls: a check's timer its first
+	// call, and with a spread each further call has a timer of its own
+	// (the poll spaces them so); without one, the check's timer places
+	// all of its calls.
+	perTimer := 1
+	if h.spread <= 0 {
+		perTimer = callsPerCheck()
+	}
+	clock.onTimer = func(due time.Duration) { rec.scheduled(due, perTimer) }
 	hctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var running []*instance
@@ -349,7 +466,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	start := time.Now()
 	for _, inst := range running {
 		w := &inject.Watcher{Template: inst.tm, Values: inst.vals, Env: inst.env, Resolver: inst.resolver,
-			Clock: clock, Logger: logger}
+			Interval: h.interval, Spread: h.spread, Clock: clock, Logger: logger}
 		out := make(chan inject.Change)
 		wg.Go(func() { _ = w.Run(hctx, out) })
 		wg.Go(func() {
@@ -372,7 +489,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	rec.clock.Store(nil)
 	h.real = time.Since(start)
 	h.perSecond = rec.counts()
-	h.checks = rec.scheduleCounts()
+	h.scheduled = rec.scheduleCounts()
 	cpuH1, _ := readProc(os.Getpid())
 	cpuE1, _ := readProc(b.emu.pid())
 	h.cpu = cpuH1.cpu - cpuH0.cpu + cpuE1.cpu - cpuE0.cpu

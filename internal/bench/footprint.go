@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -16,7 +19,9 @@ type footprint struct {
 	window   time.Duration // how long it was measured
 
 	maxRSS, hwm, anon, file int64 // kB
+	binarySize              int64 // bytes
 	threads                 int
+	gc                      gcStats       // over the window (GODEBUG=gctrace=1)
 	cpu                     time.Duration // over the window
 	polls                   float64       // DescribeSecret calls / refs
 	calls                   counts
@@ -46,9 +51,14 @@ func (b *bench) measureFootprint(ctx context.Context, window, idleWindow time.Du
 		return nil, err
 	}
 	env := b.baseEnv(credRA, trustSystem)
+	if fi, err := os.Stat(b.rolesenv); err == nil {
+		f.binarySize = fi.Size()
+	}
 
+	// gctrace: a line on standard error per collection, with the heap's
+	// size before and after it and its goal.
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	s, err := startTimed(sctx, b.watchArgv(file, f.interval), env)
+	s, err := startTimed(sctx, b.watchArgv(file, f.interval), append(slices.Clone(env), "GODEBUG=gctrace=1"))
 	cancel()
 	if err != nil {
 		return nil, err
@@ -63,6 +73,7 @@ func (b *bench) measureFootprint(ctx context.Context, window, idleWindow time.Du
 		return nil, err
 	}
 	last := first
+	gc0 := parseGCTrace(s.stderr.String())
 	deadline := time.Now().Add(window)
 	tick := time.NewTicker(time.Second)
 	for time.Now().Before(deadline) {
@@ -85,6 +96,8 @@ func (b *bench) measureFootprint(ctx context.Context, window, idleWindow time.Du
 	tick.Stop()
 	f.hwm, f.anon, f.file, f.threads = last.hwmKB, last.anonKB, last.fileKB, last.threads
 	f.cpu = last.cpu - first.cpu
+	f.gc = parseGCTrace(s.stderr.String())
+	f.gc.n -= gc0.n
 	if f.calls, err = b.emu.calls(); err != nil {
 		s.stop()
 		return nil, err
@@ -106,6 +119,43 @@ func (b *bench) measureFootprint(ctx context.Context, window, idleWindow time.Du
 		return nil, err
 	}
 	return f, nil
+}
+
+// gcStats is what GODEBUG=gctrace=1 reported: how many collections, and
+// the last one's live heap and goal (MB, as the runtime rounds them).
+type gcStats struct {
+	n          int
+	live, goal int
+}
+
+// parseGCTrace reads lines such as "gc 22 @31.664s 0%: 0.074+0.87+0.002
+// ms clock, 0.14+0.020/0.32/0.84+0.004 ms cpu, 5->5->2 MB, 6 MB goal, 0 MB
+// stacks, 0 MB globals, 2 P".
+func parseGCTrace(text string) gcStats {
+	var st gcStats
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "gc ") {
+			continue
+		}
+		f := strings.Split(line, ", ")
+		if len(f) < 4 {
+			continue
+		}
+		sizes, ok1 := strings.CutSuffix(f[2], " MB")
+		goal, ok2 := strings.CutSuffix(f[3], " MB goal")
+		parts := strings.Split(sizes, "->")
+		if !ok1 || !ok2 || len(parts) != 3 {
+			continue
+		}
+		live, err1 := strconv.Atoi(parts[2])
+		g, err2 := strconv.Atoi(goal)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		st.n++
+		st.live, st.goal = live, g
+	}
+	return st
 }
 
 // idleStat is a watching rolesenv between checks.

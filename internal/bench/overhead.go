@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -17,6 +18,18 @@ type overhead struct {
 	bare, once, watching sample
 	binarySize           int64
 	initTime             time.Duration // package initialisation, GODEBUG=inittrace
+	init                 initStats     // of the run with the median time
+}
+
+// initStats is what GODEBUG=inittrace reports for one start: the time and
+// heap that package initialisation takes, and the package that allocates
+// most.
+type initStats struct {
+	time     time.Duration
+	bytes    int64
+	top      string // the package that allocates most
+	topBytes int64
+	topTime  time.Duration
 }
 
 // literalsFile is a template without references: what rolesenv costs when
@@ -63,43 +76,54 @@ func (b *bench) measureOverhead(ctx context.Context, samples int) (*overhead, er
 	if fi, err := os.Stat(b.rolesenv); err == nil {
 		o.binarySize = fi.Size()
 	}
-	var inits sample
+	var runs []initStats
 	for range 5 {
-		d, err := initTime(ctx, b.rolesenv, env)
+		st, err := initTime(ctx, b.rolesenv, env)
 		if err != nil {
 			return nil, err
 		}
-		inits = append(inits, d)
+		runs = append(runs, st)
 	}
-	o.initTime = inits.median()
+	slices.SortFunc(runs, func(a, b initStats) int { return cmp.Compare(a.time, b.time) })
+	o.init = runs[len(runs)/2]
+	o.initTime = o.init.time
 	return o, nil
 }
 
-// initTime is the sum of the package initialisation times that the Go
-// runtime reports for one `rolesenv version`.
-func initTime(ctx context.Context, bin string, env []string) (time.Duration, error) {
+// initTime sums the package initialisation that the Go runtime reports
+// for one `rolesenv version`: time and heap allocated.
+func initTime(ctx context.Context, bin string, env []string) (initStats, error) {
 	cmd := exec.CommandContext(ctx, bin, "version")
 	cmd.Env = append(slices.Clone(env), "GODEBUG=inittrace=1")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("rolesenv version: %v", err)
+		return initStats{}, fmt.Errorf("rolesenv version: %v", err)
 	}
-	// "init net/http @4.7 ms, 0.033 ms clock, 4712 bytes, 49 allocs"
-	var total float64
-	for _, line := range strings.Split(stderr.String(), "\n") {
-		_, rest, ok := strings.Cut(line, " ms, ")
-		if !strings.HasPrefix(line, "init ") || !ok {
+	return parseInitTrace(stderr.String()), nil
+}
+
+// parseInitTrace reads lines such as
+// "init net/http @4.7 ms, 0.033 ms clock, 4712 bytes, 49 allocs".
+func parseInitTrace(text string) initStats {
+	var st initStats
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(strings.ReplaceAll(line, ",", ""))
+		// init PKG @T ms D ms clock B bytes N allocs
+		if len(f) < 10 || f[0] != "init" || f[5] != "ms" || f[6] != "clock" || f[8] != "bytes" {
 			continue
 		}
-		f := strings.Fields(rest)
-		if len(f) < 2 || f[1] != "ms" {
+		ms, err1 := strconv.ParseFloat(f[4], 64)
+		n, err2 := strconv.ParseInt(f[7], 10, 64)
+		if err1 != nil || err2 != nil {
 			continue
 		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err == nil {
-			total += v
+		d := time.Duration(ms * float64(time.Millisecond))
+		st.time += d
+		st.bytes += n
+		if n > st.topBytes {
+			st.top, st.topBytes, st.topTime = f[1], n, d
 		}
 	}
-	return time.Duration(total * float64(time.Millisecond)), nil
+	return st
 }

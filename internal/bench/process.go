@@ -144,11 +144,14 @@ func runOnce(ctx context.Context, argv, env []string) (time.Duration, error) {
 	return s.took, nil
 }
 
+// lastLine is the last line of a process's standard error that is not
+// the Go runtime's gctrace.
 func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for len(lines) > 1 && strings.HasPrefix(lines[len(lines)-1], "gc ") {
+		lines = lines[:len(lines)-1]
 	}
+	s = lines[len(lines)-1]
 	if len(s) > 300 {
 		s = s[:300]
 	}

@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rolesenv/rolesenv/inject"
 )
 
 // report is everything measured, for the markdown.
@@ -68,7 +69,7 @@ func (r *report) markdown() string {
 	p("- Machine: %s, %d cores, Linux %s, %s (%s).\n", r.machine.cpu, r.machine.cores, r.machine.kernel, r.machine.goVer, r.machine.os)
 	p("- Load average (1, 5, 15 min): %s at the start, %s at the end.\n", r.load0, r.load1)
 	if r.quick {
-		p("- **Quick run** (`make bench-quick`): fewer sizes, latencies and samples, a fleet of 100, a 6-second footprint. Use `make bench` for the numbers the decisions rest on.\n")
+		p("- **Quick run** (`make bench-quick`): fewer sizes, latencies and samples, a fleet of 50, a 6-second footprint. Use `make bench` for the numbers the decisions rest on.\n")
 	}
 	p("\n")
 	r.writeTargets(p)
@@ -163,8 +164,8 @@ func (r *report) targetRows() []targetRow {
 			target:   "`--once`, literals only: at most 10 ms median over the bare command",
 			measured: fmt.Sprintf("%s ms over (bare %s ms, `--once` %s ms)", ms(d), ms(o.bare.median()), ms(o.once.median())),
 			ok:       d <= 10*time.Millisecond, margin: marginText(10*time.Millisecond - d),
-			why: fmt.Sprintf("Starting a %.0f MB Go binary: package initialisation alone is %s ms (GODEBUG=inittrace), then `--once` execs the child in place, which tears the Go process down. Closing it: lighter package initialisation (the SDK's service packages build their tables at init), a smaller binary.",
-				float64(o.binarySize)/1e6, ms(o.initTime)),
+			why: fmt.Sprintf("Starting a %.0f MB Go binary: package initialisation alone is %s ms (GODEBUG=inittrace%s), then `--once` execs the child in place, which tears the Go process down. Closing it: lighter package initialisation, a smaller binary.",
+				float64(o.binarySize)/1e6, ms(o.initTime), o.initTop()),
 		})
 	}
 	if f := r.footprint; f != nil {
@@ -173,7 +174,7 @@ func (r *report) targetRows() []targetRow {
 			target:   "watching 50 references: RSS at most 20 MB",
 			measured: fmt.Sprintf("%.1f MB: %.1f MB private, %.1f MB the binary's mapped pages", rssMB, float64(f.anon)/1024, float64(f.file)/1024),
 			ok:       rssMB <= 20, margin: fmt.Sprintf("%.1f MB %s", math.Abs(rssMB-20), map[bool]string{true: "to spare", false: "over"}[rssMB <= 20]),
-			why: "Half of it is the binary's own pages (shared with the page cache, reclaimable); the private part is the Go heap with GOGC=100 and the runtime. A smaller binary, or a lower GOGC once started, would close it (see *Supervisor footprint*).",
+			why: r.rssWhy(),
 		})
 		gets := f.calls.Calls[opGet]
 		for _, row := range r.polls {
@@ -191,33 +192,12 @@ func (r *report) targetRows() []targetRow {
 			measured: fmt.Sprintf("%.3f%% of a core (%s ms in %v by the scheduler's count; %d clock ticks), %.1f wake-ups a second",
 				share, ms(f.idle.cpu), f.idleWindow, int64(f.idle.ticks/(10*time.Millisecond)), float64(f.idle.wakeups)/f.idleWindow.Seconds()),
 			ok:  share < 0.05,
-			why: "the env-file look every second and the Go runtime's timers wake the process.",
+			why: r.idleWhy(),
 		})
 	}
-	for i, fs := range r.fleetStarts {
-		why := fmt.Sprintf("CreateSession's documented quota, 10 a second: %d sessions take at least %.0f s, and a start gives up after the signer's 5 attempts (about 4 s). A quota increase to at least instances / 30 s (AWS allows it), retrying throttled CreateSession until `--timeout`, or starting the fleet in waves would close it.",
-			fs.instances, float64(fs.instances)/fs.sessionTPS)
-		if i > 0 {
-			why = "GetParameters' 40 TPS: the SDK's 3 attempts give up within a few seconds. Retrying throttled calls until `--timeout` (or Parameter Store's higher throughput) would close it."
-		}
-		m := fmt.Sprintf("%d of %d first starts failed", fs.failedFirst, fs.instances)
-		if fs.failed == 0 && fs.allStarted > 0 {
-			m += fmt.Sprintf("; with restarts every %v, all had started after %s", r.fleetRestartDelay, secs(fs.allStarted))
-		}
-		rows = append(rows, targetRow{
-			target:   fmt.Sprintf("fleet of %d: zero failed starts (%s)", fs.instances, fs.name),
-			measured: m, ok: fs.failedFirst == 0, why: why,
-		})
-	}
-	if h := r.fleetHour; h != nil {
-		sent, sched := rates(h.perSecond), rates(scale(h.checks, callsPerCheck()))
-		rows = append(rows, targetRow{
-			target: "fleet: after the start burst, peak request rate at most twice the mean",
-			measured: fmt.Sprintf("per simulated second %.1f× as sent, %.1f× as scheduled; per 10 s %.1f×; per minute %.1f×",
-				sent.Ratio, sched.Ratio, rates(rebucket(h.perSecond, 10)).Ratio, rates(rebucket(h.perSecond, 60)).Ratio),
-			ok:  sent.Ratio <= 2,
-			why: "Each check sends its calls at once, and uncoordinated checks bunch by chance: the jitter rule spreads checks as evenly as independent random times can (see *Fleet*). Spreading a check's calls over a few seconds would close it.",
-		})
+	rows = append(rows, r.fleetStartRows()...)
+	if row, ok := r.peakRow(); ok {
+		rows = append(rows, row)
 	}
 	return rows
 }
@@ -254,16 +234,12 @@ func (r *report) idlePolls() int {
 	return n
 }
 
-// callsPerCheck is what one check of the fleet's template costs.
-func callsPerCheck() int { return sizeFleet.secrets + (sizeFleet.params+9)/10 }
+// pollCalls is what one check of a template of size s costs: one
+// DescribeSecret a secret, one GetParameters per 10 parameters.
+func pollCalls(s size) int { return s.secrets + (s.params+9)/10 }
 
-func scale(v []int, k int) []int {
-	out := make([]int, len(v))
-	for i, x := range v {
-		out[i] = x * k
-	}
-	return out
-}
+// callsPerCheck is what one check of the fleet's template costs.
+func callsPerCheck() int { return pollCalls(sizeFleet) }
 
 func (r *report) writeDecisions(p printer) {
 	p("## What the numbers decided\n\n")
@@ -279,30 +255,74 @@ func (r *report) writeDecisions(p printer) {
 	}
 	p(". In the fleet, templates of 10 secrets never touch BatchGetSecretValue's 100 TPS quota (parallel GetSecretValue, quota 10,000 TPS), and a throttled batch falls back to GetSecretValue at once, as inject's package documentation argues; nothing here argues for a different threshold.\n\n")
 
-	// Interval and jitter.
-	p("**Default `--interval` 5m, jitter ±10%% and a random first offset: confirmed.** ")
+	// Interval, jitter and spread.
+	sp := checkSpread(inject.DefaultInterval)
+	p("**Default `--interval` 5m, jitter ±10%%, a random first offset and a spread of %v: confirmed.** ", sp)
 	if row := r.pollRow(size10); row != nil {
 		perPoll := row.idlePerPoll()
-		p("A check of 10 secrets costs %.0f DescribeSecret calls and no GetSecretValue; at 5m that is %.0f calls an hour, %.0f a month per instance, $%.2f a month at Secrets Manager's $0.05 per 10,000 calls; at 1m it would be $%.2f. ",
-			perPoll, perPoll*12, perPoll*12*24*30, perPoll*12*24*30*0.05/10000, perPoll*60*24*30*0.05/10000)
+		calls := size10.secrets
+		at5, at1 := checksPerHour(inject.DefaultInterval, calls), checksPerHour(time.Minute, calls)
+		p("A check of 10 secrets costs %.0f DescribeSecret calls and no GetSecretValue. The next check is due an interval after a check's last call, which the spread puts %v after its first, so at 5m a watcher checks %.1f times an hour: %.0f calls an hour, %s a month per instance, $%.2f a month at Secrets Manager's $0.05 per 10,000 calls; at 1m (spread %v) it would be %.1f checks an hour and $%.2f a month. ",
+			perPoll, (checkPeriod(inject.DefaultInterval, sp, calls) - inject.DefaultInterval).Round(100*time.Millisecond), at5, perPoll*at5, num(perPoll*at5*24*30), perPoll*at5*24*30*0.05/10000,
+			checkSpread(time.Minute), at1, perPoll*at1*24*30*0.05/10000)
 	}
 	if h := r.fleetHour; h != nil {
-		p("A fleet of %d instances with %d secrets and %d parameters each polls at %.1f requests a second on average (DescribeSecret's quota is 40,000 a second), ",
-			h.instances, sizeFleet.secrets, sizeFleet.params, rates(h.perSecond).Mean)
-		rp := replay(h, 0)
-		p("and its checks are as spread as the rule predicts when replayed without I/O: per 10 s the peak is %.2f× the mean (replay %.2f×), per minute %.2f× (replay %.2f×), although every watcher started at the same instant. ",
-			rates(rebucket(h.perSecond, 10)).Ratio, rates(rebucket(rp, 10)).Ratio, rates(rebucket(h.perSecond, 60)).Ratio, rates(rebucket(rp, 60)).Ratio)
+		s, m10, m60 := h.rates(1), h.rates(10), h.rates(60)
+		p("A fleet of %d instances with %d secrets and %d parameters each polls at %.1f requests a second on average (DescribeSecret's quota is 40,000 a second), although every watcher started at the same instant; against the rule replayed without I/O, the peak is %.2f× the mean per second (replay %.2f×; with a check's calls at once, %.2f×), %.2f× per 10 s (replay %.2f×), %.2f× per minute (replay %.2f×). ",
+			h.instances, sizeFleet.secrets, sizeFleet.params, rates(h.perSecond).Mean, s.sent, s.replay, s.atOnce, m10.sent, m10.replay, m60.sent, m60.replay)
 	}
-	p("Rotation reaches the child within one interval plus the debounce; a shorter default would multiply the calls (and the bill) for every user to gain minutes that `--refresh-signal` gives on demand. The per-second peak is discussed under *Fleet*: it comes from each check sending its calls at once, not from the jitter rule.\n\n")
+	p("Rotation reaches the child within one interval, the spread and the debounce; a shorter default would multiply the calls (and the bill) for every user to gain minutes that `--refresh-signal` gives on demand (a check asked for by signal is not spread).\n\n")
+
+	if len(r.fleetStarts) > 0 {
+		p("**Start-up under throttling: throttled calls are tried again until the deadline.** ")
+		p("The signer retries a throttled CreateSession, and inject a throttled GetSecretValue or GetParameters, until the start-up deadline (`--timeout`) rather than for a fixed number of attempts. ")
+		f := r.fleetStarts[0]
+		if need := startNeeds(f.instances, f.sessionTPS)[0]; need.seconds(f.instances) > deadlineSecs() {
+			p("That turns failed starts into slower ones only within the deadline: under the documented quotas a fleet of %d needs %.0f s of %s's quota, more than the %v deadline. ",
+				f.instances, need.seconds(f.instances), need.call, fleetStartTimeout)
+		}
+		p("Measured: ")
+		for i, f := range r.fleetStarts {
+			if i > 0 {
+				p("; ")
+			}
+			p("at %s/s, %d of %d first starts failed", num(f.sessionTPS), f.failedFirst, f.instances)
+			if f.failed == 0 && f.allStarted > 0 {
+				p(" and all had started after %s", secs(f.allStarted))
+			}
+		}
+		p(". The arithmetic and what an operator must do are under *Fleet*.\n\n")
+	}
 
 	p("**Start-up: connections are opened while CreateSession is in flight.** ")
 	p("The first runs of this benchmark showed Roles Anywhere costing two round trips more than static credentials at 20 ms RTT through Toxiproxy (CreateSession's handshake and call, and only then the Secrets Manager handshake), plus the loading of the system's roots after the first server answer; now it costs one. `preconnect.go` now dials the first round's connections concurrently with CreateSession and loads the roots in the background (commit message has the before and after numbers); the tables below are with that change.\n\n")
 
-	p("**Not changed, proposed** (code of other packages; see *Fleet* and *Footprint* for the numbers):\n\n")
-	p("- A fleet that starts all at once is bounded by CreateSession's documented quota (10 a second): retrying throttled CreateSession within the start-up deadline with a longer back-off (and a quota increase for large fleets, which AWS allows) would turn most failed starts into slower ones. Today a throttled start gives up after the signer's 5 attempts (about 4 s), and the resolver's next request tries again.\n")
-	p("- GetParameters' 40 TPS fails starts of a large fleet even with credentials in hand: retrying throttled parameter calls until `--timeout` (rather than the SDK's 3 attempts) would absorb it.\n")
-	p("- Spreading one check's calls over a few seconds (one connection, one after the other) would bring the fleet's per-second peak under twice the mean and open fewer connections per check; the simulation in *Fleet* gives the expected effect.\n")
-	p("- An idle rolesenv wakes every second to look at its env files (`DefaultFileInterval`); *Supervisor footprint* compares it with a template on standard input, which is never looked at again. inotify, or a longer interval, would leave it asleep.\n\n")
+	r.writeProposals(p)
+}
+
+// writeProposals lists what the numbers argue for in code this harness
+// does not own.
+func (r *report) writeProposals(p printer) {
+	var items []string
+	if f := r.footprint; f != nil && f.idle.wakeups > 0 {
+		w, ws := float64(f.idle.wakeups)/f.idleWindow.Seconds(), float64(f.idleStdin.wakeups)/f.idleWindow.Seconds()
+		items = append(items, fmt.Sprintf("An idle rolesenv wakes %.1f times a second; with the template on standard input, which is never looked at again, %.1f (*Supervisor footprint*): the look at the env files every second (`DefaultFileInterval`) is what wakes it. inotify, or a longer interval, would leave it asleep.", w, ws))
+	}
+	if f := r.footprint; f != nil && f.maxRSS > 20*1024 {
+		items = append(items, fmt.Sprintf("The watcher's RSS (%.1f MB, target 20 MB) is now mostly the binary's own pages (%.1f MB): a smaller release binary would lower it, e.g. the emulator of `rolesenv dev` behind a build tag, and no SDK client whose package initialisation allocates schemas for a whole service to call two of its operations (see *Supervisor footprint*).",
+			float64(f.maxRSS)/1024, float64(f.file)/1024))
+	}
+	if len(r.fleetStarts) > 0 {
+		items = append(items, fmt.Sprintf("README, for fleet operators: CreateSession's quota must be at least instances / `--timeout` for a fleet that starts at once (the default 10 a second covers about %d instances at 30 s); raise it in Service Quotas, or start in waves. Parameter Store's 40 GetParameters a second is shared by the whole account and region: its higher throughput setting, or Secrets Manager, for fleets with parameters (see *Fleet*).", int(documentedSessionTPS*deadlineSecs())))
+	}
+	if len(items) == 0 {
+		return
+	}
+	p("**Not changed, proposed** (code or documents of other packages; see *Fleet* and *Supervisor footprint* for the numbers):\n\n")
+	for _, it := range items {
+		p("- %s\n", it)
+	}
+	p("\n")
 }
 
 func (r *report) pollRow(s size) *pollRow {
@@ -409,8 +429,17 @@ func (r *report) writeOverhead(p printer) {
 	p("| `/bin/echo ready` | %s | %s | | %s |\n", ms(o.bare.median()), ms(o.bare.p90()), pct(o.bare.spread()))
 	p("| `rolesenv run --once --env-file literals.env -- /bin/echo ready` | %s | %s | %s | %s |\n", ms(o.once.median()), ms(o.once.p90()), ms(o.once.median()-o.bare.median()), pct(o.once.spread()))
 	p("| `rolesenv run --env-file literals.env -- /bin/echo ready` (watching) | %s | %s | %s | %s |\n\n", ms(o.watching.median()), ms(o.watching.p90()), ms(o.watching.median()-o.bare.median()), pct(o.watching.spread()))
-	p("The overhead is the start of a %.1f MB static Go binary: the runtime, then package initialisation, %s ms by GODEBUG=inittrace (the AWS SDK's service packages build their tables at init); for `--once`, also a second execve that tears the Go process down. The watching mode forks the child instead and keeps running.\n\n",
-		float64(o.binarySize)/1e6, ms(o.initTime))
+	p("The overhead is the start of a %.1f MB static Go binary: the runtime, then package initialisation, %s ms by GODEBUG=inittrace%s; for `--once`, also a second execve that tears the Go process down. The watching mode forks the child instead and keeps running (and, once it runs, lowers its garbage collector's target: see *Supervisor footprint*).\n\n",
+		float64(o.binarySize)/1e6, ms(o.initTime), o.initTop())
+}
+
+// initTop names the package whose initialisation allocates most, as a
+// parenthesis.
+func (o *overhead) initTop() string {
+	if o.init.top == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%.1f MB allocated; the most by %s: %.1f MB in %s ms)", float64(o.init.bytes)/1e6, o.init.top, float64(o.init.topBytes)/1e6, ms(o.init.topTime))
 }
 
 func (r *report) writeFootprint(p printer) {
@@ -425,7 +454,9 @@ func (r *report) writeFootprint(p printer) {
 	p("| of which private (RssAnon) / the binary's mapped pages (RssFile) | %.1f MB / %.1f MB |\n", float64(f.anon)/1024, float64(f.file)/1024)
 	p("| peak RSS (VmHWM) | %.1f MB |\n", float64(f.hwm)/1024)
 	p("| threads | %d |\n", f.threads)
-	p("| checks in the window (DescribeSecret calls / 50) | %.0f |\n", f.polls)
+	period := checkPeriod(f.interval, checkSpread(f.interval), pollCalls(size50))
+	p("| checks in the window (DescribeSecret calls / 50) | %.0f (the rule: %.0f, a check every %v: the interval after the last of 50 calls spread over %v) |\n",
+		f.polls, f.window.Seconds()/period.Seconds(), period.Round(time.Millisecond), checkSpread(f.interval))
 	p("| CPU over the window | %s ms (%.2f%% of a core) |\n", ms(f.cpu), 100*f.cpu.Seconds()/f.window.Seconds())
 	p("| CPU per check of 50 secrets | %s ms |\n", ms(time.Duration(float64(f.cpu)/math.Max(f.polls, 1))))
 	p("| API calls in the window | %s |\n", opsLine(f.calls.Calls, 1))
@@ -433,8 +464,19 @@ func (r *report) writeFootprint(p printer) {
 	p("| idle: wake-ups (voluntary context switches) | %.1f a second |\n", float64(f.idle.wakeups)/f.idleWindow.Seconds())
 	p("| idle, template on standard input (no file to look at): CPU / wake-ups | %s ms / %.1f a second |\n", ms(f.idleStdin.cpu), float64(f.idleStdin.wakeups)/f.idleWindow.Seconds())
 	p("| idle: checks seen | %d |\n", f.idle.checks+f.idleStdin.checks)
-	p("| idle: RSS | %.1f MB |\n\n", float64(f.idle.rssKB)/1024)
-	p("RSS counts the pages of the binary that the process has touched (RssFile): they are shared with the page cache and dropped first under memory pressure; the private memory is RssAnon. At 1 s polling the Go heap grows between collections (GOGC=100). Closing the 20 MB target would take a smaller binary (the SDK's full service packages, the emulator of `rolesenv dev`) or a lower GOGC after start-up; neither is done here.\n\n")
+	p("| idle: RSS | %.1f MB |\n", float64(f.idle.rssKB)/1024)
+	p("| the binary (file) | %.1f MB |\n", float64(f.binarySize)/1e6)
+	p("| garbage collections in the window; the last one's live heap / goal | %d; %d MB / %d MB |\n", f.gc.n, f.gc.live, f.gc.goal)
+	if o := r.overhead; o != nil && o.init.bytes > 0 {
+		p("| heap allocated by package initialisation (`rolesenv version`, GODEBUG=inittrace); the largest | %.1f MB; %s %.1f MB (%s ms) |\n",
+			float64(o.init.bytes)/1e6, o.init.top, float64(o.init.topBytes)/1e6, ms(o.init.topTime))
+	}
+	p("\n")
+	p("%s\n\n", r.rssText())
+	if f.calls.Calls[opDescribe] > 0 {
+		p("At 1 s the spread is %v: a check's 50 calls go out %v apart, each on its own wake-up, which costs more CPU per check than one burst would; at the default interval the spread is %v.\n\n",
+			checkSpread(f.interval), checkSpread(f.interval)/50, checkSpread(inject.DefaultInterval))
+	}
 	p("CPU is the sum of the threads' on-CPU time from /proc/PID/task/*/schedstat (nanoseconds); clock ticks are /proc/PID/stat's utime+stime (10 ms units, what `ps` and `top` show).\n\n")
 }
 
@@ -443,12 +485,14 @@ func (r *report) writePolls(p printer) {
 		return
 	}
 	p("## 4. Poll cost\n\n")
-	p("The inject Watcher in the harness, on a clock the harness steps (each check triggered by hand), against the emulator; calls from its counters. *One rotated*: a new AWSCURRENT version of one secret (and a new version of one parameter) put through the AWS APIs before the check. Per hour: at the default 5m (12 checks) and at 1m.\n\n")
-	p("| refs | calls per check, nothing changed | GetSecretValue in those checks | calls, one rotated | new environments | per hour at 5m | per hour at 1m |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	p("The inject Watcher in the harness, on a clock the harness steps (each check triggered by hand), against the emulator; calls from its counters. *One rotated*: a new AWSCURRENT version of one secret (and a new version of one parameter) put through the AWS APIs before the check. Per hour: at the default 5m and at 1m, with `rolesenv run`'s spread (%v and %v): the next check is due an interval after a check's last call, so a check of many calls comes a little less often than 60 / interval times an hour (the *checks* in brackets).\n\n",
+		checkSpread(inject.DefaultInterval), checkSpread(time.Minute))
+	p("| refs | calls per check, nothing changed | GetSecretValue in those checks | calls, one rotated | new environments | per hour at 5m (checks) | per hour at 1m (checks) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range r.polls {
 		per := row.idlePerPoll()
-		p("| %s | %s | %d in %d checks | %s | %d | %.0f | %.0f |\n", row.size.name, opsLine(row.idle, float64(row.polls)), row.idle[opGet], row.polls,
-			opsLine(row.changed, 1), row.changes, per*12, per*60)
+		c5, c1 := checksPerHour(inject.DefaultInterval, pollCalls(row.size)), checksPerHour(time.Minute, pollCalls(row.size))
+		p("| %s | %s | %d in %d checks | %s | %d | %.0f (%.2f) | %.0f (%.2f) |\n", row.size.name, opsLine(row.idle, float64(row.polls)), row.idle[opGet], row.polls,
+			opsLine(row.changed, 1), row.changes, per*c5, c5, per*c1, c1)
 	}
 	p("\nA check costs one DescribeSecret per distinct secret and one GetParameters per 10 parameters; GetSecretValue (by version id) and a decrypted GetParameters follow only for what moved. The real binary confirms it over a long run in *Supervisor footprint* (no GetSecretValue in %0.f checks).\n\n", r.footprintPolls())
 }
@@ -458,78 +502,6 @@ func (r *report) footprintPolls() float64 {
 		return 0
 	}
 	return r.footprint.polls
-}
-
-func (r *report) writeFleet(p printer) {
-	if len(r.fleetStarts) == 0 {
-		return
-	}
-	p("## 5. Fleet\n\n")
-	n := r.fleetStarts[0].instances
-	p("%d simulated instances in the harness, each with its own certificate (same CA), Roles Anywhere client and credentials, SDK HTTP client and connections, resolving a template of %d secrets and %d SecureString parameters with the inject Resolver (what `rolesenv run` does at start-up, `--timeout` 30s) and then watching it with the inject Watcher. The emulator enforces AWS's documented default quotas per account and region: GetSecretValue 10,000 TPS, BatchGetSecretValue 100, DescribeSecret 40,000, GetParameters 40 and **CreateSession 10**, the default that the IAM Roles Anywhere user guide documents (*Quotas*: \"Rate of CreateSession requests\", adjustable). A start that fails is restarted after %v, as a service manager would.\n\n",
-		n, sizeFleet.secrets, sizeFleet.params, r.fleetRestartDelay)
-	p("| start | CreateSession quota | first starts failed | starts failed in all | why | time until all started | start time median / p90 | throttled calls | calls |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, f := range r.fleetStarts {
-		total := 0
-		for _, v := range f.reasons {
-			total += v
-		}
-		all := secs(f.allStarted)
-		if f.failed > 0 {
-			all = fmt.Sprintf("%d never started", f.failed)
-		}
-		p("| %s | %.0f/s | %d of %d | %d | %s | %s | %s / %s ms | %d | %s |\n", f.name, f.sessionTPS, f.failedFirst, f.instances, total,
-			reasonsLine(f.reasons), all, ms(f.durations.median()), ms(f.durations.p90()), f.calls.throttled(), opsLine(f.calls.Calls, 1))
-	}
-	p("\n")
-	if len(r.fleetStarts) > 0 {
-		f := r.fleetStarts[0]
-		p("Under the documented quota, %d instances need at least %.0f s of CreateSession quota; a start gives up after the signer's 5 attempts (about 4 s), so most first starts fail and the restarts hammer CreateSession (%d calls for %d sessions). ",
-			f.instances, float64(f.instances)/documentedSessionTPS, f.calls.Calls[opSession], f.instances)
-		if len(r.fleetStarts) > 1 {
-			g := r.fleetStarts[1]
-			p("With CreateSession out of the way (quota raised to %.0f/s), %d first starts still fail on GetParameters' 40 TPS after the SDK's 3 attempts. ", g.sessionTPS, g.failedFirst)
-		}
-		p("The start times are this machine's: the harness performs every instance's TLS handshakes and signatures on 2 cores (harness %s s and emulator %s s of CPU for the first start), so they say how the load queues, not how fast one instance starts.\n\n",
-			fmt.Sprintf("%.1f", f.cpuHarness.Seconds()), fmt.Sprintf("%.1f", f.cpuEmulator.Seconds()))
-	}
-	h := r.fleetHour
-	if h == nil {
-		return
-	}
-	p("### A simulated hour of polling\n\n")
-	p("The %d started instances of the last start then watch through one hour of a clock %.0f times faster than real time (the Watcher takes an injected Clock; %v of real time), default interval %v; the emulator's quotas are scaled by the same factor so that they hold per simulated second (their token buckets' bursts scale too, which is more lenient than AWS). All watchers start at the same instant, the worst case for the first-offset rule. The factor is what this machine keeps up with: at 60×, checks slipped behind their timers and bunched after each stall, and the counts below (12 checks an instance) show whether it kept up. Credentials are not refreshed within the simulated hour (they follow real time).\n\n",
-		h.instances, h.scale, h.real.Round(time.Second), h.interval)
-	p("| measure | value |\n| --- | --- |\n")
-	p("| calls in the hour | %s |\n", opsLine(h.calls.Calls, 1))
-	p("| checks per instance | %.1f (12 expected) |\n", h.checksPerInst)
-	p("| throttled calls / failed checks (warnings) / new environments | %d / %d / %d |\n", h.calls.throttled(), h.warnings, h.changes)
-	p("| CPU of the harness and the emulator over the hour | %.0f s in %v: %.0f%% of this machine |\n", h.cpu.Seconds(), h.real.Round(time.Second),
-		100*h.cpu.Seconds()/(h.real.Seconds()*float64(r.machine.cores)))
-	p("\n")
-	lambda := rates(h.checks).Mean
-	rp0, rp10 := replay(h, 0), replay(h, 10*time.Second)
-	p("Peak over mean of the requests, by bucket of simulated time. *Sent*: requests as the instances sent them (this machine's scheduling delays included); *scheduled*: checks as the Watchers set their timers, times %d calls; *replay*: the same rule replayed without I/O (first check at a random point of the first interval, then every interval ±10%%), with a check's calls at once or spread over 10 s.\n\n", callsPerCheck())
-	p("| bucket | mean requests | sent | scheduled | replay, calls at once | replay, calls spread over 10 s |\n| --- | --- | --- | --- | --- | --- |\n")
-	for _, k := range []int{1, 10, 60} {
-		p("| %d s | %.1f | %.2f× | %.2f× | %.2f× | %.2f× |\n", k, rates(rebucket(h.perSecond, k)).Mean,
-			rates(rebucket(h.perSecond, k)).Ratio, rates(rebucket(scale(h.checks, callsPerCheck()), k)).Ratio,
-			rates(rebucket(rp0, k)).Ratio, rates(rebucket(rp10, k)).Ratio)
-	}
-	pk := poissonPeak(lambda, len(h.checks))
-	chance := float64(pk) / math.Max(lambda, 1e-9)
-	p("\nChecks start at %.2f a second on average. By chance alone, the busiest of %d seconds of independent checks holds about %d of them (the median of the largest of %d Poisson(%.2f) counts), %.1f× the mean. ",
-		lambda, len(h.checks), pk, len(h.checks), lambda, chance)
-	if chance > 2 {
-		p("With the %d calls of a check going out together, a per-second peak under twice the mean is out of reach of any schedule that does not coordinate the instances; spreading each check's calls is what would reach it (last column). ", callsPerCheck())
-	}
-	p("The peak second, %.0f requests, is %.2f%% of DescribeSecret's quota.\n\n", rates(h.perSecond).Peak, 100*rates(h.perSecond).Peak/awsQuotas[opDescribe])
-}
-
-// replay runs the Watcher's timing rule without I/O for the fleet of h.
-func replay(h *fleetHour, spread time.Duration) []int {
-	rng := rand.New(rand.NewPCG(1, 2))
-	return simulateSchedule(rng, h.instances, h.interval, time.Hour, callsPerCheck(), spread)
 }
 
 func (r *report) writeVariation(p printer) {
@@ -544,4 +516,49 @@ func (r *report) writeVariation(p printer) {
 			len(spreads), pct(spreads[len(spreads)/2]), pct(spreads[len(spreads)-1]))
 	}
 	p("Other work ran on this machine during the run (load average %s at the start, %s at the end): differences of a few milliseconds between cells, and between this file and the next run, are noise. The counts (API calls, checks, failed starts, throttled calls) do not depend on the load, except the fleet's start, which this machine's CPU paces.\n", r.load0, r.load1)
+}
+
+// rssParts describes the footprint's RSS from what was measured: the
+// binary's pages against its size, and the private part against the Go
+// heap's live size and goal.
+func (r *report) rssParts() (file, private string) {
+	f := r.footprint
+	file = fmt.Sprintf("The binary's mapped pages (RssFile, %.1f MB) are nearly all of the binary's code and read-only data (the file is %.1f MB): package initialisation runs code of every package, a check runs the SDK's, TLS's and HTTP's, and the kernel maps the pages around each page fault (fault-around, 64 KB); these pages are shared with the page cache and reclaimable, and only a smaller binary makes fewer of them.",
+		float64(f.file)/1024, float64(f.binarySize)/1e6)
+	private = fmt.Sprintf("The private part (RssAnon, %.1f MB) is the Go heap and the runtime's own memory (stacks, the collector's and allocator's metadata). Once watching, rolesenv sets GOGC to %d (unless GOGC is set) and returns start-up's memory to the system, so the heap stays within a quarter over what is live: %d MB after the last of %d collections in the window, goal %d MB.",
+		float64(f.anon)/1024, watchGCPercent, f.gc.live, f.gc.n, f.gc.goal)
+	if o := r.overhead; o != nil && o.init.bytes > 0 {
+		private += fmt.Sprintf(" Most of the live heap is allocated by package initialisation before rolesenv runs a line (%.1f MB; %s alone %.1f MB).",
+			float64(o.init.bytes)/1e6, o.init.top, float64(o.init.topBytes)/1e6)
+	}
+	return file, private
+}
+
+// watchGCPercent mirrors rolesenv run's GOGC while watching (cmd_run.go,
+// package main of the module, which the harness cannot import).
+const watchGCPercent = 25
+
+func (r *report) rssWhy() string {
+	file, private := r.rssParts()
+	return file + " " + private + " What is left would take a smaller binary and less initialised data (see *Supervisor footprint*)."
+}
+
+func (r *report) rssText() string {
+	file, private := r.rssParts()
+	s := "RSS is RssFile plus RssAnon. " + file + " " + private
+	if r.footprint.maxRSS > 20*1024 {
+		s += " What could close the rest of the 20 MB target is a smaller binary with less initialised data: the emulator of `rolesenv dev` out of the release build (when this section was written, a build without it was 0.8 MB smaller and mapped 0.8 MB less), and an SSM client that does not build a schema for every SSM operation to call two of them. Dropping the binary's pages after start-up (madvise) was tried and rejected: a minute of polling mapped 10 MB of them again. A soft memory limit (GOMEMLIMIT) low enough to matter made the collector run all the time (CPU per check ×4)."
+	}
+	return s
+}
+
+// idleWhy explains idle wake-ups from the two idle measurements: with the
+// env file watched and with the template on standard input.
+func (r *report) idleWhy() string {
+	f := r.footprint
+	w, ws := float64(f.idle.wakeups)/f.idleWindow.Seconds(), float64(f.idleStdin.wakeups)/f.idleWindow.Seconds()
+	if ws < w/2 {
+		return fmt.Sprintf("%.1f wake-ups a second with the env file watched, %.1f with the template on standard input: the look at the env files every second (`DefaultFileInterval`) wakes the process.", w, ws)
+	}
+	return fmt.Sprintf("%.1f wake-ups a second with the env file watched, %.1f with the template on standard input: something other than the look at the files wakes the process.", w, ws)
 }

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/signer"
 )
 
 func TestExpectedCalls(t *testing.T) {
@@ -60,21 +68,23 @@ func TestMarkdown(t *testing.T) {
 	r.exec = append(r.exec, &execCell{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: credRA, trust: trustBundle,
 		rolesenv: ms2(90), floor: ms2(60), calls: []int64{4}})
 	r.overhead = &overhead{bare: ms2(1, 1), once: ms2(9, 10), watching: ms2(8, 8), binarySize: 13e6, initTime: 4 * time.Millisecond}
-	r.footprint = &footprint{refs: 50, window: time.Minute, maxRSS: 24000, anon: 12000, file: 12000, polls: 60,
+	r.footprint = &footprint{refs: 50, interval: time.Second, window: time.Minute, maxRSS: 24000, anon: 12000, file: 12000, polls: 60,
 		cpu: time.Second, calls: counts{Calls: map[string]int64{opDescribe: 3000}}, idleWindow: 20 * time.Second}
 	r.polls = []*pollRow{{size: size10, polls: 3, idle: map[string]int64{opDescribe: 30},
 		changed: map[string]int64{opDescribe: 10, opGet: 1}, changes: 1}}
-	r.fleetStarts = []*fleetStart{{name: "documented quotas", instances: 1000, sessionTPS: 10, failedFirst: 900,
-		reasons: map[string]int{"CreateSession TooManyRequestsException": 900}, durations: ms2(100, 200), allStarted: time.Minute,
-		calls: counts{Calls: map[string]int64{opSession: 9000}, Throttled: map[string]int64{opSession: 8000}}}}
+	r.fleetStarts = []*fleetStart{{name: "documented quotas", instances: 1000, sessionTPS: 10, failedFirst: 690,
+		reasons: map[string]int{"deadline before credentials": 900, "GetParameters ThrottlingException": 3}, durations: ms2(100, 200), allStarted: time.Minute,
+		startedAt: sample{10 * time.Second, 29 * time.Second, 40 * time.Second},
+		calls:     counts{Calls: map[string]int64{opSession: 9000}, Throttled: map[string]int64{opSession: 8000}}},
+		{name: "CreateSession quota raised", instances: 1000, sessionTPS: 100, durations: ms2(100, 9000), allStarted: 20 * time.Second}}
 	perSecond := make([]int, 3600)
-	checks := make([]int, 3600)
+	scheduled := make([]int, 3600)
 	for i := range perSecond {
 		perSecond[i] = 30 + i%20
-		checks[i] = 3 + i%3
+		scheduled[i] = 33 + i%3
 	}
-	r.fleetHour = &fleetHour{instances: 1000, scale: 60, interval: 5 * time.Minute, real: time.Minute,
-		perSecond: perSecond, checks: checks, checksPerInst: 12}
+	r.fleetHour = &fleetHour{instances: 1000, scale: 20, interval: 5 * time.Minute, spread: 10 * time.Second, real: 3 * time.Minute,
+		perSecond: perSecond, scheduled: scheduled, checksPerInst: 11.6}
 	md := r.markdown()
 	for _, want := range []string{"## Targets", "## What the numbers decided", "## 1. Time to exec", "## 2. Wrapper overhead",
 		"## 3. Supervisor footprint", "## 4. Poll cost", "## 5. Fleet", "## Variation", "**met**", "**missed**"} {
@@ -92,5 +102,105 @@ func TestMarkdown(t *testing.T) {
 	// 24 MB against 20.
 	if !strings.Contains(md, "24000") && !strings.Contains(md, "23.4 MB") {
 		t.Errorf("the RSS is not reported")
+	}
+	// The fleet: the documented quota's arithmetic, and the raised one met.
+	for _, want := range []string{
+		"the fleet's 1000 calls take at least 100 s, more than the start-up deadline",
+		"about 310 instances start", "2 did.", "at least instances / deadline, 34 a second",
+		"| fleet of 1000: zero failed starts (CreateSession quota raised, CreateSession 100/s) | 0 of 1000 first starts failed; the slowest start took 9.0 s of the 30s deadline | **met** (21.0 s to spare)",
+		"per simulated second 1.24× as sent, 1.03× as scheduled",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report has no %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("the report:\n%s", md)
+	}
+}
+
+func TestFailureKind(t *testing.T) {
+	deadline := fmt.Errorf("operation error: %w", context.DeadlineExceeded)
+	for _, tc := range []struct {
+		err      error
+		gotCreds bool
+		want     string
+	}{
+		{&inject.ResolveError{Ref: "sm://a", Err: &signer.APIError{Code: "TooManyRequestsException"}}, false, "CreateSession TooManyRequestsException"},
+		{&inject.ResolveError{Ref: "sm://a", Err: deadline}, false, "deadline before credentials"},
+		{&inject.ResolveError{Ref: "ssm:///p", Code: "ThrottlingException", Err: errors.New("throttled")}, true, "GetParameters ThrottlingException"},
+		{&inject.ResolveError{Ref: "sm://a", Code: "ThrottlingException", Err: errors.New("throttled")}, true, "GetSecretValue ThrottlingException"},
+		{&inject.ResolveError{Ref: "ssm:///p", Err: deadline}, true, "deadline during GetParameters"},
+		{deadline, true, "start-up deadline"},
+	} {
+		if got := failureKind(tc.err, tc.gotCreds); got != tc.want {
+			t.Errorf("failureKind(%v, %v) = %q, want %q", tc.err, tc.gotCreds, got, tc.want)
+		}
+	}
+}
+
+func TestStartNeeds(t *testing.T) {
+	// 1,000 instances of 10 secrets and 2 parameters: CreateSession at
+	// 10/s takes 100 s, GetParameters at 40/s 25 s, GetSecretValue 1 s.
+	needs := startNeeds(1000, 10)
+	if needs[0].call != "CreateSession" || needs[0].seconds(1000) != 100 {
+		t.Errorf("first need %s %.1f s, want CreateSession 100 s", needs[0].call, needs[0].seconds(1000))
+	}
+	if needs[1].call != "GetParameters" || needs[1].seconds(1000) != 25 {
+		t.Errorf("second need %s %.1f s, want GetParameters 25 s", needs[1].call, needs[1].seconds(1000))
+	}
+	if needs := startNeeds(1000, 100); needs[0].call != "GetParameters" {
+		t.Errorf("with CreateSession at 100/s the longest need is %s, want GetParameters", needs[0].call)
+	}
+}
+
+func TestNum(t *testing.T) {
+	for v, want := range map[float64]string{7: "7", 100: "100", 1000: "1,000", 40000: "40,000", 1234567: "1,234,567"} {
+		if got := num(v); got != want {
+			t.Errorf("num(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestEndedGeneration: once a start's process has ended, what it left
+// running cannot reach the emulator any more.
+func TestEndedGeneration(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	g := &generation{tr: &http.Transport{}}
+	c := &http.Client{Transport: endable{g}}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("a live generation's request failed: %v", err)
+	}
+	resp.Body.Close()
+	g.end()
+	if _, err := c.Get(srv.URL); !errors.Is(err, errEnded) {
+		t.Errorf("an ended generation's request: %v, want errEnded", err)
+	}
+}
+
+func TestParseInitTrace(t *testing.T) {
+	st := parseInitTrace("init internal/bytealg @0.006 ms, 0.004 ms clock, 0 bytes, 0 allocs\n" +
+		"init github.com/aws/aws-sdk-go-v2/service/ssm/schemas @3.5 ms, 1.9 ms clock, 1441240 bytes, 7936 allocs\n" +
+		"rolesenv dev\n" +
+		"init net/http @4.7 ms, 0.033 ms clock, 4712 bytes, 49 allocs\n")
+	if st.bytes != 1441240+4712 || st.top != "github.com/aws/aws-sdk-go-v2/service/ssm/schemas" || st.topBytes != 1441240 {
+		t.Errorf("parseInitTrace = %+v", st)
+	}
+	if want := 1937 * time.Microsecond; st.time < want-time.Microsecond || st.time > want+time.Microsecond {
+		t.Errorf("init time %v, want %v", st.time, want)
+	}
+}
+
+func TestParseGCTrace(t *testing.T) {
+	text := "time=... level=INFO msg=\"child started\"\n" +
+		"gc 21 @30.522s 0%: 0.063+0.84+0.002 ms clock, 0.12+0.070/0.32/0.86+0.005 ms cpu, 5->5->2 MB, 6 MB goal, 0 MB stacks, 0 MB globals, 2 P\n" +
+		"gc 22 @31.664s 0%: 0.074+0.87+0.002 ms clock, 0.14+0.020/0.32/0.84+0.004 ms cpu, 4->4->3 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P\n"
+	if got := parseGCTrace(text); got != (gcStats{n: 2, live: 3, goal: 4}) {
+		t.Errorf("parseGCTrace = %+v", got)
+	}
+	if got := lastLine(text); !strings.Contains(got, "child started") {
+		t.Errorf("lastLine = %q, want the last line that is not gctrace's", got)
 	}
 }

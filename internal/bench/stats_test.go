@@ -98,7 +98,9 @@ func TestSimulateSchedule(t *testing.T) {
 	if sum < 27 || sum > 33 {
 		t.Errorf("%d calls, want 3 for each of 9 to 11 checks", sum)
 	}
-	// Spread over 3 s: at most one call of a check a second, same total.
+	// Spread over 3 s: at most one call of a check a second, and the next
+	// check is due 10 s ±1 s after the last call, 2 s after the first: a
+	// check every 12 s ±1 s, 7 to 9 in 100 s.
 	got = simulateSchedule(rand.New(rand.NewPCG(1, 1)), 1, 10*time.Second, 100*time.Second, 3, 3*time.Second)
 	spread := 0
 	for _, c := range got {
@@ -107,7 +109,27 @@ func TestSimulateSchedule(t *testing.T) {
 		}
 		spread += c
 	}
-	if spread > sum || spread < sum-3 {
-		t.Errorf("%d calls spread, want %d (less a check cut by the horizon)", spread, sum)
+	if spread < 3*7-2 || spread > 3*9 {
+		t.Errorf("%d calls spread, want 3 for each of 7 to 9 checks (less a check cut by the horizon)", spread)
+	}
+}
+
+func TestCheckPeriod(t *testing.T) {
+	// rolesenv's spread: a tenth of the interval, at most 10 s.
+	for iv, want := range map[time.Duration]time.Duration{time.Second: 100 * time.Millisecond, time.Minute: 6 * time.Second, 5 * time.Minute: 10 * time.Second, time.Hour: 10 * time.Second} {
+		if got := checkSpread(iv); got != want {
+			t.Errorf("checkSpread(%v) = %v, want %v", iv, got, want)
+		}
+	}
+	// 11 calls over 10 s: the last goes out 10·10/11 s after the first.
+	if got, want := checkPeriod(5*time.Minute, 10*time.Second, 11), 5*time.Minute+100*time.Second/11; got != want {
+		t.Errorf("checkPeriod = %v, want %v", got, want)
+	}
+	if got := checkPeriod(5*time.Minute, 10*time.Second, 1); got != 5*time.Minute {
+		t.Errorf("one call: checkPeriod = %v, want the interval", got)
+	}
+	// The footprint's 50 references at 1 s: a check every 1.098 s.
+	if got := checksPerHour(time.Second, 50); got < 3278 || got > 3279 {
+		t.Errorf("checksPerHour(1s, 50) = %.1f, want 3600/1.098", got)
 	}
 }
