@@ -102,7 +102,7 @@ func fleetWhy(f *fleetStart) string {
 		return w.String()
 	}
 	secs := need.seconds(f.instances)
-	fmt.Fprintf(&w, "%s's quota is %s a second: the fleet's %d calls take at least %.0f s, ", need.call, num(need.tps), need.calls*f.instances, secs)
+	fmt.Fprintf(&w, "%s quota is %s a second: the fleet's %s calls take at least %.0f s, ", possessive(need.call), num(need.tps), num(float64(need.calls*f.instances)), secs)
 	if secs > deadlineSecs() {
 		allowed := int(need.tps*deadlineSecs()+need.tps) / need.calls
 		fmt.Fprintf(&w, "more than the start-up deadline (`--timeout` %v), in which it lets about %d instances start (the quota's %v and its one-second burst); %d did. ",
@@ -130,6 +130,14 @@ func totalFailures(f *fleetStart) int {
 		n += v
 	}
 	return n
+}
+
+// possessive is "X's", or "X'" for a name that ends in s.
+func possessive(name string) string {
+	if strings.HasSuffix(name, "s") {
+		return name + "'"
+	}
+	return name + "'s"
 }
 
 // num prints a quota or a count with thousands separators.
@@ -270,8 +278,8 @@ func (r *report) writeFleet(p printer) {
 		if f.failedFirst == 0 {
 			p("every instance started on its first start; the slowest took %s of the %v deadline.", secs(f.durations.quantile(1)), fleetStartTimeout)
 			if need := startNeeds(f.instances, f.sessionTPS)[0]; need.seconds(f.instances) > deadlineSecs()/2 {
-				p(" The longest of the quotas here is %s's (%s a second): %.0f s for the fleet's %s calls, %.0f%% of the deadline; a larger fleet, or anything else in the account calling %s meanwhile, would fail starts.",
-					need.call, num(need.tps), need.seconds(f.instances), num(float64(need.calls*f.instances)), 100*need.seconds(f.instances)/deadlineSecs(), need.call)
+				p(" The longest of the quotas here is %s (%s a second): %.0f s for the fleet's %s calls, %.0f%% of the deadline; a larger fleet, or anything else in the account calling %s meanwhile, would fail starts.",
+					possessive(need.call), num(need.tps), need.seconds(f.instances), num(float64(need.calls*f.instances)), 100*need.seconds(f.instances)/deadlineSecs(), need.call)
 			}
 		} else {
 			p("%s", fleetWhy(f))
@@ -284,8 +292,8 @@ func (r *report) writeFleet(p printer) {
 	f := r.fleetStarts[0]
 	p("The start times are this machine's: the harness performs every instance's TLS handshakes and signatures on %d cores (harness %.1f s and emulator %.1f s of CPU for the first start), so they say how the load queues, not how fast one instance starts.\n\n",
 		r.machine.cores, f.cpuHarness.Seconds(), f.cpuEmulator.Seconds())
-	p("**For large fleets** (what an operator must do): a fleet that starts at once needs CreateSession's quota to be at least instances / start-up deadline (%s a second for %d instances at `--timeout` %v; the default 10 a second covers about %d); raise it in Service Quotas, lengthen `--timeout`, or start the fleet in waves. Parameter Store's GetParameters allows 40 calls a second, shared with every other reader in the account and region, and a start calls it once per 10 parameters: at most about %d instances with up to 10 parameters can start within %v, fewer with margin for retries and other readers; beyond that, Parameter Store's higher throughput setting, or the values in Secrets Manager.\n\n",
-		num(math.Ceil(float64(n)/deadlineSecs())), n, fleetStartTimeout, int(documentedSessionTPS*deadlineSecs()), int(awsQuotas[opParams]*deadlineSecs()), fleetStartTimeout)
+	p("**For large fleets** (what an operator must do): a fleet that starts at once needs CreateSession's quota to be at least instances / start-up deadline (%s a second for %d instances at `--timeout` %v; the default 10 a second covers about %d); raise it in Service Quotas, lengthen `--timeout`, or start the fleet in waves. Parameter Store's GetParameters allows 40 calls a second, shared with every other reader in the account and region, and a start calls it once per 10 parameters: at most about %s instances with up to 10 parameters can start within %v, fewer with margin for retries and other readers; beyond that, Parameter Store's higher throughput setting, or the values in Secrets Manager.\n\n",
+		num(math.Ceil(float64(n)/deadlineSecs())), n, fleetStartTimeout, int(documentedSessionTPS*deadlineSecs()), num(awsQuotas[opParams]*deadlineSecs()), fleetStartTimeout)
 
 	h := r.fleetHour
 	if h == nil {

@@ -105,7 +105,7 @@ func TestMarkdown(t *testing.T) {
 	}
 	// The fleet: the documented quota's arithmetic, and the raised one met.
 	for _, want := range []string{
-		"the fleet's 1000 calls take at least 100 s, more than the start-up deadline",
+		"CreateSession's quota is 10 a second: the fleet's 1,000 calls take at least 100 s, more than the start-up deadline",
 		"about 310 instances start", "2 did.", "at least instances / deadline, 34 a second",
 		"| fleet of 1000: zero failed starts (CreateSession quota raised, CreateSession 100/s) | 0 of 1000 first starts failed; the slowest start took 9.0 s of the 30s deadline | **met** (21.0 s to spare)",
 		"per simulated second 1.24× as sent, 1.03× as scheduled",
@@ -159,6 +159,9 @@ func TestNum(t *testing.T) {
 		if got := num(v); got != want {
 			t.Errorf("num(%v) = %q, want %q", v, got, want)
 		}
+	}
+	if got := possessive("GetParameters") + " " + possessive("CreateSession"); got != "GetParameters' CreateSession's" {
+		t.Errorf("possessive: %q", got)
 	}
 }
 
