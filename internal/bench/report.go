@@ -291,7 +291,7 @@ func (r *report) writeDecisions(p printer) {
 				p(" and all had started after %s", secs(f.allStarted))
 			}
 		}
-		p(". The arithmetic and what an operator must do are under *Fleet*.\n\n")
+		p(". The arithmetic is under *Fleet*; the README's *Large fleets* tells operators what to do: raise CreateSession's quota to at least instances / `--timeout` (the default 10 a second covers about %d instances at 30 s), start in waves, or give `--timeout` more time.\n\n", int(documentedSessionTPS*deadlineSecs()))
 	}
 
 	p("**Start-up: connections are opened while CreateSession is in flight.** ")
@@ -311,9 +311,6 @@ func (r *report) writeProposals(p printer) {
 	if f := r.footprint; f != nil && f.maxRSS > 20*1024 {
 		items = append(items, fmt.Sprintf("The watcher's RSS (%.1f MB, target 20 MB) is now mostly the binary's own pages (%.1f MB): a smaller release binary would lower it, e.g. the emulator of `rolesenv dev` behind a build tag, and no SDK client whose package initialisation allocates schemas for a whole service to call two of its operations (see *Supervisor footprint*).",
 			float64(f.maxRSS)/1024, float64(f.file)/1024))
-	}
-	if len(r.fleetStarts) > 0 {
-		items = append(items, fmt.Sprintf("README, for fleet operators: CreateSession's quota must be at least instances / `--timeout` for a fleet that starts at once (the default 10 a second covers about %d instances at 30 s); raise it in Service Quotas, or start in waves. Parameter Store's 40 GetParameters a second is shared by the whole account and region: its higher throughput setting, or Secrets Manager, for fleets with parameters (see *Fleet*).", int(documentedSessionTPS*deadlineSecs())))
 	}
 	if len(items) == 0 {
 		return
