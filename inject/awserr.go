@@ -37,43 +37,34 @@ func (e *fetchError) forResource(resource string) *fetchError {
 
 // sharedText is the failure without the action and resource.
 func (e *fetchError) sharedText() string {
-	var b strings.Builder
-	switch e.class {
-	case classDenied:
-		b.WriteString("access denied: ")
-	case classUnavailable:
-		b.WriteString("AWS unavailable: ")
-	}
-	b.WriteString(e.code)
-	if e.code != "" && e.msg != "" {
-		b.WriteString(": ")
-	}
-	b.WriteString(e.msg)
-	return b.String()
+	return e.prefix() + e.detail()
 }
 
 func (e *fetchError) Error() string {
-	var b strings.Builder
+	s := e.prefix() + e.action + " on " + e.resource
+	if d := e.detail(); d != "" {
+		s += ": " + d
+	}
+	return s
+}
+
+// prefix says what kind of failure it is, for the classes that have one.
+func (e *fetchError) prefix() string {
 	switch e.class {
 	case classDenied:
-		b.WriteString("access denied: ")
+		return "access denied: "
 	case classUnavailable:
-		b.WriteString("AWS unavailable: ")
+		return "AWS unavailable: "
 	}
-	b.WriteString(e.action)
-	b.WriteString(" on ")
-	b.WriteString(e.resource)
-	if e.code != "" || e.msg != "" {
-		b.WriteString(": ")
-		b.WriteString(e.code)
-		if e.msg != "" {
-			if e.code != "" {
-				b.WriteString(": ")
-			}
-			b.WriteString(e.msg)
-		}
+	return ""
+}
+
+// detail is AWS's error code and message, either of which may be empty.
+func (e *fetchError) detail() string {
+	if e.code != "" && e.msg != "" {
+		return e.code + ": " + e.msg
 	}
-	return b.String()
+	return e.code + e.msg
 }
 
 func (e *fetchError) Unwrap() error { return e.cause }
