@@ -375,7 +375,7 @@ func (r *report) writeExec(p printer) {
 			p("| %s | %v | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.size.name, c.rtt, c.mode, c.creds,
 				ms(c.rolesenv.median()), ms(c.rolesenv.p90()), ms(c.floor.median()), ms(over(c)), callsCell(c), pct(c.rolesenv.spread()))
 		}
-		p("\nWith `AWS_CA_BUNDLE`, nothing loads the system's roots: the SDK's clients and the Roles Anywhere client both trust the bundle alone, so these cells leave out the roots' cost (11 ms or so here) that the tables above pay, partly overlapped with the round trips.\n\n")
+		p("\nWith `AWS_CA_BUNDLE`, nothing loads the system's roots: the SDK's clients and the Roles Anywhere client both trust the bundle alone, so these cells leave out the roots' cost (%s ms here) that the tables above pay, partly overlapped with the round trips.\n\n", ms(r.roots.median()))
 	}
 	p("Reading the tables: with the emulator's latency a new connection costs no round trip, so what is left over the floor is CPU: starting a Go process (see *Wrapper overhead*), loading the system's roots, reading the configuration and the key, signing. Through Toxiproxy the handshakes cost round trips, and the overlap of CreateSession with the services' handshakes shows: Roles Anywhere costs about one round trip more than static credentials.\n\n")
 }
