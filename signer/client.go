@@ -134,6 +134,12 @@ const maxAnswer = 1 << 20
 // fresh date. Errors are *FileError (local checks; nothing was sent), *APIError
 // (the service's answer) or *NetworkError, or the context's error.
 func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
+	return c.createSession(ctx, nil)
+}
+
+// createSession is CreateSession that tells failed calls, each with the
+// error it would end with, to failed (when not nil) before trying again.
+func (c *Client) createSession(ctx context.Context, failed func(error)) (*Credentials, error) {
 	id, err := c.src.Current()
 	if err != nil {
 		return nil, err
@@ -144,13 +150,14 @@ func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 	endpoint, body := c.target()
 	deadline, hasDeadline := ctx.Deadline()
 
+	var last error // the previous call's failure, as giveUp would return it
 	for attempt := 1; ; attempt++ {
 		creds, retryAfter, err := c.attempt(ctx, id, endpoint, body)
 		if err == nil {
 			return creds, nil
 		}
 		if ctx.Err() != nil {
-			return nil, contextError(ctx.Err())
+			return nil, contextError(ctx.Err(), last)
 		}
 		var apiErr *APIError
 		isAPI := errors.As(err, &apiErr)
@@ -177,12 +184,16 @@ func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 		if hasDeadline && time.Until(deadline) <= delay {
 			return giveUp()
 		}
+		_, last = giveUp()
+		if failed != nil {
+			failed(last)
+		}
 		c.log.Debug("CreateSession will be retried", "attempt", attempt, "delay", delay.Round(time.Millisecond), "cause", oneLine(err.Error()))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, contextError(ctx.Err())
+			return nil, contextError(ctx.Err(), last)
 		case <-t.C:
 		}
 	}

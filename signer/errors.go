@@ -124,8 +124,11 @@ func (e *APIError) Config() bool {
 func (e *APIError) Hint() string {
 	msg := strings.ToLower(e.Message)
 	switch {
+	case e.Throttled():
+		return "CreateSession's quota (10 a second by default) is shared by every client in the account and region; " +
+			"raise it in Service Quotas, start fewer clients at once, or allow more time"
 	case e.Unavailable():
-		return "IAM Roles Anywhere is unavailable or throttling; try again later"
+		return "IAM Roles Anywhere is unavailable; try again later"
 	case strings.Contains(msg, "untrusted") || strings.Contains(msg, "trust anchor") && strings.Contains(msg, "certificate") ||
 		strings.Contains(msg, "chain"):
 		return "check that the trust anchor's CA issued this certificate, and that the intermediates bundle holds every CA between them"
@@ -177,19 +180,35 @@ func (e *NetworkError) Hint() string {
 // contextError is CreateSession given up for its caller's context. A
 // deadline that passed before the service answered means that it could
 // not be reached in time, as a network failure does (rolesenv exits 69);
-// a cancellation is the caller's own doing and is not classified.
-func contextError(err error) error {
+// a cancellation is the caller's own doing and is not classified. last is
+// the failure of an earlier call, if there was one: after throttling, say,
+// the deadline is not the news, the throttling is.
+func contextError(err, last error) error {
 	err = fmt.Errorf("CreateSession: %w", err)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &deadlineError{err}
+		return &deadlineError{err: err, last: last}
 	}
 	return err
 }
 
-type deadlineError struct{ err error }
+type deadlineError struct {
+	err  error // the context's, wrapped
+	last error // the last failed call's, or nil
+}
 
-func (e *deadlineError) Error() string { return e.err.Error() + " (no answer before the deadline)" }
-func (e *deadlineError) Unwrap() error { return e.err }
+func (e *deadlineError) Error() string {
+	if e.last != nil {
+		return e.last.Error() + "; the deadline passed while trying again"
+	}
+	return e.err.Error() + " (no answer before the deadline)"
+}
+
+func (e *deadlineError) Unwrap() []error {
+	if e.last != nil {
+		return []error{e.err, e.last}
+	}
+	return []error{e.err}
+}
 
 // Unavailable reports that the service did not answer in time.
 func (e *deadlineError) Unavailable() bool { return true }

@@ -71,6 +71,23 @@ type refresh struct {
 	done  chan struct{}
 	creds *Credentials
 	err   error
+
+	mu   sync.Mutex
+	last error // the latest failed call while the refresh goes on
+}
+
+// failed records a call that failed and will be tried again.
+func (r *refresh) failed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = err
+}
+
+// lastFailure is the latest failed call of a refresh still going on.
+func (r *refresh) lastFailure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 // NewProvider returns a provider of the client's sessions.
@@ -133,7 +150,7 @@ func (p *Provider) current(ctx context.Context) (*Credentials, error) {
 		}
 		return call.creds, nil
 	case <-ctx.Done():
-		return nil, contextError(ctx.Err())
+		return nil, contextError(ctx.Err(), call.lastFailure())
 	}
 }
 
@@ -145,7 +162,7 @@ func (p *Provider) start(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	go func() {
 		defer cancel()
-		call.creds, call.err = p.client.CreateSession(rctx)
+		call.creds, call.err = p.client.createSession(rctx, call.failed)
 		p.finish(call)
 		close(call.done)
 	}()

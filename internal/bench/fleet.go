@@ -288,15 +288,16 @@ func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
 // code, or the start-up deadline and whether credentials had come by
 // then; never a value.
 func failureKind(err error, gotCreds bool) string {
+	deadline := errors.Is(err, context.DeadlineExceeded)
+	if !gotCreds && deadline {
+		// Even when the signer names the throttling that preceded it.
+		return "deadline before credentials"
+	}
 	var api *signer.APIError
 	if errors.As(err, &api) {
 		return "CreateSession " + api.Code
 	}
-	deadline := errors.Is(err, context.DeadlineExceeded)
 	if !gotCreds {
-		if deadline {
-			return "deadline before credentials"
-		}
 		return "no credentials"
 	}
 	var re *inject.ResolveError
