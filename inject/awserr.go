@@ -118,18 +118,24 @@ func awsFailure(action, resource string, err error) *fetchError {
 	}
 	var ce *credentialsError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		fe.class, fe.msg = classUnavailable, "the start-up deadline passed before AWS answered"
-		fe.shared = true
 	case errors.Is(err, context.Canceled):
 		fe.class, fe.msg = classOther, "canceled"
 	case errors.As(err, &ce):
+		// The credential source's error comes first, deadline or not: it
+		// may say what kept the credentials away (throttling, say).
 		fe.msg = ce.Error()
 		fe.shared = true
-		fe.class = classConfig
-		if classifies(ce.err) {
+		switch {
+		case classifies(ce.err):
 			fe.class = classOther // the credential source's own error says what it is
+		case errors.Is(err, context.DeadlineExceeded):
+			fe.class = classUnavailable
+		default:
+			fe.class = classConfig
 		}
+	case errors.Is(err, context.DeadlineExceeded):
+		fe.class, fe.msg = classUnavailable, "the start-up deadline passed before AWS answered"
+		fe.shared = true
 	case deniedCodes[fe.code]:
 		fe.class = classDenied
 	case transientCodes[fe.code] || status == http.StatusTooManyRequests || status >= 500:

@@ -101,19 +101,38 @@ func (es Errors) Error() string {
 			lines = append(lines, group[0].Error())
 			continue
 		}
-		const most = 8
-		var where []string
-		for i, re := range group {
-			if i == most {
-				where = append(where, "and "+strconv.Itoa(len(group)-most)+" more")
-				break
-			}
-			where = append(where, re.where())
-		}
 		lines = append(lines, key,
-			strconv.Itoa(len(group))+" references not resolved because of it: "+strings.Join(where, ", "))
+			strconv.Itoa(len(group))+" references not resolved because of it: "+places(group))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// places lists where the references are, each place once (with the
+// number of its references when there are several, as in a variable
+// that uses two secrets), at most eight places.
+func places(group []*ResolveError) string {
+	const most = 8
+	var order []string
+	count := map[string]int{}
+	for _, re := range group {
+		w := re.where()
+		if count[w] == 0 {
+			order = append(order, w)
+		}
+		count[w]++
+	}
+	var out []string
+	for i, w := range order {
+		if i == most {
+			out = append(out, "and "+strconv.Itoa(len(order)-most)+" more")
+			break
+		}
+		if n := count[w]; n > 1 {
+			w += " (" + strconv.Itoa(n) + ")"
+		}
+		out = append(out, w)
+	}
+	return strings.Join(out, ", ")
 }
 
 // where is "file:line VAR", as a reference is listed under a shared failure.

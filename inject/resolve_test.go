@@ -468,6 +468,14 @@ type deniedSource struct{}
 func (deniedSource) Error() string      { return "the trust anchor refused the certificate" }
 func (deniedSource) AccessDenied() bool { return true }
 
+// throttledSource is a credential source that was throttled until the
+// deadline, as the signer reports it.
+type throttledSource struct{}
+
+func (throttledSource) Error() string     { return "CreateSession throttled; the deadline passed" }
+func (throttledSource) Unwrap() error     { return context.DeadlineExceeded }
+func (throttledSource) Unavailable() bool { return true }
+
 func TestCredentialErrors(t *testing.T) {
 	try := func(err error) *ResolveError {
 		t.Helper()
@@ -491,6 +499,18 @@ func TestCredentialErrors(t *testing.T) {
 	var denied deniedSource
 	if !errors.As(re, &denied) {
 		t.Error("the source's error is not in the chain")
+	}
+	// A deadline that passed while credentials were being obtained: the
+	// source's error is kept, since it may say more than the deadline.
+	re = try(fmt.Errorf("sso: %w", context.DeadlineExceeded))
+	if !re.Unavailable() || re.Config() || !strings.Contains(re.Error(), "failed to obtain AWS credentials: sso: context deadline exceeded") {
+		t.Errorf("deadline in the source: %v", re)
+	}
+	re = try(throttledSource{})
+	var throttled throttledSource
+	if re.Config() || !errors.As(re, &throttled) ||
+		!strings.Contains(re.Error(), "failed to obtain AWS credentials: CreateSession throttled; the deadline passed") {
+		t.Errorf("deadline after throttling: %v", re)
 	}
 	re = try(&processcreds.ProviderError{Err: errors.New("parse failed of process output: {\"SecretAccessKey\":\"SNTL\"")})
 	if strings.Contains(re.Error(), "SNTL") || !strings.Contains(re.Error(), "credential_process failed") {
