@@ -80,7 +80,15 @@ func TestCreateSessionDeadlineAfterThrottling(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	srv, held := throttleThenHang(t, release)
-	c, err := NewClient(testIdentity(t), testConfig(srv.URL))
+	checkThrottledAtDeadline(t, createSessionUntilHeld(t, srv.URL, held))
+}
+
+// createSessionUntilHeld calls CreateSession on the server at url with a
+// deadline that passes once the server holds a call, and returns the
+// error.
+func createSessionUntilHeld(t *testing.T, url string, held <-chan struct{}) error {
+	t.Helper()
+	c, err := NewClient(testIdentity(t), testConfig(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +97,7 @@ func TestCreateSessionDeadlineAfterThrottling(t *testing.T) {
 	go func() { _, err := c.CreateSession(ctx); done <- err }()
 	<-held
 	ctx.expire()
-	checkThrottledAtDeadline(t, <-done)
+	return <-done
 }
 
 // TestCreateSessionDeadlineFirstCall: a deadline that passes during the
@@ -103,16 +111,7 @@ func TestCreateSessionDeadlineFirstCall(t *testing.T) {
 		<-release
 		return 500, "", ""
 	})
-	c, err := NewClient(testIdentity(t), testConfig(srv.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := newExpiringContext()
-	done := make(chan error, 1)
-	go func() { _, err := c.CreateSession(ctx); done <- err }()
-	<-held
-	ctx.expire()
-	err = <-done
+	err := createSessionUntilHeld(t, srv.URL, held)
 	var apiErr *APIError
 	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &apiErr) ||
 		!strings.HasSuffix(err.Error(), "(no answer before the deadline)") {
