@@ -261,7 +261,13 @@ func writeEnvFile(t *testing.T, content string) string {
 // that no variable uses restarts nothing; five rotations inside the
 // debounce window restart once; past the restart budget the change is
 // deferred and logged.
-func rotationScenario(t *testing.T, env []string) {
+//
+// transient is how many watch failures may occur, each followed by a
+// recovery (the last may be cut short by the stop): none against the
+// emulator; against moto_server, whose
+// development HTTP server closes every connection after its answer, a
+// poll now and then fails on the connection and the next one recovers.
+func rotationScenario(t *testing.T, env []string, transient int) {
 	cli := func(args ...string) { awsCLI(t, env, args...) }
 	put := func(id, value string, extra ...string) {
 		cli(append([]string{"secretsmanager", "put-secret-value", "--secret-id", id, "--secret-string", value}, extra...)...)
@@ -305,8 +311,10 @@ func rotationScenario(t *testing.T, env []string) {
 	if n := p.countLog(logRestarted); n != 2 {
 		t.Errorf("%d restarts logged, want 2", n)
 	}
-	if n := p.countLog(logWarn); n != 0 {
-		t.Errorf("%d watch failures", n)
+	if n, r := p.countLog(logWarn), p.countLog(logRecovered); n > transient || r < n-1 {
+		t.Errorf("%d watch failures (at most %d allowed), %d recoveries", n, transient, r)
+	} else if n > 0 {
+		t.Logf("%d transient watch failures, each followed by a recovery", n)
 	}
 }
 
@@ -315,7 +323,7 @@ func TestRunRotationDev(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	testenv.RequireTool(t, "aws")
 	_, env := devBackend(t)
-	rotationScenario(t, env)
+	rotationScenario(t, env, 0)
 }
 
 // TestRunRotationMoto is the rotation scenario against moto_server. The
@@ -326,7 +334,7 @@ func TestRunRotationMoto(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	testenv.RequireTool(t, "aws")
 	m := testenv.StartMoto(t)
-	rotationScenario(t, []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"})
+	rotationScenario(t, []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"}, 2)
 }
 
 // TestRunEnvFileChange: the command restarts when its env file changes
