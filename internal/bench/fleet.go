@@ -129,9 +129,7 @@ type instance struct {
 	tm       *inject.Template
 	env      *inject.Env
 	vals     *inject.Values
-	started  time.Duration // its start took this long (last attempt)
 	attempts int
-	failures []string // why each failed attempt failed
 }
 
 // generation is one process of an instance: its Roles Anywhere client,
@@ -358,18 +356,16 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 				start := time.Now()
 				env, vals, err := inst.resolver.Resolve(sctx, inst.tm)
 				cancel()
-				inst.started = time.Since(start)
+				took := time.Since(start)
 				mu.Lock()
 				if err != nil {
-					kind := failureKind(err, inst.gen.creds.ok.Load())
-					fs.reasons[kind]++
-					inst.failures = append(inst.failures, kind)
+					fs.reasons[failureKind(err, inst.gen.creds.ok.Load())]++
 					if inst.attempts == 1 {
 						fs.failedFirst++
 					}
 				} else {
 					inst.env, inst.vals = env, vals
-					fs.durations = append(fs.durations, inst.started)
+					fs.durations = append(fs.durations, took)
 					last = time.Now()
 					fs.startedAt = append(fs.startedAt, last.Sub(t0))
 				}

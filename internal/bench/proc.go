@@ -11,7 +11,6 @@ import (
 
 // procStat is what /proc says about one process at one moment.
 type procStat struct {
-	at       time.Time
 	cpu      time.Duration // on-CPU time of its live threads (schedstat, ns)
 	ticksCPU time.Duration // utime+stime, exited threads included (10 ms ticks)
 	rssKB    int64         // VmRSS
@@ -24,7 +23,7 @@ type procStat struct {
 
 // readProc reads /proc/PID. It needs Linux.
 func readProc(pid int) (procStat, error) {
-	st := procStat{at: time.Now()}
+	var st procStat
 	base := fmt.Sprintf("/proc/%d", pid)
 	status, err := os.ReadFile(base + "/status")
 	if err != nil {
