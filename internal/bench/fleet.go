@@ -274,7 +274,7 @@ func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
 		if err := b.newGeneration(inst); err != nil {
 			return nil, err
 		}
-		if inst.tm, _, err = b.parseTemplate(sizeFleet); err != nil {
+		if inst.tm, err = b.parseTemplate(sizeFleet); err != nil {
 			return nil, err
 		}
 		fleet[i] = inst
