@@ -34,8 +34,12 @@ func (b *bench) sdkHTTPClient() *awshttp.BuildableClient {
 	})
 }
 
-// raClient is a fresh CreateSession client (its own connection).
-func (b *bench) raClient(id signer.IdentitySource) (*signer.Client, error) {
+// raClientFor is a fresh CreateSession client (its own connection) with
+// Roles Anywhere credentials, nil with static ones.
+func (b *bench) raClientFor(id signer.IdentitySource, c creds) (*signer.Client, error) {
+	if c != credRA {
+		return nil, nil
+	}
 	return signer.NewClient(id, signer.Config{
 		TrustAnchorARN: b.emu.TrustAnchorARN,
 		ProfileARN:     b.emu.ProfileARN,
@@ -43,15 +47,6 @@ func (b *bench) raClient(id signer.IdentitySource) (*signer.Client, error) {
 		Endpoint:       b.proxies.ra.url,
 		CABundle:       b.emu.caPEM,
 	})
-}
-
-// raClientFor is a fresh CreateSession client with Roles Anywhere
-// credentials, nil with static ones.
-func (b *bench) raClientFor(id signer.IdentitySource, c creds) (*signer.Client, error) {
-	if c != credRA {
-		return nil, nil
-	}
-	return b.raClient(id)
 }
 
 func (b *bench) identity() (*signer.FileIdentity, error) {
