@@ -94,10 +94,8 @@ func (e *fetchError) throttled() bool {
 	return errors.As(e.cause, &re) && re.HTTPStatusCode() == http.StatusTooManyRequests
 }
 
-// Codes that mean "try again later".
+// Codes that mean "try again later", besides throttling.
 var transientCodes = map[string]bool{
-	"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true,
-	"RequestLimitExceeded": true, "ThrottledException": true, "RequestThrottled": true,
 	"InternalServiceError": true, "InternalFailure": true, "InternalServerError": true,
 	"ServiceUnavailable": true, "ServiceUnavailableException": true, "RequestTimeout": true,
 	"RequestTimeoutException": true,
@@ -138,7 +136,7 @@ func awsFailure(action, resource string, err error) *fetchError {
 		fe.shared = true
 	case deniedCodes[fe.code]:
 		fe.class = classDenied
-	case transientCodes[fe.code] || status == http.StatusTooManyRequests || status >= 500:
+	case fe.throttled() || transientCodes[fe.code] || status >= 500:
 		fe.class = classUnavailable
 	case status == http.StatusForbidden:
 		// A 403 whose body is not the service's JSON (moto answers XML):

@@ -469,7 +469,7 @@ func codeFailure(action, resource, code, msg string) *fetchError {
 	switch {
 	case deniedCodes[code]:
 		fe.class = classDenied
-	case transientCodes[code]:
+	case throttleCodes[code] || transientCodes[code]:
 		fe.class = classUnavailable
 	}
 	return fe
