@@ -52,6 +52,17 @@ var awsQuotas = map[string]float64{
 	opParam:    40,
 }
 
+// setQuotas sets AWS's documented quotas times scale, and CreateSession's
+// at sessionTPS; 0 and 0 remove them all.
+func (b *bench) setQuotas(scale, sessionTPS float64) error {
+	for op, tps := range awsQuotas {
+		if err := b.emu.setQuota(op, tps*scale); err != nil {
+			return err
+		}
+	}
+	return b.emu.setQuota(opSession, sessionTPS)
+}
+
 // checkSpread mirrors rolesenv run's checkSpread (cmd_run.go, package
 // main of the module, which the harness cannot import): a scheduled check
 // spaces its calls over a tenth of the interval, at most 10 s.
@@ -425,12 +436,7 @@ func (h warnCounter) WithGroup(string) slog.Handler      { return h }
 func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, scale float64) (*fleetHour, error) {
 	h := &fleetHour{scale: scale, interval: inject.DefaultInterval}
 	h.spread = checkSpread(h.interval)
-	for op, tps := range awsQuotas {
-		if err := b.emu.setQuota(op, tps*scale); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.emu.setQuota(opSession, documentedSessionTPS*scale); err != nil {
+	if err := b.setQuotas(scale, documentedSessionTPS*scale); err != nil {
 		return nil, err
 	}
 	if err := b.emu.resetCalls(); err != nil {
@@ -500,12 +506,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 		h.checksPerInst = float64(h.calls.Calls[opDescribe]) / float64(sizeFleet.secrets) / float64(h.instances)
 	}
 	// Back to the real quotas.
-	for op, tps := range awsQuotas {
-		if err := b.emu.setQuota(op, tps); err != nil {
-			return nil, err
-		}
-	}
-	return h, b.emu.setQuota(opSession, documentedSessionTPS)
+	return h, b.setQuotas(1, documentedSessionTPS)
 }
 
 // closeFleet drops every instance's connections.

@@ -263,17 +263,12 @@ func (b *bench) runFleet(ctx context.Context, rep *report, size int, speed float
 		return err
 	}
 	defer closeFleet(fleet)
-	for op, tps := range awsQuotas {
-		if err := b.emu.setQuota(op, tps); err != nil {
-			return err
-		}
-	}
 	if err := b.setRTT(viaEmulator, 0); err != nil {
 		return err
 	}
 
 	// 1. The documented quotas, CreateSession 10 a second.
-	if err := b.emu.setQuota(opSession, documentedSessionTPS); err != nil {
+	if err := b.setQuotas(1, documentedSessionTPS); err != nil {
 		return err
 	}
 	docs := &fleetStart{name: "documented quotas", instances: n, sessionTPS: documentedSessionTPS, attempts: docAttempts}
@@ -307,12 +302,7 @@ func (b *bench) runFleet(ctx context.Context, rep *report, size int, speed float
 	if rep.fleetHour, err = b.pollHour(ctx, fleet2, rec, scale); err != nil {
 		return err
 	}
-	for op := range awsQuotas {
-		if err := b.emu.setQuota(op, 0); err != nil {
-			return err
-		}
-	}
-	return b.emu.setQuota(opSession, 0)
+	return b.setQuotas(0, 0)
 }
 
 // measureRoots times x509.SystemCertPool in fresh processes, with the
