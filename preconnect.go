@@ -155,33 +155,19 @@ func firstRound(ctx context.Context, cfg aws.Config, fetches []inject.Fetch) map
 }
 
 // endpointAddr is the host:port that the SDK's client of svc in region
-// sends to, as that client's endpoint resolver says (service-specific
-// endpoint variables and profile settings included); "" when it cannot
-// tell or the endpoint is not HTTPS.
+// sends to, as that client's endpoint resolver says, with the parameters
+// the client binds from its own options (service-specific endpoint
+// variables, FIPS and dual-stack settings from the environment and the
+// profile); "" when it cannot tell or the endpoint is not HTTPS.
 func endpointAddr(ctx context.Context, cfg aws.Config, svc inject.Service, region string) string {
-	var fips, dual bool
-	for _, src := range cfg.ConfigSources {
-		if s, ok := src.(interface {
-			GetUseFIPSEndpoint(context.Context) (aws.FIPSEndpointState, bool, error)
-		}); ok {
-			if v, found, _ := s.GetUseFIPSEndpoint(ctx); found {
-				fips = v == aws.FIPSEndpointStateEnabled
-			}
-		}
-		if s, ok := src.(interface {
-			GetUseDualStackEndpoint(context.Context) (aws.DualStackEndpointState, bool, error)
-		}); ok {
-			if v, found, _ := s.GetUseDualStackEndpoint(ctx); found {
-				dual = v == aws.DualStackEndpointStateEnabled
-			}
-		}
-	}
 	var u url.URL
 	switch svc {
 	case inject.SecretsManager:
 		o := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.Region = region }).Options()
 		ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, secretsmanager.EndpointParameters{
-			Region: aws.String(region), Endpoint: o.BaseEndpoint, UseFIPS: aws.Bool(fips), UseDualStack: aws.Bool(dual)})
+			Region: aws.String(region), Endpoint: o.BaseEndpoint,
+			UseFIPS:      aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+			UseDualStack: aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled)})
 		if err != nil {
 			return ""
 		}
@@ -189,7 +175,9 @@ func endpointAddr(ctx context.Context, cfg aws.Config, svc inject.Service, regio
 	case inject.ParameterStore:
 		o := ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Region = region }).Options()
 		ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, ssm.EndpointParameters{
-			Region: aws.String(region), Endpoint: o.BaseEndpoint, UseFIPS: aws.Bool(fips), UseDualStack: aws.Bool(dual)})
+			Region: aws.String(region), Endpoint: o.BaseEndpoint,
+			UseFIPS:      aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+			UseDualStack: aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled)})
 		if err != nil {
 			return ""
 		}

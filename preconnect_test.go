@@ -291,6 +291,17 @@ func TestFirstRound(t *testing.T) {
 			t.Errorf("firstRound = %v, want %v", got, want)
 		}
 	}
+
+	// FIPS, as the client resolves it from the environment.
+	t.Setenv("AWS_USE_FIPS_ENDPOINT", "true")
+	cfg, err = config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = firstRound(context.Background(), cfg, fetches(inject.SecretsManager, "", "AWSCURRENT", 1))
+	if want := "secretsmanager-fips.us-east-1.amazonaws.com:443"; got[want] != 1 {
+		t.Errorf("with AWS_USE_FIPS_ENDPOINT: firstRound = %v, want %s", got, want)
+	}
 }
 
 // countingHandler records how many connections preconnect said it
