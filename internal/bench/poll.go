@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,10 +165,13 @@ func (b *bench) rotate(ctx context.Context, s size) error {
 	return nil
 }
 
+// knownOps are the operations opsLine names first, in this order.
+var knownOps = []string{opSession, opGet, opBatch, opDescribe, opParams, opParam}
+
 // opsLine prints call counts by operation, short names, in a stable order.
 func opsLine(m map[string]int64, div float64) string {
 	var parts []string
-	for _, op := range []string{opSession, opGet, opBatch, opDescribe, opParams, opParam} {
+	for _, op := range knownOps {
 		if n := m[op]; n > 0 {
 			v := float64(n) / div
 			s := fmt.Sprintf("%.1f", v)
@@ -178,11 +182,7 @@ func opsLine(m map[string]int64, div float64) string {
 		}
 	}
 	for op, n := range m {
-		known := false
-		for _, k := range []string{opSession, opGet, opBatch, opDescribe, opParams, opParam} {
-			known = known || op == k
-		}
-		if !known && n > 0 {
+		if !slices.Contains(knownOps, op) && n > 0 {
 			parts = append(parts, fmt.Sprintf("%.1f %s", float64(n)/div, shortOp(op)))
 		}
 	}
