@@ -90,13 +90,7 @@ func (r *recorder) scheduled(due time.Duration, k int) {
 	}
 }
 
-func (r *recorder) scheduleCounts() []int {
-	out := make([]int, len(r.schedule))
-	for i := range r.schedule {
-		out[i] = int(r.schedule[i].Load())
-	}
-	return out
-}
+func (r *recorder) scheduleCounts() []int { return loadAll(r.schedule) }
 
 func (r *recorder) record() {
 	c := r.clock.Load()
@@ -111,10 +105,12 @@ func (r *recorder) record() {
 	}
 }
 
-func (r *recorder) counts() []int {
-	out := make([]int, len(r.buckets))
-	for i := range r.buckets {
-		out[i] = int(r.buckets[i].Load())
+func (r *recorder) counts() []int { return loadAll(r.buckets) }
+
+func loadAll(cs []atomic.Int64) []int {
+	out := make([]int, len(cs))
+	for i := range cs {
+		out[i] = int(cs[i].Load())
 	}
 	return out
 }
