@@ -208,8 +208,7 @@ func (r *Resolver) Fetch(ctx context.Context, fs []Fetch) *Values {
 		seen[f] = true
 		region := r.region(f)
 		if region == "" {
-			put(f, &fetched{err: &fetchError{action: actionOf(f), resource: f.ID, class: classConfig,
-				msg: "no AWS region is configured (set --region or AWS_REGION)", shared: true}})
+			put(f, &fetched{err: noRegion(actionOf(f), f.ID)})
 			continue
 		}
 		switch {
@@ -283,6 +282,13 @@ func waitThrottled(ctx context.Context, fe *fetchError, attempt int) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// noRegion is the failure of a call that has no region to go to; every
+// call of the run fails the same way.
+func noRegion(action, resource string) *fetchError {
+	return &fetchError{action: action, resource: resource, class: classConfig,
+		msg: "no AWS region is configured (set --region or AWS_REGION)", shared: true}
 }
 
 func actionOf(f Fetch) string {

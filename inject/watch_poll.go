@@ -104,11 +104,6 @@ func (w *Watcher) failAll(ctx context.Context, list []Fetch, fe *fetchError) []f
 	return out
 }
 
-func noRegion(action, id string) *fetchError {
-	return &fetchError{action: action, resource: id, class: classConfig,
-		msg: "no AWS region is configured (set --region or AWS_REGION)"}
-}
-
 // describe polls one secret for every stage its fetches read.
 func (w *Watcher) describe(ctx context.Context, r *Resolver, region string, list []Fetch) ([]rotation, []failure) {
 	const action = "secretsmanager:DescribeSecret"
