@@ -7,33 +7,26 @@ import (
 )
 
 func TestQuantile(t *testing.T) {
-	ms := func(v ...int) sample {
-		var s sample
-		for _, x := range v {
-			s = append(s, time.Duration(x)*time.Millisecond)
-		}
-		return s
-	}
 	for _, tc := range []struct {
 		s    sample
 		q    float64
 		want time.Duration
 	}{
-		{ms(), 0.5, 0},
-		{ms(7), 0.5, 7 * time.Millisecond},
-		{ms(7), 0.9, 7 * time.Millisecond},
-		{ms(3, 1, 2), 0.5, 2 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0.5, 2500 * time.Microsecond},
-		{ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 0.9, 9100 * time.Microsecond},
-		{ms(10, 1), 0, time.Millisecond},
-		{ms(10, 1), 1, 10 * time.Millisecond},
+		{ms2(), 0.5, 0},
+		{ms2(7), 0.5, 7 * time.Millisecond},
+		{ms2(7), 0.9, 7 * time.Millisecond},
+		{ms2(3, 1, 2), 0.5, 2 * time.Millisecond},
+		{ms2(4, 1, 3, 2), 0.5, 2500 * time.Microsecond},
+		{ms2(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 0.9, 9100 * time.Microsecond},
+		{ms2(10, 1), 0, time.Millisecond},
+		{ms2(10, 1), 1, 10 * time.Millisecond},
 	} {
 		// Interpolation in floating point: within a microsecond.
 		if got := tc.s.quantile(tc.q); got < tc.want-time.Microsecond || got > tc.want+time.Microsecond {
 			t.Errorf("quantile(%v, %v) = %v, want %v", tc.s, tc.q, got, tc.want)
 		}
 	}
-	s := ms(5, 1, 3)
+	s := ms2(5, 1, 3)
 	_ = s.median()
 	if s[0] != 5*time.Millisecond {
 		t.Error("quantile sorted the caller's sample in place")
