@@ -150,7 +150,7 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 	endpoint, body := c.target()
 	deadline, hasDeadline := ctx.Deadline()
 
-	var last error // the previous call's failure, as giveUp would return it
+	var last error // the previous call's final error
 	for attempt := 1; ; attempt++ {
 		creds, retryAfter, err := c.attempt(ctx, id, endpoint, body)
 		if err == nil {
@@ -167,24 +167,25 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 		// that starts at once shares CreateSession's quota, 10 a second
 		// by default).
 		keepTrying := isAPI && apiErr.Throttled() && hasDeadline
-		giveUp := func() (*Credentials, error) {
-			if isAPI {
-				apiErr.Attempts = attempt
-				return nil, apiErr
-			}
-			return nil, &NetworkError{Endpoint: c.cfg.endpoint.String(), Attempts: attempt, Err: err}
+		// final is this call's failure as CreateSession returns it.
+		var final error
+		if isAPI {
+			apiErr.Attempts = attempt
+			final = apiErr
+		} else {
+			final = &NetworkError{Endpoint: c.cfg.endpoint.String(), Attempts: attempt, Err: err}
 		}
 		if !retryable || (attempt >= c.cfg.MaxAttempts && !keepTrying) {
-			return giveUp()
+			return nil, final
 		}
 		delay := c.backoff(attempt)
 		if retryAfter > delay {
 			delay = min(retryAfter, c.cfg.RetryMaxDelay)
 		}
 		if hasDeadline && time.Until(deadline) <= delay {
-			return giveUp()
+			return nil, final
 		}
-		_, last = giveUp()
+		last = final
 		if failed != nil {
 			failed(last)
 		}
