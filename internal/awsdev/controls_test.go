@@ -222,13 +222,7 @@ func TestCloseDuringLatency(t *testing.T) {
 		done <- err
 	}()
 	// Wait until the request is in the emulator, then close it.
-	deadline := time.Now().Add(30 * time.Second)
-	for s.Calls(opGet) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitForCall(t, s, opGet)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -36,6 +36,19 @@ func start(t *testing.T, opts Options) *Server {
 	return s
 }
 
+// waitForCall waits until s has counted a call of op. Calls are counted
+// before any latency, so the request is then held inside the emulator.
+func waitForCall(t *testing.T, s *Server, op string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Calls(op) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // fakeClock is a settable clock for Options.Now.
 type fakeClock struct{ ch chan time.Time }
 

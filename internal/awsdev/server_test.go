@@ -51,13 +51,7 @@ func TestCloseWithConnectionThatSentNothing(t *testing.T) {
 	}()
 	// The listener accepts in order, so once the request has arrived the
 	// silent connection has been accepted too.
-	deadline := time.Now().Add(30 * time.Second)
-	for s.Calls(opGet) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitForCall(t, s, opGet)
 	s.connMu.Lock()
 	fresh := len(s.fresh)
 	s.connMu.Unlock()
