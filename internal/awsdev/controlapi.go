@@ -129,12 +129,9 @@ type callsOutput struct {
 func (s *Server) ctlCalls([]byte) (any, error) {
 	s.ctl.mu.Lock()
 	defer s.ctl.mu.Unlock()
-	out := callsOutput{Calls: maps.Clone(s.ctl.calls), Regions: map[string]map[string]int64{}, Throttled: map[string]int64{}}
+	out := callsOutput{Calls: maps.Clone(s.ctl.calls), Regions: map[string]map[string]int64{}, Throttled: maps.Clone(s.ctl.throttled)}
 	for region, m := range s.ctl.byRegion {
 		out.Regions[region] = maps.Clone(m)
-	}
-	for k, v := range s.ctl.throttled {
-		out.Throttled[k] = v
 	}
 	return out, nil
 }
