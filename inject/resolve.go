@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
 // DefaultParallel bounds the requests a Resolver has in flight. It matches
@@ -567,28 +569,38 @@ func (r *Resolver) paramsJobAttempt(list []Fetch, region string, put func(Fetch,
 		}
 		for i, f := range list {
 			if invalid[names[i]] {
-				put(f, &fetched{err: &fetchError{action: "ssm:GetParameters", resource: names[i], code: "ParameterNotFound",
-					msg: "no such parameter, version or label", class: classConfig}})
+				put(f, &fetched{err: paramNotFound(names[i])})
 				continue
 			}
-			found := false
-			for _, p := range out.Parameters {
-				if paramKey(aws.ToString(p.Name)) != paramKey(f.ID) && aws.ToString(p.ARN) != f.ID {
-					continue
-				}
-				found = true
-				put(f, &fetched{val: aws.ToString(p.Value), ver: Version{ARN: aws.ToString(p.ARN), Name: aws.ToString(p.Name), Version: p.Version}})
-				r.log().Debug("fetched", "ref", f.String(), "region", region, "version", p.Version)
-				break
-			}
-			if !found {
+			j := paramIn(out.Parameters, f)
+			if j < 0 {
 				put(f, &fetched{err: &fetchError{action: "ssm:GetParameters", resource: names[i], code: "ParameterNotFound",
 					msg: "the answer did not include this parameter", class: classConfig}})
+				continue
 			}
+			p := out.Parameters[j]
+			put(f, &fetched{val: aws.ToString(p.Value), ver: Version{ARN: aws.ToString(p.ARN), Name: aws.ToString(p.Name), Version: p.Version}})
+			r.log().Debug("fetched", "ref", f.String(), "region", region, "version", p.Version)
 		}
 		r.log().Debug("fetched parameters", "region", region, "parameters", len(list), "duration", time.Since(start).Round(time.Millisecond))
 		return nil
 	}
+}
+
+// paramNotFound is the failure of a selector that GetParameters listed as
+// invalid.
+func paramNotFound(selector string) *fetchError {
+	return &fetchError{action: "ssm:GetParameters", resource: selector, code: "ParameterNotFound",
+		msg: "no such parameter, version or label", class: classConfig}
+}
+
+// paramIn finds the parameter that answers f in a GetParameters answer,
+// by name or ARN; -1 when there is none.
+func paramIn(ps []ssmtypes.Parameter, f Fetch) int {
+	key := paramKey(f.ID)
+	return slices.IndexFunc(ps, func(p ssmtypes.Parameter) bool {
+		return paramKey(aws.ToString(p.Name)) == key || aws.ToString(p.ARN) == f.ID
+	})
 }
 
 // shortID shortens a version id for logs.

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
 // secretDescriber is the call a watcher polls secrets with; the SDK's
@@ -169,19 +168,16 @@ func (w *Watcher) pollParams(ctx context.Context, r *Resolver, region string, li
 	var fails []failure
 	for i, f := range list {
 		if slices.Contains(out.InvalidParameters, names[i]) {
-			fails = append(fails, failure{ref: f.String(), code: "ParameterNotFound", err: &fetchError{action: action, resource: names[i],
-				code: "ParameterNotFound", msg: "no such parameter, version or label", class: classConfig}})
+			fails = append(fails, failure{ref: f.String(), code: "ParameterNotFound", err: paramNotFound(names[i])})
 			continue
 		}
-		i := slices.IndexFunc(out.Parameters, func(p ssmtypes.Parameter) bool {
-			return paramKey(aws.ToString(p.Name)) == paramKey(f.ID) || aws.ToString(p.ARN) == f.ID
-		})
-		if i < 0 {
+		j := paramIn(out.Parameters, f)
+		if j < 0 {
 			fails = append(fails, failure{ref: f.String(), err: errors.New("ssm:GetParameters did not answer for " + f.ID)})
 			continue
 		}
 		old, _ := w.vals.Version(f)
-		if v := out.Parameters[i].Version; v != old.Version {
+		if v := out.Parameters[j].Version; v != old.Version {
 			rotated = append(rotated, rotation{f: f, from: shortVersion(old, f), to: shortVersion(Version{Version: v}, f), ask: f})
 		}
 	}
