@@ -52,7 +52,7 @@ func Identity(f IdentityFiles, now time.Time) (rows []Row, blocked string) {
 	}
 	l := load(f)
 	keyName := f.PrivateKey
-	if keyName == "" || keyName == f.Certificate {
+	if keyName == "" {
 		keyName = f.Certificate
 	}
 

@@ -106,11 +106,10 @@ func TestDescribe(t *testing.T) {
 		SecretId: aws.String("doomed"), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
 		t.Fatal(err)
 	}
-	paramARN := ""
 	if _, err := srv.PutParameter("/app/p", "String", "x"); err != nil {
 		t.Fatal(err)
 	}
-	paramARN = "arn:aws:ssm:us-east-1:123456789012:parameter/app/p"
+	const paramARN = "arn:aws:ssm:us-east-1:123456789012:parameter/app/p"
 
 	tm := parse(t, nil, false, strings.Join([]string{
 		"DEPRECATED=sm://listable?version=" + first,
