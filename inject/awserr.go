@@ -181,7 +181,7 @@ func (t taggedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error
 type credentialsError struct{ err error }
 
 func (e *credentialsError) Error() string {
-	return "failed to obtain AWS credentials: " + credentialError(e.err)
+	return "failed to obtain AWS credentials: " + CredentialError(e.err)
 }
 
 func (e *credentialsError) Unwrap() error { return e.err }
@@ -237,12 +237,7 @@ func DeniedCode(code string) bool { return deniedCodes[code] }
 // The credential_process provider quotes the process's output when it
 // cannot parse it, and that output may hold credentials: it is never
 // shown.
-func CredentialError(err error) string { return credentialError(err) }
-
-// credentialError describes a credential provider's failure. The
-// credential_process provider quotes the process's output when it cannot
-// parse it, and that output may hold credentials: it is never shown.
-func credentialError(err error) string {
+func CredentialError(err error) string {
 	var pe *processcreds.ProviderError
 	if errors.As(err, &pe) {
 		return "credential_process failed (its output is not shown: it may hold credentials)"
