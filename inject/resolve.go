@@ -78,6 +78,10 @@ type Resolver struct {
 	calls       atomic.Int64
 }
 
+// Calls is the number of AWS API requests the resolver has made, for
+// start-up's log line and for watchers: fetches, batches and polls.
+func (r *Resolver) Calls() int64 { return r.calls.Load() }
+
 func (r *Resolver) log() *slog.Logger {
 	if r.Logger == nil {
 		return slog.New(slog.DiscardHandler)

@@ -206,10 +206,6 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop()               { r.t.Stop() }
 
-// Calls is the number of AWS API requests the resolver has made, for
-// start-up's log line and for watchers: fetches, batches and polls.
-func (r *Resolver) Calls() int64 { return r.calls.Load() }
-
 // pending is the template of changed env files until its references
 // resolve.
 type pending struct {
