@@ -303,7 +303,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 			staleT = nil
 			err := &StaleError{MaxStale: w.MaxStale, Since: w.clock.Now().Sub(w.lastOK), Last: w.lastErr}
 			w.log.Error("checks for rotation failed for longer than --max-stale; stopping",
-				"max_stale", w.MaxStale, "failed_checks", w.failed, "since", w.clock.Now().Sub(w.lastOK).Round(time.Millisecond))
+				"max_stale", w.MaxStale, "failed_checks", w.failed, "since", err.Since.Round(time.Millisecond))
 			send(ctx, out, Change{Err: err, Reason: "max-stale exceeded"})
 			return err
 		}
