@@ -306,24 +306,14 @@ func (c *checker) rolesAnywhere() (blocked string) {
 	}
 	const settings = "Roles Anywhere settings"
 	if err := c.cf.requireRolesAnywhere(); err != nil {
-		r := check.Row{Check: settings, Detail: err.Error()}
-		var h interface{ Hint() string }
-		if errors.As(err, &h) {
-			r.Hint = h.Hint()
-		}
-		fail(r)
+		fail(check.Row{Check: settings, Detail: err.Error(), Hint: hintOf(err)})
 	} else {
 		fips, dual := c.a.endpointVariants(context.Background(), nil)
 		region, endpoint, err := signer.CheckConfig(signer.Config{TrustAnchorARN: c.cf.trustAnchorARN,
 			ProfileARN: c.cf.profileARN, RoleARN: c.cf.roleARN, RoleSessionName: c.cf.roleSessionName,
 			Endpoint: c.a.rolesAnywhereEndpoint(c.cf), UseFIPS: fips, UseDualStack: dual})
 		if err != nil {
-			r := check.Row{Check: settings, Detail: err.Error()}
-			var ce *signer.ConfigError
-			if errors.As(err, &ce) {
-				r.Hint = ce.Hint()
-			}
-			fail(r)
+			fail(check.Row{Check: settings, Detail: err.Error(), Hint: hintOf(err)})
 		} else {
 			c.add(check.Local, check.Row{Check: settings, Status: check.OK,
 				Detail: fmt.Sprintf("trust anchor and profile in %s, account %s; endpoint %s", region, arnAccount(c.cf.trustAnchorARN), endpoint)})
@@ -339,12 +329,7 @@ func (c *checker) rolesAnywhere() (blocked string) {
 	}
 	pass, err := c.a.passphrase(c.cf)
 	if err != nil {
-		r := check.Row{Check: "private key passphrase", Detail: err.Error()}
-		var h interface{ Hint() string }
-		if errors.As(err, &h) {
-			r.Hint = h.Hint()
-		}
-		fail(r)
+		fail(check.Row{Check: "private key passphrase", Detail: err.Error(), Hint: hintOf(err)})
 	}
 	if c.cf.certificate == "" {
 		return blocked
@@ -356,6 +341,15 @@ func (c *checker) rolesAnywhere() (blocked string) {
 		blocked = b
 	}
 	return blocked
+}
+
+// hintOf is the first hint in err's tree, as printError shows it, or "".
+func hintOf(err error) string {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	return ""
 }
 
 func arnAccount(arn string) string {
@@ -460,17 +454,13 @@ func (c *checker) rolesAnywhereCredentials(ctx context.Context, cfg *aws.Config,
 			return p, ""
 		}
 	}
-	row.Status, row.Detail = check.Fail, err.Error()
+	row.Status, row.Detail, row.Hint = check.Fail, err.Error(), hintOf(err)
 	var apiErr *signer.APIError
-	var h interface{ Hint() string }
-	switch {
-	case errors.As(err, &apiErr):
+	if errors.As(err, &apiErr) {
 		row.Code, row.Hint = apiErr.Code, apiErr.Hint()
 		if apiErr.AccessDenied() {
 			row.Hint = createSessionHint(client)
 		}
-	case errors.As(err, &h):
-		row.Hint = h.Hint()
 	}
 	c.add(check.Credentials, row)
 	return p, "the credentials check failed"
