@@ -44,10 +44,17 @@ func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) 
 }
 
 // arnRegion returns the region field of an ARN, or "".
-func arnRegion(arn string) string {
+func arnRegion(arn string) string { return arnField(arn, 3) }
+
+// arnAccount returns the account field of an ARN, or "".
+func arnAccount(arn string) string { return arnField(arn, 4) }
+
+// arnField returns field i of an ARN
+// (arn:partition:service:region:account:resource), or "".
+func arnField(arn string, i int) string {
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) < 6 || parts[0] != "arn" {
 		return ""
 	}
-	return parts[3]
+	return parts[i]
 }

@@ -352,14 +352,6 @@ func hintOf(err error) string {
 	return ""
 }
 
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 {
-		return ""
-	}
-	return parts[4]
-}
-
 // awsConfig loads the AWS configuration as run does, without credentials
 // yet: its region (--region, the SDK's, then the trust anchor's), and
 // endpoints. It returns why the credentials cannot be checked, or "".
