@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -710,34 +708,14 @@ func TestCheckUsage(t *testing.T) {
 // the read (built from the name, as moto's 403 does not say), and passes
 // --describe-only.
 func TestCheckMoto(t *testing.T) {
-	awsBin := testenv.RequireTool(t, "aws")
+	testenv.RequireTool(t, "aws")
 	testenv.IsolateAWS(t)
 	policy, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{
 		map[string]any{"Effect": "Allow", "Action": []string{"secretsmanager:DescribeSecret", "sts:GetCallerIdentity"}, "Resource": "*"}}})
 	var keys string
-	setup := []struct {
-		args []string
-		out  *string
-	}{
-		{args: []string{"secretsmanager", "create-secret", "--name", "moto/db", "--secret-string", `{"password":"SNTL-moto"}`}},
-		{args: []string{"iam", "create-user", "--user-name", "describer"}},
-		{args: []string{"iam", "create-policy", "--policy-name", "describer", "--policy-document", string(policy)}},
-		{args: []string{"iam", "attach-user-policy", "--user-name", "describer", "--policy-arn", "arn:aws:iam::123456789012:policy/describer"}},
-		{args: []string{"iam", "create-access-key", "--user-name", "describer", "--query", "[AccessKey.AccessKeyId, AccessKey.SecretAccessKey]", "--output", "text"}, out: &keys},
-	}
-	m := testenv.StartMoto(t, "INITIAL_NO_AUTH_ACTION_COUNT="+strconv.Itoa(len(setup)))
-	env := testenv.SafeEnv(t, "AWS_ACCESS_KEY_ID=setup", "AWS_SECRET_ACCESS_KEY=setup", "AWS_DEFAULT_REGION=us-east-1")
-	for _, c := range setup {
-		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", m.URL}, c.args...)...)
-		cmd.Env = env
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("aws %s: %v", strings.Join(c.args[:2], " "), err)
-		}
-		if c.out != nil {
-			*c.out = strings.TrimSpace(string(out))
-		}
-	}
+	m := startMotoWith(t, append([]awsCall{
+		{args: []string{"secretsmanager", "create-secret", "--name", "moto/db", "--secret-string", `{"password":"SNTL-moto"}`}}},
+		motoUser("describer", string(policy), &keys)...))
 	t.Chdir(t.TempDir())
 	writeTestFile(t, "app.env", "DB_PASSWORD=sm://moto/db#password\n", 0o644)
 	id, secret, _ := strings.Cut(keys, "\t")

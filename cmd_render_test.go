@@ -433,7 +433,7 @@ func TestRenderLeastPrivilege(t *testing.T) {
 // resolves, through GetSecretValue; without secretsmanager:GetSecretValue
 // (and without the batch action) render exits 77.
 func TestRenderLeastPrivilegeMoto(t *testing.T) {
-	awsBin := testenv.RequireTool(t, "aws")
+	testenv.RequireTool(t, "aws")
 	testenv.IsolateAWS(t)
 	const secrets = 12 // more than one parallel round: the batch is tried first
 	policy := func(actions ...string) string {
@@ -441,44 +441,15 @@ func TestRenderLeastPrivilegeMoto(t *testing.T) {
 			map[string]any{"Effect": "Allow", "Action": actions, "Resource": "*"}}})
 		return string(b)
 	}
-	type call struct {
-		args []string
-		out  *string
-	}
 	var noBatch, noGet string
-	var setup []call
+	var setup []awsCall
 	for i := range secrets {
-		setup = append(setup, call{args: []string{"secretsmanager", "create-secret", "--name", fmt.Sprintf("lp/s%02d", i), "--secret-string", fmt.Sprintf("SNTL-%02d", i)}})
+		setup = append(setup, awsCall{args: []string{"secretsmanager", "create-secret", "--name", fmt.Sprintf("lp/s%02d", i), "--secret-string", fmt.Sprintf("SNTL-%02d", i)}})
 	}
-	for _, u := range []struct {
-		name   string
-		policy string
-		keys   *string
-	}{
-		{"nobatch", policy("secretsmanager:GetSecretValue"), &noBatch},
-		{"noget", policy("secretsmanager:DescribeSecret", "secretsmanager:ListSecrets"), &noGet},
-	} {
-		setup = append(setup,
-			call{args: []string{"iam", "create-user", "--user-name", u.name}},
-			call{args: []string{"iam", "create-policy", "--policy-name", u.name, "--policy-document", u.policy}},
-			call{args: []string{"iam", "attach-user-policy", "--user-name", u.name, "--policy-arn", "arn:aws:iam::123456789012:policy/" + u.name}},
-			call{args: []string{"iam", "create-access-key", "--user-name", u.name, "--query", "[AccessKey.AccessKeyId, AccessKey.SecretAccessKey]", "--output", "text"}, out: u.keys},
-		)
-	}
+	setup = append(setup, motoUser("nobatch", policy("secretsmanager:GetSecretValue"), &noBatch)...)
+	setup = append(setup, motoUser("noget", policy("secretsmanager:DescribeSecret", "secretsmanager:ListSecrets"), &noGet)...)
 	// Every call of the setup is allowed; everything after is checked.
-	m := testenv.StartMoto(t, fmt.Sprintf("INITIAL_NO_AUTH_ACTION_COUNT=%d", len(setup)))
-	env := testenv.SafeEnv(t, "AWS_ACCESS_KEY_ID=setup", "AWS_SECRET_ACCESS_KEY=setup", "AWS_DEFAULT_REGION=us-east-1")
-	for _, c := range setup {
-		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", m.URL}, c.args...)...)
-		cmd.Env = env
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("aws %s: %v", strings.Join(c.args[:2], " "), err)
-		}
-		if c.out != nil {
-			*c.out = strings.TrimSpace(string(out))
-		}
-	}
+	m := startMotoWith(t, setup)
 	var file strings.Builder
 	for i := range secrets {
 		fmt.Fprintf(&file, "S%02d=sm://lp/s%02d\n", i, i)

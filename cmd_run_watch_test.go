@@ -229,6 +229,39 @@ func awsCLI(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
+// awsCall is one aws CLI call of a moto set-up; out, when set, receives
+// its output.
+type awsCall struct {
+	args []string
+	out  *string
+}
+
+// startMotoWith starts moto_server with IAM enforcement from the first
+// call after setup, which it makes with the aws CLI.
+func startMotoWith(t *testing.T, setup []awsCall) *testenv.Moto {
+	t.Helper()
+	m := testenv.StartMoto(t, fmt.Sprintf("INITIAL_NO_AUTH_ACTION_COUNT=%d", len(setup)))
+	env := []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=setup", "AWS_SECRET_ACCESS_KEY=setup", "AWS_DEFAULT_REGION=us-east-1"}
+	for _, c := range setup {
+		out := awsCLI(t, env, c.args...)
+		if c.out != nil {
+			*c.out = strings.TrimSpace(out)
+		}
+	}
+	return m
+}
+
+// motoUser is the set-up of an IAM user whose only policy is policy;
+// keys receives its access key as "ID<tab>SECRET".
+func motoUser(name, policy string, keys *string) []awsCall {
+	return []awsCall{
+		{args: []string{"iam", "create-user", "--user-name", name}},
+		{args: []string{"iam", "create-policy", "--policy-name", name, "--policy-document", policy}},
+		{args: []string{"iam", "attach-user-policy", "--user-name", name, "--policy-arn", "arn:aws:iam::123456789012:policy/" + name}},
+		{args: []string{"iam", "create-access-key", "--user-name", name, "--query", "[AccessKey.AccessKeyId, AccessKey.SecretAccessKey]", "--output", "text"}, out: keys},
+	}
+}
+
 // devBackend is the emulator with a user that may do everything, and the
 // environment that points rolesenv and the aws CLI at it.
 func devBackend(t *testing.T) (*awsdev.Server, []string) {
