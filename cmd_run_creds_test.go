@@ -88,9 +88,7 @@ func TestRunCredentialProcessReaper(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	e := newRAEmulator(t)
 	e.SetCredentialLifetime(3 * time.Second)
-	if _, err := e.CreateSecret("reap/api", "api-1"); err != nil {
-		t.Fatal(err)
-	}
+	mustDo[string](t)(e.CreateSecret("reap/api", "api-1"))
 	config := filepath.Join(e.dir, "aws-config")
 	process := rolesenvBin(t) + " credential-process " + strings.Join(e.args(t), " ")
 	if err := os.WriteFile(config, []byte("[profile ra]\nregion = us-east-1\ncredential_process = "+process+"\n"), 0o600); err != nil {
@@ -136,12 +134,8 @@ func TestRunLongRun(t *testing.T) {
 	}
 	e := newRAEmulator(t)
 	e.SetCredentialLifetime(3 * time.Second)
-	if _, err := e.CreateSecret("long/api", "api-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.PutParameter("/long/flag", "String", "on"); err != nil {
-		t.Fatal(err)
-	}
+	mustDo[string](t)(e.CreateSecret("long/api", "api-1"))
+	mustDo[int64](t)(e.PutParameter("/long/flag", "String", "on"))
 	file := writeEnvFile(t, "API=sm://long/api\nFLAG=ssm:///long/flag\n")
 	p := startRun(t, e.runEnv(), append(append([]string{"run", "--env-file", file, "--interval", "100ms", "--log-level", "debug"},
 		e.args(t)...), "--", "rolesenv-testchild", "printvars", "API", "FLAG")...)

@@ -22,12 +22,8 @@ func TestRunWatchFaults(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	e := newRAEmulator(t)
 	e.SetCredentialLifetime(10 * time.Second)
-	if _, err := e.CreateSecret("flt/api", "api-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.PutParameter("/flt/flag", "String", "on"); err != nil {
-		t.Fatal(err)
-	}
+	mustDo[string](t)(e.CreateSecret("flt/api", "api-1"))
+	mustDo[int64](t)(e.PutParameter("/flt/flag", "String", "on"))
 	proxy := testenv.StartToxiproxy(t, strings.TrimPrefix(e.URL(), "https://"))
 	file := writeEnvFile(t, "API=sm://flt/api\nFLAG=ssm:///flt/flag\n")
 	// Roles Anywhere goes straight to the emulator (--endpoint), the
