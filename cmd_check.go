@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/internal/check"
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"github.com/rolesenv/rolesenv/signer"
 )
 
@@ -345,7 +346,7 @@ func (c *checker) rolesAnywhere() (blocked string) {
 
 // hintOf is the first hint in err's tree, as printError shows it, or "".
 func hintOf(err error) string {
-	var h interface{ Hint() string }
+	var h exitcode.Hinter
 	if errors.As(err, &h) {
 		return h.Hint()
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/rolesenv/rolesenv/internal/devpki"
 	"github.com/rolesenv/rolesenv/internal/testenv"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // update rewrites the golden files of package main's tests.
@@ -680,10 +682,10 @@ func TestCheckUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"check", "--format", "yaml"}, exitUsage, "invalid --format"},
-		{[]string{"check", "--ca", "root.pem"}, exitUsage, "--ca verifies a Roles Anywhere certificate chain"},
-		{[]string{"check", "--once"}, exitUsage, "unknown flag: --once"},
-		{[]string{"check", "--pkcs8-password", "x"}, exitUsage, "refused"},
+		{[]string{"check", "--format", "yaml"}, exitcode.Usage, "invalid --format"},
+		{[]string{"check", "--ca", "root.pem"}, exitcode.Usage, "--ca verifies a Roles Anywhere certificate chain"},
+		{[]string{"check", "--once"}, exitcode.Usage, "unknown flag: --once"},
+		{[]string{"check", "--pkcs8-password", "x"}, exitcode.Usage, "refused"},
 	} {
 		code, _, stderr := runCLI(t, tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.want) {

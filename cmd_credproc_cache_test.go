@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // The cache file holds credentials and is rewritten in place: rolesenv
@@ -56,7 +58,7 @@ func TestCredentialProcessCacheRefusesOtherFiles(t *testing.T) {
 			tc.setup(cache)
 			before, _ := os.ReadFile(cache)
 			code, stdout, stderr := runCLI(t, cacheArgs(cache)...)
-			if code != exitConfig || !strings.Contains(stderr, tc.want) || stdout != "" {
+			if code != exitcode.Config || !strings.Contains(stderr, tc.want) || stdout != "" {
 				t.Errorf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 			}
 			if tc.name == "dangling symbolic link" {

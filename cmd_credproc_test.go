@@ -18,6 +18,8 @@ import (
 	"github.com/rolesenv/rolesenv/internal/awsdev"
 	"github.com/rolesenv/rolesenv/internal/testenv"
 	"github.com/rolesenv/rolesenv/signer"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 const (
@@ -198,25 +200,25 @@ func TestCredentialProcessErrors(t *testing.T) {
 		want  string
 		local bool
 	}{
-		{"missing flags", []string{"--certificate", e.fixture(t, "p256.pem")}, nil, exitUsage,
+		{"missing flags", []string{"--certificate", e.fixture(t, "p256.pem")}, nil, exitcode.Usage,
 			"IAM Roles Anywhere needs --trust-anchor-arn, --profile-arn, --role-arn", true},
-		{"arguments", e.args(t, "extra"), nil, exitUsage, "takes no arguments", true},
+		{"arguments", e.args(t, "extra"), nil, exitcode.Usage, "takes no arguments", true},
 		{"wrong passphrase", e.args(t, "--private-key", e.fixture(t, "rsa2048.pbkdf2-aes256.pem"), "--certificate", e.fixture(t, "rsa2048.pem")),
-			nil, exitConfig, "rsa2048.pbkdf2-aes256.pem: wrong passphrase", true},
-		{"mismatched key", e.args(t, "--private-key", e.fixture(t, "p384.key")), nil, exitConfig,
+			nil, exitcode.Config, "rsa2048.pbkdf2-aes256.pem: wrong passphrase", true},
+		{"mismatched key", e.args(t, "--private-key", e.fixture(t, "p384.key")), nil, exitcode.Config,
 			"does not match the certificate", true},
 		{"unsupported key", e.args(t, "--certificate", e.fixture(t, "ed25519.pem"), "--private-key", e.fixture(t, "ed25519.key")), nil,
-			exitConfig, "unsupported key: Ed25519", true},
-		{"malformed certificate", e.args(t, "--certificate", expired), nil, exitConfig, "no CERTIFICATE block", true},
-		{"unreadable key", e.args(t, "--private-key", filepath.Join(e.dir, "missing.key")), nil, exitConfig,
+			exitcode.Config, "unsupported key: Ed25519", true},
+		{"malformed certificate", e.args(t, "--certificate", expired), nil, exitcode.Config, "no CERTIFICATE block", true},
+		{"unreadable key", e.args(t, "--private-key", filepath.Join(e.dir, "missing.key")), nil, exitcode.Config,
 			"missing.key: file does not exist", true},
 		{"region mismatch", e.args(t, "--profile-arn", strings.Replace(e.profile, "us-east-1", "eu-west-1", 1)), nil,
-			exitConfig, "names region eu-west-1", true},
-		{"session too short", e.args(t, "--session-duration", "60"), nil, exitConfig, "out of bounds", true},
-		{"refused flag", e.args(t, "--pkcs8-password", sentinel), nil, exitUsage, "--pkcs8-password is refused", true},
+			exitcode.Config, "names region eu-west-1", true},
+		{"session too short", e.args(t, "--session-duration", "60"), nil, exitcode.Config, "out of bounds", true},
+		{"refused flag", e.args(t, "--pkcs8-password", sentinel), nil, exitcode.Usage, "--pkcs8-password is refused", true},
 		{"untrusted CA", e.args(t, "--certificate", e.fixture(t, "chained.pem"), "--private-key", e.fixture(t, "chained.key")),
-			nil, exitNoPerm, "AccessDeniedException", false},
-		{"unavailable", e.args(t), func() { e.FailNext(opCreateSession, 5, awsdev.FaultUnavailable) }, exitUnavailable,
+			nil, exitcode.NoPerm, "AccessDeniedException", false},
+		{"unavailable", e.args(t), func() { e.FailNext(opCreateSession, 5, awsdev.FaultUnavailable) }, exitcode.Unavailable,
 			"after 5 attempts", false},
 	}
 	for _, tt := range tests {
@@ -265,12 +267,12 @@ func TestPassphraseSources(t *testing.T) {
 		t.Fatalf("passphrase variable: exit %d: %s", code, stderr)
 	}
 	code, _, stderr = runCLI(t, append([]string{"credential-process"}, e.args(t, "--private-key", key, "--private-key-passphrase-file", pass)...)...)
-	if code != exitUsage || !strings.Contains(stderr, "both") {
+	if code != exitcode.Usage || !strings.Contains(stderr, "both") {
 		t.Fatalf("both sources: exit %d: %s", code, stderr)
 	}
 	t.Setenv(passphraseEnv, "")
 	code, _, stderr = runCLI(t, append([]string{"credential-process"}, e.args(t, "--private-key", key)...)...)
-	if code != exitConfig || !strings.Contains(stderr, "no passphrase was given") || !strings.Contains(stderr, "hint: the passphrase comes from "+passphraseEnv) {
+	if code != exitcode.Config || !strings.Contains(stderr, "no passphrase was given") || !strings.Contains(stderr, "hint: the passphrase comes from "+passphraseEnv) {
 		t.Fatalf("no passphrase: exit %d: %s", code, stderr)
 	}
 }
@@ -346,7 +348,7 @@ func TestCredentialProcessCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr = runCLI(t, args...)
-	if code != exitConfig || !strings.Contains(stderr, "accessible by group or others") {
+	if code != exitcode.Config || !strings.Contains(stderr, "accessible by group or others") {
 		t.Fatalf("readable cache: exit %d: %s", code, stderr)
 	}
 }

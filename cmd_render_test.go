@@ -17,6 +17,8 @@ import (
 	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/internal/awsdev"
 	"github.com/rolesenv/rolesenv/internal/testenv"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // sentinel marks every secret value of the render tests: it must never
@@ -157,68 +159,68 @@ func TestRenderTable(t *testing.T) {
 			stdout: "U='héllo wörld'\nZ=007\n", reveal: map[string]string{"Z": "007", "U": "héllo wörld"}},
 
 		// What fails, and how.
-		{name: "empty reference", file: "X=sm://\n", code: exitConfig,
+		{name: "empty reference", file: "X=sm://\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: sm://: empty secret id"}},
-		{name: "unknown scheme inside braces", file: "X=a{{ vault://SNTL }}b\n", code: exitConfig,
+		{name: "unknown scheme inside braces", file: "X=a{{ vault://SNTL }}b\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: unknown reference scheme (want sm://, ssm://, an ARN or resolve:) inside {{ }} (to write {{ literally, single-quote the value)"}},
-		{name: "unknown filter", file: "X={{ sm://t/plain | upper }}\n", code: exitConfig,
+		{name: "unknown filter", file: "X={{ sm://t/plain | upper }}\n", code: exitcode.Config,
 			errs: []string{`t.env:1: X: {{ sm://t/plain | upper }}: unknown filter "upper" (want urlquery, base64, base64decode, json or trim)`}},
-		{name: "unknown dynamic reference service", file: "X={{resolve:ssm-param:x}}\n", code: exitConfig,
+		{name: "unknown dynamic reference service", file: "X={{resolve:ssm-param:x}}\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: {{resolve:ssm-param:x}}: unknown dynamic reference service (want secretsmanager, ssm or ssm-secure)"}},
-		{name: "missing JSON key", file: "X=sm://t/db#nope\n", code: exitConfig,
+		{name: "missing JSON key", file: "X=sm://t/db#nope\n", code: exitcode.Config,
 			errs: []string{`t.env:1: X: sm://t/db#nope: JSON key "nope" not found`}},
-		{name: "key on a non-JSON value", file: "X=sm://t/notjson#k\n", code: exitConfig,
+		{name: "key on a non-JSON value", file: "X=sm://t/notjson#k\n", code: exitcode.Config,
 			errs: []string{`t.env:1: X: sm://t/notjson#k: the value is not a JSON object, so it has no key "k"`}},
-		{name: "key on a binary secret", file: "X=sm://t/bin#k\n", code: exitConfig,
+		{name: "key on a binary secret", file: "X=sm://t/bin#k\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: sm://t/bin#k: the secret is binary (SecretBinary), so it has no JSON key"}},
-		{name: "stage and version both pinned", file: "X=sm://t/db?stage=AWSPREVIOUS&version=abc\n", code: exitConfig,
+		{name: "stage and version both pinned", file: "X=sm://t/db?stage=AWSPREVIOUS&version=abc\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: sm://t/db?stage=AWSPREVIOUS&version=abc: both a stage and a version id are pinned; give one"}},
-		{name: "ECS ARN with stage and version", file: "X=" + dbARN + ":password:AWSPREVIOUS:abc\n", code: exitConfig,
+		{name: "ECS ARN with stage and version", file: "X=" + dbARN + ":password:AWSPREVIOUS:abc\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: " + dbARN + ":password:AWSPREVIOUS:abc: both a stage and a version id are pinned; give one"}},
-		{name: "parameter version and label", file: "X=ssm:///t/port?version=1&label=prod\n", code: exitConfig,
+		{name: "parameter version and label", file: "X=ssm:///t/port?version=1&label=prod\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: ssm:///t/port?version=1&label=prod: both a version and a label are pinned; give one"}},
-		{name: "deleted secret", file: "X=sm://t/deleted\n", code: exitConfig,
+		{name: "deleted secret", file: "X=sm://t/deleted\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: sm://t/deleted: secretsmanager:GetSecretValue on t/deleted: ResourceNotFoundException: Secrets Manager can't find the specified secret."}},
-		{name: "access denied", file: "X=sm://x/denied\n", code: exitNoPerm,
+		{name: "access denied", file: "X=sm://x/denied\n", code: exitcode.NoPerm,
 			errs: []string{"t.env:1: X: sm://x/denied: access denied: secretsmanager:GetSecretValue on x/denied: AccessDeniedException: User: arn:aws:iam::123456789012:user/app is not authorized to perform: secretsmanager:GetSecretValue on resource: " + deniedARN + " because no identity-based policy allows the secretsmanager:GetSecretValue action"}},
-		{name: "missing parameter", file: "X=ssm:///t/missing\n", code: exitConfig,
+		{name: "missing parameter", file: "X=ssm:///t/missing\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: ssm:///t/missing: ssm:GetParameters on /t/missing: ParameterNotFound: no such parameter, version or label"}},
-		{name: "binary value that decodes to NUL", file: "X={{ sm://t/nul | base64decode }}\n", code: exitConfig,
+		{name: "binary value that decodes to NUL", file: "X={{ sm://t/nul | base64decode }}\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: {{ sm://t/nul | base64decode }}: the value contains a NUL byte, which an environment variable cannot hold"}},
-		{name: "base64decode of something else", file: "X={{ sm://t/plain | base64decode }}\n", code: exitConfig,
+		{name: "base64decode of something else", file: "X={{ sm://t/plain | base64decode }}\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: {{ sm://t/plain | base64decode }}: base64decode: the value is not valid base64"}},
-		{name: "unterminated {{", file: "X=SNTL-literal{{ sm://t/plain\n", code: exitConfig,
+		{name: "unterminated {{", file: "X=SNTL-literal{{ sm://t/plain\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: unterminated {{ at character 13 of the value (to write {{ literally, single-quote the value)"}},
-		{name: "duplicate key", file: "X=SNTL-a\nY=1\nX=SNTL-b\n", code: exitConfig,
+		{name: "duplicate key", file: "X=SNTL-a\nY=1\nX=SNTL-b\n", code: exitcode.Config,
 			errs: []string{"t.env:3: X: defined twice in this file (first on line 1)"}},
-		{name: "invalid name", file: "OK=1\nSNTL.NAME=1\n", code: exitConfig,
+		{name: "invalid name", file: "OK=1\nSNTL.NAME=1\n", code: exitcode.Config,
 			errs: []string{"t.env:2: invalid variable name at column 5: names are ASCII letters, digits and _"}},
-		{name: "name starting with a digit", file: "1SNTL=1\n", code: exitConfig,
+		{name: "name starting with a digit", file: "1SNTL=1\n", code: exitcode.Config,
 			errs: []string{"t.env:1: invalid variable name: a name cannot start with a digit"}},
-		{name: "line without =", file: "SNTL\n", code: exitConfig,
+		{name: "line without =", file: "SNTL\n", code: exitcode.Config,
 			errs: []string{"t.env:1: expected '=' after the variable name at column 5"}},
-		{name: "unterminated quote", file: "A=1\nX=\"SNTL-open\nB=2\n", code: exitConfig,
+		{name: "unterminated quote", file: "A=1\nX=\"SNTL-open\nB=2\n", code: exitcode.Config,
 			errs: []string{"t.env:2: unterminated quoted value (the quote opened on this line is never closed)"}},
-		{name: "text after the closing quote", file: "X=\"a\" SNTL\n", code: exitConfig,
+		{name: "text after the closing quote", file: "X=\"a\" SNTL\n", code: exitcode.Config,
 			errs: []string{"t.env:1: unexpected text after the closing quote at column 7"}},
-		{name: "NUL byte in the file", file: "A=1\nX=a\x00SNTL\n", code: exitConfig,
+		{name: "NUL byte in the file", file: "A=1\nX=a\x00SNTL\n", code: exitcode.Config,
 			errs: []string{"t.env:2: NUL byte in file"}},
-		{name: "malformed ${", file: "X=${SNTL\n", code: exitConfig,
+		{name: "malformed ${", file: "X=${SNTL\n", code: exitcode.Config,
 			errs: []string{"t.env:1: X: malformed ${...}: only ${NAME} and $NAME are expanded (write \\$ for a literal $, or single-quote the value)"}},
-		{name: "ROLESENV_ name in a file", file: "ROLESENV_REGION=x\n", code: exitConfig,
+		{name: "ROLESENV_ name in a file", file: "ROLESENV_REGION=x\n", code: exitcode.Config,
 			errs: []string{"t.env:1: ROLESENV_REGION: ROLESENV_* names are reserved for rolesenv's own settings and never reach the command"}},
-		{name: "reference built from a secret", file: "A=sm://t/plain\nB={{ sm://${A} }}\n", code: exitConfig,
+		{name: "reference built from a secret", file: "A=sm://t/plain\nB={{ sm://${A} }}\n", code: exitcode.Config,
 			errs: []string{"t.env:2: B: ${A} inside a reference depends on a secret; a reference is never built from a secret value"}},
-		{name: "environment over the size limit", file: "X={{ sm://t/big }}{{ sm://t/big }}{{ sm://t/big }}\n", code: exitConfig,
+		{name: "environment over the size limit", file: "X={{ sm://t/big }}{{ sm://t/big }}{{ sm://t/big }}\n", code: exitcode.Config,
 			errs: []string{fmt.Sprintf("the command's environment has variables over the system's limit of %d bytes for one variable: X (%d bytes)", perString, 3*len(big)+3)}},
 		{name: "every broken reference in one run; 78 before 77",
-			file: "A=sm://x/denied\nB=sm://t/db#nope\nC=ssm:///t/missing\nD=sm://t/plain\n", code: exitConfig,
+			file: "A=sm://x/denied\nB=sm://t/db#nope\nC=ssm:///t/missing\nD=sm://t/plain\n", code: exitcode.Config,
 			errs: []string{
 				"t.env:1: A: sm://x/denied: access denied: secretsmanager:GetSecretValue on x/denied: AccessDeniedException: User: arn:aws:iam::123456789012:user/app is not authorized to perform: secretsmanager:GetSecretValue on resource: " + deniedARN + " because no identity-based policy allows the secretsmanager:GetSecretValue action",
 				`t.env:2: B: sm://t/db#nope: JSON key "nope" not found`,
 				"t.env:3: C: ssm:///t/missing: ssm:GetParameters on /t/missing: ParameterNotFound: no such parameter, version or label",
 			}},
-		{name: "bad format", file: "A=1\n", args: []string{"--format", "yaml"}, code: exitUsage,
+		{name: "bad format", file: "A=1\n", args: []string{"--format", "yaml"}, code: exitcode.Usage,
 			errs: []string{`invalid --format "yaml" (want dotenv, shell or json)`}},
 	}
 	for _, tc := range cases {
@@ -416,8 +418,8 @@ func TestRenderLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := runIn("", "render", "--env-file", "t.env", "--clean-env", "--log-level", "warn")
-	if code != exitNoPerm {
-		t.Fatalf("exit %d, want %d: %s", code, exitNoPerm, stderr)
+	if code != exitcode.NoPerm {
+		t.Fatalf("exit %d, want %d: %s", code, exitcode.NoPerm, stderr)
 	}
 	want := "rolesenv: error: t.env:2: B: sm://lp/denied#key: access denied: secretsmanager:GetSecretValue on lp/denied: AccessDeniedException: " +
 		"User: arn:aws:iam::123456789012:user/app is not authorized to perform: secretsmanager:GetSecretValue on resource: " + denied +
@@ -486,8 +488,8 @@ func TestRenderLeastPrivilegeMoto(t *testing.T) {
 
 	use(noGet)
 	code, stdout, stderr = runIn("", "render", "--env-file", "t.env", "--clean-env", "--log-level", "debug")
-	if code != exitNoPerm {
-		t.Fatalf("without GetSecretValue: exit %d, want %d: %s", code, exitNoPerm, stderr)
+	if code != exitcode.NoPerm {
+		t.Fatalf("without GetSecretValue: exit %d, want %d: %s", code, exitcode.NoPerm, stderr)
 	}
 	if strings.Contains(stdout+stderr, sentinel) {
 		t.Fatalf("a sentinel value leaked: %s %s", stdout, stderr)
@@ -511,7 +513,7 @@ func TestRenderUnavailable(t *testing.T) {
 	}
 	s.SetErrorRate("secretsmanager:GetSecretValue", 1, awsdev.FaultUnavailable)
 	code, _, stderr := runIn("", "render", "--env-file", "t.env", "--clean-env", "--log-level", "warn")
-	if code != exitUnavailable || !strings.Contains(stderr, "rolesenv: error: t.env:1: A: sm://u/a: AWS unavailable: secretsmanager:GetSecretValue on u/a: ServiceUnavailable") {
+	if code != exitcode.Unavailable || !strings.Contains(stderr, "rolesenv: error: t.env:1: A: sm://u/a: AWS unavailable: secretsmanager:GetSecretValue on u/a: ServiceUnavailable") {
 		t.Errorf("503s: exit %d: %s", code, stderr)
 	}
 	if n := s.Calls("secretsmanager:GetSecretValue"); n < 2 {
@@ -521,7 +523,7 @@ func TestRenderUnavailable(t *testing.T) {
 	s.SetLatency(time.Minute)
 	defer s.SetLatency(0)
 	code, _, stderr = runIn("", "render", "--env-file", "t.env", "--clean-env", "--log-level", "warn", "--timeout", "200ms")
-	if code != exitUnavailable || !strings.Contains(stderr, "rolesenv: error: t.env:1: A: sm://u/a: AWS unavailable: secretsmanager:GetSecretValue on u/a: the start-up deadline passed before AWS answered") {
+	if code != exitcode.Unavailable || !strings.Contains(stderr, "rolesenv: error: t.env:1: A: sm://u/a: AWS unavailable: secretsmanager:GetSecretValue on u/a: the start-up deadline passed before AWS answered") {
 		t.Errorf("deadline: exit %d: %s", code, stderr)
 	}
 }
@@ -572,11 +574,11 @@ func TestRenderWithoutAWS(t *testing.T) {
 		t.Errorf("help: %d %s", code, stdout)
 	}
 	code, _, stderr = runIn("", "render", "--env-file", "missing.env")
-	if code != exitConfig || !strings.Contains(stderr, "rolesenv: error: missing.env: no such file or directory") {
+	if code != exitcode.Config || !strings.Contains(stderr, "rolesenv: error: missing.env: no such file or directory") {
 		t.Errorf("missing file: %d %s", code, stderr)
 	}
 	code, _, stderr = runIn("", "render", "extra")
-	if code != exitUsage || !strings.Contains(stderr, "render takes no arguments") {
+	if code != exitcode.Usage || !strings.Contains(stderr, "render takes no arguments") {
 		t.Errorf("extra argument: %d %s", code, stderr)
 	}
 }

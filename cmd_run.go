@@ -17,7 +17,9 @@ import (
 
 	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/internal/credserver"
-	"github.com/rolesenv/rolesenv/supervise"
+	"github.com/rolesenv/rolesenv/internal/supervise"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 const runUsage = `Usage: rolesenv run [flags] [--] COMMAND [ARGS...]
@@ -303,7 +305,7 @@ func (a *app) startCredentialsEndpoint(ctx context.Context, timeout time.Duratio
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		err = fmt.Errorf("--child-credentials endpoint: failed to obtain AWS credentials: %w", err)
-		if exitCodeOf(err) == exitInternal {
+		if exitcode.Of(err) == exitcode.Internal {
 			err = &configError{msg: err.Error()}
 		}
 		return nil, err

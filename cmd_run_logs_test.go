@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/rolesenv/rolesenv/internal/awsdev"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // TestRunLogsNoValues runs every path of rolesenv run at --log-level
@@ -69,8 +71,8 @@ func TestRunLogsNoValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p.exited
-	if code := p.cmd.ProcessState.ExitCode(); code != exitUnavailable {
-		t.Errorf("--max-stale: exit %d, want %d", code, exitUnavailable)
+	if code := p.cmd.ProcessState.ExitCode(); code != exitcode.Unavailable {
+		t.Errorf("--max-stale: exit %d, want %d", code, exitcode.Unavailable)
 	}
 	p.waitLog("rolesenv: error: no successful check for rotation", 1)
 	noSentinel("max-stale", p)
@@ -83,8 +85,8 @@ func TestRunLogsNoValues(t *testing.T) {
 	p.waitFor("the start", &p.out, func(l []string) bool { return len(l) == 1 })
 	mustDo[string](t)(s.PutSecretValue("log/api", sentinel+"-api-4"))
 	<-p.exited
-	if code := p.cmd.ProcessState.ExitCode(); code != exitTempFail {
-		t.Errorf("--on-change exit: exit %d, want %d", code, exitTempFail)
+	if code := p.cmd.ProcessState.ExitCode(); code != exitcode.TempFail {
+		t.Errorf("--on-change exit: exit %d, want %d", code, exitcode.TempFail)
 	}
 	noSentinel("on-change exit", p)
 
@@ -92,7 +94,7 @@ func TestRunLogsNoValues(t *testing.T) {
 	file = writeEnvFile(t, tmpl+"KEY=sm://log/db#nokey\n")
 	p = startRun(t, env, append([]string{"run", "--env-file", file, "--log-level", "debug"}, child...)...)
 	<-p.exited
-	if code := p.cmd.ProcessState.ExitCode(); code != exitConfig || len(p.starts()) != 0 {
+	if code := p.cmd.ProcessState.ExitCode(); code != exitcode.Config || len(p.starts()) != 0 {
 		t.Errorf("start-up failure: exit %d, %d starts", code, len(p.starts()))
 	}
 	p.waitLog("KEY", 1)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/rolesenv/rolesenv/internal/testenv"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // runDeadline bounds every wait in these tests: generous, and never a
@@ -138,24 +140,24 @@ func TestRunUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"run"}, nil, exitUsage, "rolesenv: error: no command given"},
-		{[]string{"run", "--once", "--debounce", "1s", "--", "true"}, nil, exitUsage, "--debounce cannot be used with --once"},
-		{[]string{"run", "--once", "--refresh-signal", "HUP", "true"}, nil, exitUsage, "--refresh-signal cannot be used with --once"},
-		{[]string{"run", "--once", "--child-credentials", "endpoint", "true"}, nil, exitUsage, "cannot be used with --once"},
-		{[]string{"run", "--child-credentials", "sideways", "true"}, nil, exitUsage, "invalid --child-credentials"},
-		{[]string{"run", "--on-change", "reboot", "true"}, nil, exitUsage, `invalid on-change "reboot"`},
-		{[]string{"run", "--stop-signal", "NOPE", "true"}, nil, exitUsage, "invalid --stop-signal"},
-		{[]string{"run", "--stop-signal", "STOP", "true"}, nil, exitUsage, "does not stop a process"},
-		{[]string{"run", "--refresh-signal", "TERM", "true"}, nil, exitUsage, "cannot be the refresh signal"},
-		{[]string{"run", "--parent-death-signal", "99", "true"}, nil, exitUsage, "invalid --parent-death-signal"},
-		{[]string{"run", "true"}, []string{"ROLESENV_STOP_SIGNAL=hunter2"}, exitUsage, "invalid ROLESENV_STOP_SIGNAL: not a signal"},
-		{[]string{"run", "--stop-timeout", "0s", "true"}, nil, exitUsage, "invalid --stop-timeout"},
-		{[]string{"run", "--debounce", "-1s", "true"}, nil, exitUsage, "invalid --debounce"},
-		{[]string{"run", "--max-restarts", "-1", "true"}, nil, exitUsage, "invalid --max-restarts"},
-		{[]string{"run", "--env-file", "no-such.env", "true"}, nil, exitConfig, "no-such.env"},
-		{[]string{"run", "--max-stale", "1m", "true"}, nil, exitUsage, "invalid --max-stale 1m0s: want more than --interval (5m0s), or 0"},
-		{[]string{"run", "--env-file", "-", "true"}, []string{"ROLESENV_MAX_STALE=1s", "ROLESENV_INTERVAL=2s"}, exitUsage, "invalid --max-stale"},
-		{[]string{"run", "--user", "no-such-user-here", "true"}, nil, exitConfig, "--user no-such-user-here"},
+		{[]string{"run"}, nil, exitcode.Usage, "rolesenv: error: no command given"},
+		{[]string{"run", "--once", "--debounce", "1s", "--", "true"}, nil, exitcode.Usage, "--debounce cannot be used with --once"},
+		{[]string{"run", "--once", "--refresh-signal", "HUP", "true"}, nil, exitcode.Usage, "--refresh-signal cannot be used with --once"},
+		{[]string{"run", "--once", "--child-credentials", "endpoint", "true"}, nil, exitcode.Usage, "cannot be used with --once"},
+		{[]string{"run", "--child-credentials", "sideways", "true"}, nil, exitcode.Usage, "invalid --child-credentials"},
+		{[]string{"run", "--on-change", "reboot", "true"}, nil, exitcode.Usage, `invalid on-change "reboot"`},
+		{[]string{"run", "--stop-signal", "NOPE", "true"}, nil, exitcode.Usage, "invalid --stop-signal"},
+		{[]string{"run", "--stop-signal", "STOP", "true"}, nil, exitcode.Usage, "does not stop a process"},
+		{[]string{"run", "--refresh-signal", "TERM", "true"}, nil, exitcode.Usage, "cannot be the refresh signal"},
+		{[]string{"run", "--parent-death-signal", "99", "true"}, nil, exitcode.Usage, "invalid --parent-death-signal"},
+		{[]string{"run", "true"}, []string{"ROLESENV_STOP_SIGNAL=hunter2"}, exitcode.Usage, "invalid ROLESENV_STOP_SIGNAL: not a signal"},
+		{[]string{"run", "--stop-timeout", "0s", "true"}, nil, exitcode.Usage, "invalid --stop-timeout"},
+		{[]string{"run", "--debounce", "-1s", "true"}, nil, exitcode.Usage, "invalid --debounce"},
+		{[]string{"run", "--max-restarts", "-1", "true"}, nil, exitcode.Usage, "invalid --max-restarts"},
+		{[]string{"run", "--env-file", "no-such.env", "true"}, nil, exitcode.Config, "no-such.env"},
+		{[]string{"run", "--max-stale", "1m", "true"}, nil, exitcode.Usage, "invalid --max-stale 1m0s: want more than --interval (5m0s), or 0"},
+		{[]string{"run", "--env-file", "-", "true"}, []string{"ROLESENV_MAX_STALE=1s", "ROLESENV_INTERVAL=2s"}, exitcode.Usage, "invalid --max-stale"},
+		{[]string{"run", "--user", "no-such-user-here", "true"}, nil, exitcode.Config, "--user no-such-user-here"},
 	}
 	for _, tt := range tests {
 		a := &app{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, environ: tt.env}
@@ -164,7 +166,7 @@ func TestRunUsage(t *testing.T) {
 		if err != nil {
 			printError(&stderr, err)
 		}
-		if code := exitCodeOf(err); code != tt.code {
+		if code := exitcode.Of(err); code != tt.code {
 			t.Errorf("%q: exit %d, want %d (%s)", tt.args, code, tt.code, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), tt.want) || strings.Contains(stderr.String(), "hunter2") {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // failingProvider fails as the SDK's credential_process provider does when
@@ -90,10 +92,10 @@ func TestCredentialDeadlineIsUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	_, err := p.Retrieve(ctx)
-	if code := exitCodeOf(fmt.Errorf("--child-credentials endpoint: %w", err)); code != exitUnavailable {
-		t.Errorf("%v: exit %d, want %d", err, code, exitUnavailable)
+	if code := exitcode.Of(fmt.Errorf("--child-credentials endpoint: %w", err)); code != exitcode.Unavailable {
+		t.Errorf("%v: exit %d, want %d", err, code, exitcode.Unavailable)
 	}
-	if code := exitCodeOf(fmt.Errorf("x: %w", (&chainError{err: errors.New("no EC2 IMDS role found")}))); code != exitInternal {
-		t.Errorf("a failure that is not a deadline: exit %d, want %d", code, exitInternal)
+	if code := exitcode.Of(fmt.Errorf("x: %w", (&chainError{err: errors.New("no EC2 IMDS role found")}))); code != exitcode.Internal {
+		t.Errorf("a failure that is not a deadline: exit %d, want %d", code, exitcode.Internal)
 	}
 }

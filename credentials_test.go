@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 func tlsClient(t testing.TB, caPEM []byte) *http.Client {
@@ -90,8 +92,8 @@ func TestAWSConfigRolesAnywhereLocalErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := a.awsConfig(context.Background(), &cf)
-	if exitCodeOf(err) != exitConfig || !strings.Contains(err.Error(), "does not match") {
-		t.Fatalf("err = %v (exit %d)", err, exitCodeOf(err))
+	if exitcode.Of(err) != exitcode.Config || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("err = %v (exit %d)", err, exitcode.Of(err))
 	}
 	if e.Calls(opCreateSession) != 0 {
 		t.Fatal("a request was sent")

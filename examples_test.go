@@ -10,6 +10,8 @@ import (
 
 	"github.com/rolesenv/rolesenv/internal/awsdev"
 	"github.com/rolesenv/rolesenv/internal/testenv"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // policyDoc is the part of an IAM policy document the examples use.
@@ -180,8 +182,8 @@ func TestExampleTemplateResolvesWithExamplePolicy(t *testing.T) {
 			less := awsdev.Policy{Allow: append(append([]awsdev.Rule{}, full.Allow[:i]...), full.Allow[i+1:]...)}
 			seed(t, less)
 			code, _, stderr := runCLI(t, "render", "--env-file", "examples/app.env", "--clean-env")
-			if code != exitNoPerm {
-				t.Errorf("exit %d, want %d (access denied)\n%s", code, exitNoPerm, stderr)
+			if code != exitcode.NoPerm {
+				t.Errorf("exit %d, want %d (access denied)\n%s", code, exitcode.NoPerm, stderr)
 			}
 		})
 	}

@@ -10,12 +10,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // Set with -ldflags "-X main.version=... -X main.commit=...".
@@ -70,8 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
 	a.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	err := dispatch(ctx, a, args)
-	code := exitCodeOf(err)
-	if err != nil && !isQuiet(err) {
+	code := exitcode.Of(err)
+	if err != nil && !exitcode.Quiet(err) {
 		printError(stderr, err)
 	}
 	return code
@@ -109,109 +110,14 @@ func cmdVersion(_ context.Context, a *app, args []string) error {
 }
 
 // printError writes "rolesenv: error: ..." lines, one per line of the
-// message, then any hints the error tree carries.
+// message, then the hints the error tree carries.
 func printError(w io.Writer, err error) {
 	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
 		fmt.Fprintf(w, "rolesenv: error: %s\n", line)
 	}
-	seen := map[string]bool{}
-	walkErrors(err, func(e error) {
-		if h, ok := e.(interface{ Hint() string }); ok {
-			if hint := h.Hint(); hint != "" && !seen[hint] {
-				seen[hint] = true
-				fmt.Fprintf(w, "rolesenv: hint: %s\n", hint)
-			}
-		}
-	})
-}
-
-// Exit codes (sysexits where one fits). DESIGN.md "Exit codes".
-const (
-	exitOK          = 0
-	exitUsage       = 64 // EX_USAGE
-	exitUnavailable = 69 // EX_UNAVAILABLE: AWS unreachable after retries, --max-stale
-	exitInternal    = 70 // EX_SOFTWARE
-	exitTempFail    = 75 // EX_TEMPFAIL: --on-change exit
-	exitNoPerm      = 77 // EX_NOPERM: access denied
-	exitConfig      = 78 // EX_CONFIG: configuration, template, reference, certificate, key
-	exitNotExec     = 126
-	exitNotFound    = 127
-)
-
-// exitCodeOf maps an error to rolesenv's exit code. Library errors are
-// classified by behaviour, as net.Error is: an error in the tree may have
-// any of these methods returning true:
-//
-//	Usage() bool        64
-//	Config() bool       78  (configuration, template, reference, certificate, key)
-//	AccessDenied() bool 77
-//	Unavailable() bool  69  (AWS unreachable after retries, --max-stale)
-//	TempFail() bool     75  (--on-change exit)
-//	ExitCode() int      that code exactly (a child's status, 126, 127)
-//
-// When several are present, 78 wins over 77 over 69 (DESIGN.md). Anything
-// unclassified is an internal error, 70.
-func exitCodeOf(err error) int {
-	if err == nil {
-		return exitOK
+	for _, hint := range exitcode.Hints(err) {
+		fmt.Fprintf(w, "rolesenv: hint: %s\n", hint)
 	}
-	var exact *int
-	found := map[int]bool{}
-	walkErrors(err, func(e error) {
-		if x, ok := e.(interface{ ExitCode() int }); ok && exact == nil {
-			c := x.ExitCode()
-			exact = &c
-		}
-		for _, c := range errorClasses {
-			if c.is(e) {
-				found[c.code] = true
-			}
-		}
-	})
-	for _, c := range errorClasses { // in order of precedence
-		if found[c.code] {
-			return c.code
-		}
-	}
-	if exact != nil {
-		return *exact
-	}
-	return exitInternal
-}
-
-// errorClasses in order of precedence.
-var errorClasses = []struct {
-	code int
-	is   func(error) bool
-}{
-	{exitUsage, func(e error) bool { m, ok := e.(interface{ Usage() bool }); return ok && m.Usage() }},
-	{exitConfig, func(e error) bool { m, ok := e.(interface{ Config() bool }); return ok && m.Config() }},
-	{exitNoPerm, func(e error) bool { m, ok := e.(interface{ AccessDenied() bool }); return ok && m.AccessDenied() }},
-	{exitUnavailable, func(e error) bool { m, ok := e.(interface{ Unavailable() bool }); return ok && m.Unavailable() }},
-	{exitTempFail, func(e error) bool { m, ok := e.(interface{ TempFail() bool }); return ok && m.TempFail() }},
-}
-
-// walkErrors calls f on err and every error it wraps, depth first.
-func walkErrors(err error, f func(error)) {
-	if err == nil {
-		return
-	}
-	f(err)
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		walkErrors(u.Unwrap(), f)
-	case interface{ Unwrap() []error }:
-		for _, e := range u.Unwrap() {
-			walkErrors(e, f)
-		}
-	}
-}
-
-// isQuiet reports errors that carry an exit code but have already been
-// reported (a child's own exit status).
-func isQuiet(err error) bool {
-	var q interface{ Quiet() bool }
-	return errors.As(err, &q) && q.Quiet()
 }
 
 // usageError is a command line mistake: exit 64.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/spf13/pflag"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // TestMain makes the test binary three programs: the tests; "rolesenv"
@@ -74,12 +76,12 @@ func TestExitCodes(t *testing.T) {
 		code int
 		want string
 	}{
-		{nil, exitUsage, "rolesenv: error: no command given"},
-		{[]string{"frobnicate"}, exitUsage, "rolesenv: hint: run 'rolesenv --help'"},
-		{[]string{"version", "extra"}, exitUsage, "takes no arguments"},
-		{[]string{"run", "--no-such-flag"}, exitUsage, "unknown flag: --no-such-flag"},
-		{[]string{"version"}, exitOK, ""},
-		{[]string{"--help"}, exitOK, ""},
+		{nil, exitcode.Usage, "rolesenv: error: no command given"},
+		{[]string{"frobnicate"}, exitcode.Usage, "rolesenv: hint: run 'rolesenv --help'"},
+		{[]string{"version", "extra"}, exitcode.Usage, "takes no arguments"},
+		{[]string{"run", "--no-such-flag"}, exitcode.Usage, "unknown flag: --no-such-flag"},
+		{[]string{"version"}, exitcode.OK, ""},
+		{[]string{"--help"}, exitcode.OK, ""},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runCLI(t, tt.args...)
@@ -93,7 +95,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 // classified is an error with every classification method, for testing
-// exitCodeOf's precedence.
+// exitcode.Of's precedence.
 type classified struct{ usage, config, denied, unavailable bool }
 
 func (e classified) Error() string      { return "classified" }
@@ -109,17 +111,17 @@ func TestExitCodePrecedence(t *testing.T) {
 		want int
 	}{
 		{nil, 0},
-		{fmt.Errorf("plain"), exitInternal},
-		{classified{unavailable: true}, exitUnavailable},
-		{join(classified{unavailable: true}, classified{denied: true}), exitNoPerm},
-		{join(classified{denied: true}, classified{config: true}, classified{unavailable: true}), exitConfig},
+		{fmt.Errorf("plain"), exitcode.Internal},
+		{classified{unavailable: true}, exitcode.Unavailable},
+		{join(classified{unavailable: true}, classified{denied: true}), exitcode.NoPerm},
+		{join(classified{denied: true}, classified{config: true}, classified{unavailable: true}), exitcode.Config},
 		{join(exitStatus(3)), 3},
-		{join(exitStatus(3), classified{config: true}), exitConfig},
-		{classified{}, exitInternal},
+		{join(exitStatus(3), classified{config: true}), exitcode.Config},
+		{classified{}, exitcode.Internal},
 	}
 	for _, tt := range tests {
-		if got := exitCodeOf(tt.err); got != tt.want {
-			t.Errorf("exitCodeOf(%v) = %d, want %d", tt.err, got, tt.want)
+		if got := exitcode.Of(tt.err); got != tt.want {
+			t.Errorf("exitcode.Of(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
 }
@@ -177,8 +179,8 @@ func TestEnvTwinErrorDoesNotQuoteValue(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "ROLESENV_TIMEOUT") {
 		t.Fatalf("error = %v, want one naming ROLESENV_TIMEOUT without its value", err)
 	}
-	if exitCodeOf(err) != exitUsage {
-		t.Errorf("exit %d, want %d", exitCodeOf(err), exitUsage)
+	if exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("exit %d, want %d", exitcode.Of(err), exitcode.Usage)
 	}
 }
 
@@ -190,8 +192,8 @@ func TestRefusedHelperFlags(t *testing.T) {
 		{"credential-process", "--cert-selector", "x"},
 	} {
 		code, _, stderr := runCLI(t, args...)
-		if code != exitUsage {
-			t.Errorf("%q: exit %d, want %d; stderr %q", args, code, exitUsage, stderr)
+		if code != exitcode.Usage {
+			t.Errorf("%q: exit %d, want %d; stderr %q", args, code, exitcode.Usage, stderr)
 		}
 	}
 }

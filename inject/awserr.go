@@ -10,6 +10,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 	"github.com/aws/smithy-go"
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // fetchError is why one fetch failed: the action and resource, the AWS
@@ -124,7 +125,7 @@ func awsFailure(action, resource string, err error) *fetchError {
 		fe.msg = ce.Error()
 		fe.shared = true
 		switch {
-		case classifies(ce.err):
+		case exitcode.Classified(ce.err):
 			fe.class = classOther // the credential source's own error says what it is
 		case errors.Is(err, context.DeadlineExceeded):
 			fe.class = classUnavailable
@@ -189,44 +190,13 @@ func (e *credentialsError) Unwrap() error { return e.err }
 // Hint says where credentials come from, unless the credential source
 // gives a hint of its own (Roles Anywhere does).
 func (e *credentialsError) Hint() string {
-	var h interface{ Hint() string }
+	var h exitcode.Hinter
 	if errors.As(e.err, &h) && h.Hint() != "" {
 		return ""
 	}
 	return "rolesenv uses IAM Roles Anywhere when --certificate and the other Roles Anywhere settings are given, " +
 		"and the AWS SDK's default chain otherwise (environment, profile, SSO, web identity, ECS, instance metadata); " +
 		"'rolesenv check' shows which source failed"
-}
-
-// classifies reports an error tree that says itself whether it is a
-// configuration, access or availability problem.
-func classifies(err error) bool {
-	found := false
-	var walk func(error)
-	walk = func(e error) {
-		if e == nil || found {
-			return
-		}
-		if m, ok := e.(interface{ Config() bool }); ok && m.Config() {
-			found = true
-		}
-		if m, ok := e.(interface{ AccessDenied() bool }); ok && m.AccessDenied() {
-			found = true
-		}
-		if m, ok := e.(interface{ Unavailable() bool }); ok && m.Unavailable() {
-			found = true
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		case interface{ Unwrap() []error }:
-			for _, x := range u.Unwrap() {
-				walk(x)
-			}
-		}
-	}
-	walk(err)
-	return found
 }
 
 // DeniedCode reports an AWS error code that means the caller is not

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/rolesenv/rolesenv/inject"
-	"github.com/rolesenv/rolesenv/supervise"
+	"github.com/rolesenv/rolesenv/internal/supervise"
 )
 
 // Command checks that argv[0] resolves to an executable as run would

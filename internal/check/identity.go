@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"github.com/rolesenv/rolesenv/signer"
 )
 
@@ -207,7 +208,7 @@ func fileOf(err error) string {
 
 func fileFailure(check string, err error) Row {
 	r := Row{Check: check, Status: Fail, Detail: err.Error()}
-	var h interface{ Hint() string }
+	var h exitcode.Hinter
 	if errors.As(err, &h) {
 		r.Hint = h.Hint()
 	}

@@ -83,6 +83,3 @@ func (e *ChangeError) Error() string {
 }
 
 func (e *ChangeError) TempFail() bool { return true }
-
-// exitCodeError is an error that carries rolesenv's exit code.
-type exitCodeError interface{ ExitCode() int }

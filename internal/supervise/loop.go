@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"log/slog"
 	"os"
 	"strings"
@@ -483,7 +484,7 @@ func groupGone(pgid int) bool {
 }
 
 func exitCodeOf(err error) int {
-	var e exitCodeError
+	var e exitcode.ExitCoder
 	if errors.As(err, &e) {
 		return e.ExitCode()
 	}
