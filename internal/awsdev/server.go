@@ -77,7 +77,9 @@ func Start(opts Options) (*Server, error) {
 		Handler:           s,
 		ConnState:         s.trackConn,
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
+		// The http package's own lines (a failed TLS handshake, a
+		// panicking handler) go to the emulator's logger at debug.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		// HTTP/1.1 only, as the AWS endpoints the clients talk to; it also
 		// lets FaultReset drop a connection.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
