@@ -294,8 +294,10 @@ func (e *chainError) Unwrap() error { return e.err }
 // be reached in time, exit 69, as for references.
 func (e *chainError) Unavailable() bool { return errors.Is(e.err, context.DeadlineExceeded) }
 
-// Invalidate passes on to a caching provider, so the SDK can drop
-// credentials it found expired.
+// Invalidate passes on to the SDK's cache (aws.CredentialsCache), so that
+// credentials AWS refused are dropped and the next Retrieve asks the
+// chain's source again. Roles Anywhere's provider has its own Invalidate
+// and is not wrapped.
 func (l *loggedProvider) Invalidate() {
 	if i, ok := l.CredentialsProvider.(interface{ Invalidate() }); ok {
 		i.Invalidate()
