@@ -250,3 +250,42 @@ func retrieveKey(t *testing.T, p aws.CredentialsProvider) string {
 	}
 	return c.AccessKeyID
 }
+
+// The signer speaks of settings and files; rolesenv's error names the flag
+// to change, and keeps the signer's class and hint.
+func TestSignerErrorsNameTheFlag(t *testing.T) {
+	e := startRAEmulator(t)
+	tests := []struct {
+		name  string
+		extra []string
+		want  string
+		hint  bool
+	}{
+		{"duration", []string{"--session-duration", "60"}, "--session-duration: 60 seconds is out of bounds (900 to 43200 whole seconds)", false},
+		{"role", []string{"--role-arn", "arn:aws:iam::123456789012:user/x"}, "--role-arn: ", false},
+		{"session name", []string{"--role-session-name", "x"}, "--role-session-name: must be", false},
+		{"key mismatch", []string{"--private-key", e.fixture(t, "p384.key")}, "--private-key: private key ", true},
+		{"missing certificate", []string{"--certificate", filepath.Join(e.dir, "nope.pem")}, "--certificate: certificate ", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, _ := testApp(slog.LevelInfo)
+			fs := newFlagSet("test", "")
+			var cf credFlags
+			cf.register(fs)
+			if err := fs.parse(a, e.args(t, tt.extra...)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := a.awsConfig(context.Background(), &cf)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || exitcode.Of(err) != exitcode.Config {
+				t.Fatalf("err = %v (exit %d), want %q, exit 78", err, exitcode.Of(err), tt.want)
+			}
+			if tt.hint && len(exitcode.Hints(err)) == 0 {
+				t.Errorf("the signer's hint is lost: %v", err)
+			}
+		})
+	}
+	if e.Calls(opCreateSession) != 0 {
+		t.Fatal("a request was sent")
+	}
+}
