@@ -59,15 +59,15 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 		Passphrase:    pass,
 	}, nil, a.log)
 	if err != nil {
-		return nil, withPassphraseHint(err)
+		return nil, withPassphraseHint(cf.withFlag(err))
 	}
 	id, err := src.Current()
 	if err != nil {
-		return nil, err
+		return nil, cf.withFlag(err)
 	}
 	warns, err := id.Check(time.Now())
 	if err != nil {
-		return nil, err
+		return nil, cf.withFlag(err)
 	}
 	for _, w := range warns {
 		a.log.Warn(w.Msg, "file", w.Path)
@@ -91,13 +91,68 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 		Logger:          a.log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, cf.withFlag(err)
 	}
 	a.log.Info("credential source", "source", "rolesanywhere",
 		"certificate", id.CertificatePath(), "serial", id.Serial(),
 		"role", cf.roleARN, "endpoint", client.Endpoint())
 	return client, nil
 }
+
+// settingFlags names what sets each setting a signer.ConfigError names:
+// the signer is a library and speaks of settings, not of rolesenv's flags.
+var settingFlags = map[string]string{
+	"certificate":       "--certificate",
+	"private key":       "--private-key",
+	"trust anchor ARN":  "--trust-anchor-arn",
+	"profile ARN":       "--profile-arn",
+	"role ARN":          "--role-arn",
+	"ARNs":              "--trust-anchor-arn, --profile-arn, --role-arn",
+	"session duration":  "--session-duration",
+	"role session name": "--role-session-name",
+	"endpoint":          "--endpoint",
+	"CA bundle":         "AWS_CA_BUNDLE",
+}
+
+// withFlag says which flag to change in a signer error about a setting or
+// a file; other errors, and a file no flag names, pass unchanged. The
+// error keeps the signer's in its tree, for its class, cause and hint.
+func (c *credFlags) withFlag(err error) error {
+	switch e := err.(type) {
+	case *signer.ConfigError:
+		if flag, ok := settingFlags[e.Field]; ok {
+			return &flagError{msg: flag + ": " + e.Msg, err: err}
+		}
+	case *signer.FileError:
+		if flag := c.fileFlag(e.Path); flag != "" {
+			return &flagError{msg: flag + ": " + e.Error(), err: err}
+		}
+	}
+	return err
+}
+
+// fileFlag is the flag that named path, or "".
+func (c *credFlags) fileFlag(path string) string {
+	switch path {
+	case "":
+		return ""
+	case c.certificate:
+		return "--certificate"
+	case c.privateKey:
+		return "--private-key"
+	case c.intermediates:
+		return "--intermediates"
+	}
+	return ""
+}
+
+type flagError struct {
+	msg string
+	err error
+}
+
+func (e *flagError) Error() string { return e.msg }
+func (e *flagError) Unwrap() error { return e.err }
 
 // requireRolesAnywhere names every missing required setting at once.
 func (c *credFlags) requireRolesAnywhere() error {
@@ -294,8 +349,10 @@ func (e *chainError) Unwrap() error { return e.err }
 // be reached in time, exit 69, as for references.
 func (e *chainError) Unavailable() bool { return errors.Is(e.err, context.DeadlineExceeded) }
 
-// Invalidate passes on to a caching provider, so the SDK can drop
-// credentials it found expired.
+// Invalidate passes on to the SDK's cache (aws.CredentialsCache), so that
+// credentials AWS refused are dropped and the next Retrieve asks the
+// chain's source again. Roles Anywhere's provider has its own Invalidate
+// and is not wrapped.
 func (l *loggedProvider) Invalidate() {
 	if i, ok := l.CredentialsProvider.(interface{ Invalidate() }); ok {
 		i.Invalidate()

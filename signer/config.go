@@ -20,8 +20,8 @@ type Config struct {
 	// RoleSessionName names the session (optional; the service uses the
 	// certificate's serial number by default).
 	RoleSessionName string
-	// Duration of the session: 900 s to the profile's maximum (at most
-	// 12 hours). 0 means one hour.
+	// Duration of the session: MinDuration to the profile's maximum (at
+	// most MaxDuration), whole seconds. 0 means DefaultDuration.
 	Duration time.Duration
 
 	// Region of the request. "" means the trust anchor ARN's region, the
@@ -62,11 +62,16 @@ type Config struct {
 	Logger    *slog.Logger     // nil means quiet
 }
 
+// The session durations IAM Roles Anywhere accepts, and the default.
+// A profile may lower the maximum; CreateSession then refuses more.
+const (
+	DefaultDuration = time.Hour
+	MinDuration     = 900 * time.Second
+	MaxDuration     = 43200 * time.Second
+)
+
 // The defaults of Config.
 const (
-	DefaultDuration       = time.Hour
-	MinDuration           = 900 * time.Second
-	MaxDuration           = 12 * time.Hour
 	defaultMaxAttempts    = 5
 	defaultBaseDelay      = 250 * time.Millisecond
 	defaultMaxDelay       = 10 * time.Second
@@ -184,7 +189,8 @@ func resolve(cfg Config) (*resolved, error) {
 		cfg.Duration = DefaultDuration
 	case cfg.Duration < MinDuration || cfg.Duration > MaxDuration || cfg.Duration%time.Second != 0:
 		return nil, &ConfigError{Field: "session duration",
-			Msg: fmt.Sprintf("%d seconds is out of bounds (900 to 43200 whole seconds)", int64(cfg.Duration/time.Second))}
+			Msg: fmt.Sprintf("%d seconds is out of bounds (%d to %d whole seconds)",
+				int64(cfg.Duration/time.Second), MinDuration/time.Second, MaxDuration/time.Second)}
 	}
 	if cfg.RoleSessionName != "" && !sessionNamePattern.MatchString(cfg.RoleSessionName) {
 		return nil, &ConfigError{Field: "role session name",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Causes that callers may test with errors.Is. Every error of this package
@@ -38,7 +39,8 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-// Config reports a local configuration problem (rolesenv exits 78).
+// Config reports a local configuration problem: trying again unchanged
+// fails again.
 func (e *FileError) Config() bool { return true }
 
 // Hint says how to fix the problem, or "".
@@ -54,7 +56,8 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
 
-// Config reports a local configuration problem (rolesenv exits 78).
+// Config reports a local configuration problem: trying again unchanged
+// fails again.
 func (e *ConfigError) Config() bool { return true }
 
 // Hint says how to fix the problem, or "".
@@ -105,17 +108,17 @@ func (e *APIError) Throttled() bool {
 }
 
 // Unavailable reports a server-side failure or throttling that outlasted
-// the retries (rolesenv exits 69).
+// the retries: trying again later may succeed.
 func (e *APIError) Unavailable() bool { return e.StatusCode >= 500 || e.Throttled() }
 
 // AccessDenied reports that the service refused the certificate, the role
-// or the session (rolesenv exits 77).
+// or the session.
 func (e *APIError) AccessDenied() bool {
 	return !e.Unavailable() && (e.StatusCode == 401 || e.StatusCode == 403 || e.Code == "AccessDeniedException")
 }
 
 // Config reports an answer that points at the settings: an ARN that names
-// nothing, a duration out of bounds (rolesenv exits 78).
+// nothing, a duration out of bounds.
 func (e *APIError) Config() bool {
 	return !e.Unavailable() && !e.AccessDenied() && e.StatusCode >= 400 && e.StatusCode < 500
 }
@@ -143,7 +146,7 @@ func (e *APIError) Hint() string {
 	case e.Code == "ResourceNotFoundException":
 		return "check the trust anchor, profile and role ARNs, that they are enabled, and the region"
 	case strings.Contains(msg, "duration"):
-		return "the session duration must be between 900 seconds and the profile's maximum"
+		return fmt.Sprintf("the session duration must be between %d seconds and the profile's maximum", MinDuration/time.Second)
 	case e.Code == "ValidationException":
 		return "check the ARNs, the session duration and the role session name"
 	}
@@ -168,8 +171,7 @@ func (e *NetworkError) Error() string {
 
 func (e *NetworkError) Unwrap() error { return e.Err }
 
-// Unavailable reports that the service could not be reached (rolesenv
-// exits 69).
+// Unavailable reports that the service could not be reached.
 func (e *NetworkError) Unavailable() bool { return true }
 
 // Hint names the settings that decide where requests go.
@@ -179,7 +181,7 @@ func (e *NetworkError) Hint() string {
 
 // contextError is CreateSession given up for its caller's context. A
 // deadline that passed before the service answered means that it could
-// not be reached in time, as a network failure does (rolesenv exits 69);
+// not be reached in time, as a network failure does (Unavailable);
 // a cancellation is the caller's own doing and is not classified. last is
 // the failure of an earlier call, if there was one: after throttling, say,
 // the deadline is not the news, the throttling is.

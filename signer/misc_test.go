@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,6 +149,16 @@ func TestNoForbiddenImports(t *testing.T) {
 			if bytes.Contains(src, []byte(bad)) {
 				t.Errorf("%s uses %s", name, bad)
 			}
+		}
+		// A library speaks its own language: no command's flags,
+		// variables or exit codes in its errors, logs or docs.
+		for _, bad := range []string{"ROLESENV_", "rolesenv exits", "exit code"} {
+			if bytes.Contains(src, []byte(bad)) {
+				t.Errorf("%s speaks of the command: %s", name, bad)
+			}
+		}
+		if m := regexp.MustCompile(`--[a-z]`).Find(src); m != nil {
+			t.Errorf("%s names a command-line flag: %s", name, m)
 		}
 	}
 }

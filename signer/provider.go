@@ -52,6 +52,11 @@ type ProviderOptions struct {
 // they are expired and refreshing fails, it returns the error. A failed
 // refresh is retried on the next Retrieve, at most once per
 // min(1m, a quarter of the time left) while the old credentials last.
+//
+// Invalidate drops credentials that AWS refused before their time (a
+// revoked or otherwise invalidated session); aws.CredentialsCache has the
+// same method, and a caller that sees an authentication failure of the
+// credentials themselves may call it on whichever it holds.
 type Provider struct {
 	client  *Client
 	now     func() time.Time
@@ -65,9 +70,11 @@ type Provider struct {
 	nextTry   time.Time     // after a failure, when to try again
 	failing   bool          // in an episode of failed refreshes (warned once)
 	call      *refresh      // the refresh in flight, or nil
+	gen       uint64        // Invalidate calls so far
 }
 
 type refresh struct {
+	gen   uint64 // of the provider when the refresh started
 	done  chan struct{}
 	creds *Credentials
 	err   error
@@ -157,7 +164,7 @@ func (p *Provider) current(ctx context.Context) (*Credentials, error) {
 // start begins a refresh; p.mu is held. The refresh keeps the values of
 // ctx but not its cancellation: other callers share it.
 func (p *Provider) start(ctx context.Context) {
-	call := &refresh{done: make(chan struct{})}
+	call := &refresh{gen: p.gen, done: make(chan struct{})}
 	p.call = call
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	go func() {
@@ -171,11 +178,16 @@ func (p *Provider) start(ctx context.Context) {
 func (p *Provider) finish(call *refresh) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.call = nil
 	now := p.now()
 	if call.err == nil && !now.Before(call.creds.Expiration) {
 		call.creds, call.err = nil, errors.New("CreateSession returned credentials that have already expired; check the system clock")
 	}
+	if call.gen != p.gen {
+		// Started before an Invalidate: its callers get its answer, but
+		// the provider keeps what the refresh started since then.
+		return
+	}
+	p.call = nil
 	if call.err != nil {
 		wait := maxRetryInterval
 		if p.creds != nil {
@@ -207,6 +219,25 @@ func (p *Provider) finish(call *refresh) {
 		"identity", call.creds.AssumedRoleARN,
 		"expires", call.creds.Expiration.UTC().Format(time.RFC3339),
 		"refresh_in", p.refreshAt.Sub(now).Round(time.Second).String())
+}
+
+// Invalidate drops the current credentials, for a caller that saw AWS
+// refuse them (ExpiredToken, InvalidClientTokenId, a revoked session):
+// they are never handed out again, and the next Retrieve starts a new
+// CreateSession that every caller meanwhile shares. A refresh already
+// under way is not cancelled and its callers still get its answer, but the
+// provider does not keep it: it may have been issued before whatever made
+// AWS refuse the session.
+func (p *Provider) Invalidate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	if p.creds != nil {
+		p.log.Info("credentials invalidated; new ones will be obtained on the next request",
+			"source", "rolesanywhere", "identity", p.creds.AssumedRoleARN, "expires", expiry(p.creds))
+	}
+	p.creds, p.call = nil, nil
+	p.refreshAt, p.nextTry = time.Time{}, time.Time{}
 }
 
 // refreshTime is when credentials obtained at now and expiring at exp

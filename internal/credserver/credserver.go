@@ -12,7 +12,13 @@
 // job; it never logs credentials, only that they were served and when they
 // expire, nor the output of a credential_process that a provider's error
 // may quote. Any local user can reach the port, so refused requests are
-// warned about at most once a minute, with their count.
+// warned about at most once a minute, with their count, and nobody without
+// the token can hold a connection: a refused request is answered with
+// "Connection: close", headers must arrive within seconds and fit in
+// 8 KiB, and the server holds at most [Config.MaxConns] connections at
+// once (more wait in the kernel's backlog), so a flood of connections
+// cannot take rolesenv's file descriptors. The HTTP server's own error
+// lines go to the given logger, never to the global log.
 package credserver
 
 import (
@@ -75,11 +81,70 @@ type Server struct {
 // refusalWarnEvery bounds how often refused requests are warned about.
 const refusalWarnEvery = time.Minute
 
-// Start listens on 127.0.0.1 at a random port. log may be nil.
+// Config bounds what the server holds for its clients. Zero values take
+// the defaults, which suit SDKs on the same host that ask every few
+// minutes and send their request at once.
+type Config struct {
+	// MaxConns is how many connections the server holds at once (default
+	// 64). Further ones wait in the kernel's listen backlog until one
+	// closes, costing rolesenv no descriptor.
+	MaxConns int
+	// ReadHeaderTimeout bounds a new connection's wait for its request
+	// headers (default 5s); ReadTimeout the whole request (default 10s);
+	// WriteTimeout the answer, credentials fetched included (default 1m);
+	// IdleTimeout an authenticated connection kept alive between
+	// requests (default 30s).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes bounds the request headers (default 8 KiB).
+	MaxHeaderBytes int
+}
+
+// The defaults of Config.
+const (
+	DefaultMaxConns          = 64
+	defaultReadHeaderTimeout = 5 * time.Second
+	defaultReadTimeout       = 10 * time.Second
+	defaultWriteTimeout      = time.Minute
+	defaultIdleTimeout       = 30 * time.Second
+	defaultMaxHeaderBytes    = 8 << 10
+)
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	def(&c.ReadTimeout, defaultReadTimeout)
+	def(&c.WriteTimeout, defaultWriteTimeout)
+	def(&c.IdleTimeout, defaultIdleTimeout)
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	return c
+}
+
+// Start listens on 127.0.0.1 at a random port with the default Config.
+// log may be nil.
 func Start(provider aws.CredentialsProvider, log *slog.Logger) (*Server, error) {
+	return Config{}.Start(provider, log)
+}
+
+// Start listens on 127.0.0.1 at a random port. log may be nil; the HTTP
+// server's own error lines (a handler's panic, accept errors) go to it
+// too, at warning level.
+func (c Config) Start(provider aws.CredentialsProvider, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	c = c.withDefaults()
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
 		return nil, err
@@ -92,11 +157,19 @@ func Start(provider aws.CredentialsProvider, log *slog.Logger) (*Server, error) 
 		provider: provider,
 		token:    hex.EncodeToString(buf),
 		url:      fmt.Sprintf("http://%s/credentials", ln.Addr()),
-		ln:       ln,
+		ln:       newLimitListener(ln, c.MaxConns),
 		log:      log,
 	}
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = s.srv.Serve(s.ln) }()
 	return s, nil
 }
 
@@ -138,6 +211,9 @@ type errorResponse struct {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Only a client with the token may keep its connection: anyone else
+	// is answered and let go, so that no local process can hold them.
+	w.Header().Set("Connection", "close")
 	if r.URL.Path != "/credentials" {
 		writeJSON(w, http.StatusNotFound, errorResponse{"NotFound", "no such path"})
 		return
@@ -151,6 +227,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, errorResponse{"Unauthorized", "missing or wrong authorization token"})
 		return
 	}
+	w.Header().Del("Connection")
 	creds, err := s.provider.Retrieve(r.Context())
 	if err != nil {
 		s.log.Warn("credentials endpoint could not get credentials", "err", inject.CredentialError(err))
