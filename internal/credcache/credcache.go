@@ -51,8 +51,7 @@ import (
 // they expire, so that whoever gets them has time to use them.
 const ReuseMargin = 5 * time.Minute
 
-// maxFile bounds what is read of the file. A cache holds a few KiB a
-// identity.
+// maxFile bounds what is read of the file; an entry is a few KiB at most.
 const maxFile = 4 << 20
 
 // Options configure [Open]. The zero value is ready to use.

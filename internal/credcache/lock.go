@@ -39,18 +39,28 @@ func (c *File) lock(ctx context.Context) error {
 }
 
 // wait returns when poll fires, or with a *LockError when ctx ends;
-// meanwhile it logs the wait once when notice fires.
+// meanwhile it logs the wait once when notice fires (also when both are
+// due at once: a long wait is always logged).
 func (c *File) wait(ctx context.Context, notice, poll <-chan time.Time) error {
 	for {
 		select {
 		case <-ctx.Done():
+			select {
+			case <-notice:
+				c.logWait()
+			default:
+			}
 			return &LockError{Path: c.path, Holder: c.holder(), Err: ctx.Err()}
 		case <-notice:
-			c.logger().Warn("waiting for the cache file's lock", "file", c.path, "held_by", c.holder().String())
+			c.logWait()
 		case <-poll:
 			return nil
 		}
 	}
+}
+
+func (c *File) logWait() {
+	c.logger().Warn("waiting for the cache file's lock", "file", c.path, "held_by", c.holder().String())
 }
 
 func (c *File) waitNotice() time.Duration {
