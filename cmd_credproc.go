@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
+	"github.com/rolesenv/rolesenv/internal/credcache"
 	"github.com/rolesenv/rolesenv/signer"
-	"golang.org/x/sys/unix"
 )
 
 const credprocUsage = `Usage: rolesenv credential-process [flags]
@@ -45,12 +41,16 @@ Roles Anywhere:
                              passphrase of an encrypted key or PKCS#12 bundle;
                              or set ROLESENV_PRIVATE_KEY_PASSPHRASE
 
-Caching:
+Caching and deadline:
   --cache-file FILE          keep credentials in FILE (created with mode 0600)
                              and reuse them until 5 minutes before they expire,
                              one entry per certificate, trust anchor, profile and
                              role; concurrent callers wait for one another, so a
-                             burst of commands makes one CreateSession
+                             burst of commands makes one CreateSession. Put it
+                             in a directory only you can write, such as
+                             $XDG_RUNTIME_DIR or ~/.cache/rolesenv, never /tmp
+  --timeout D                give up after D, waiting for the cache file's lock
+                             and Roles Anywhere's retries included (default 30s)
 
 Logging (to stderr; warnings only unless asked):
   --log-level LEVEL          debug, info, warn or error (default warn here)
@@ -72,8 +72,9 @@ Examples:
   rolesenv credential-process --certificate app.p12 --trust-anchor-arn ... \
       --profile-arn ... --role-arn ...    # passphrase from ROLESENV_PRIVATE_KEY_PASSPHRASE
 
-Exit status: 0 on success; 64 usage; 78 certificate, key or setting error;
-77 access denied; 69 Roles Anywhere unavailable after retries.
+Exit status: 0 on success; 64 usage; 78 certificate, key, cache file or
+setting error; 77 access denied; 69 Roles Anywhere unavailable after
+retries, or --timeout passed.
 `
 
 // processCredentials is the credential_process output, version 1.
@@ -85,55 +86,82 @@ type processCredentials struct {
 	Expiration      string `json:"Expiration"`
 }
 
+// defaultCredprocTimeout bounds a call, as run's --timeout bounds its
+// start-up. The AWS CLI waits for credential_process without a limit and
+// the AWS SDK for Go kills it after a minute: 30s gives a slow
+// CreateSession several retries and still ends with rolesenv's own error.
+const defaultCredprocTimeout = 30 * time.Second
+
 func cmdCredentialProcess(ctx context.Context, a *app, args []string) error {
-	fs := newFlagSet("credential-process", credprocUsage)
-	var cf credFlags
-	var lf logFlags
-	cf.register(fs)
-	lf.register(fs)
-	cacheFile := fs.String("cache-file", "", "keep credentials in this file and reuse them")
-	if err := fs.parse(a, args); err != nil {
+	f, err := parseCredprocFlags(a, args)
+	if err != nil {
 		if err == errHelp {
 			return nil
 		}
 		return err
 	}
-	if err := cf.validate(fs); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: fmt.Sprintf("credential-process takes no arguments, got %q", fs.Arg(0)),
-			hint: "run 'rolesenv credential-process --help' for usage"}
-	}
-	// Whatever runs credential_process shows its stderr: only warnings by
-	// default.
-	if !fs.Changed("log-level") && !lf.debug {
-		lf.level = "warn"
-	}
-	log, err := lf.logger(a.stderr)
+	log, err := f.log.logger(a.stderr)
 	if err != nil {
 		return err
 	}
 	a.log = log
-
-	client, err := a.rolesAnywhereClient(ctx, &cf, nil)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	client, err := a.rolesAnywhereClient(ctx, &f.cred, nil)
 	if err != nil {
 		return err
 	}
 	var creds *signer.Credentials
-	if *cacheFile != "" {
-		creds, err = cachedSession(ctx, a, client, &cf, *cacheFile)
+	if f.cacheFile != "" {
+		creds, err = a.cachedSession(ctx, client, &f.cred, f.cacheFile)
 	} else {
 		creds, err = client.CreateSession(ctx)
 	}
 	if err != nil {
-		return err
+		return timedOut(err, f.timeout)
 	}
 	if creds.AssumedRoleARN != "" { // a new session, not one from the cache
 		a.log.Info("credentials obtained", "source", "rolesanywhere", "identity", creds.AssumedRoleARN,
 			"expires", creds.Expiration.UTC().Format(time.RFC3339))
 	}
 	return writeProcessCredentials(a.stdout, creds)
+}
+
+// credprocFlags are credential-process's flags.
+type credprocFlags struct {
+	cred      credFlags
+	log       logFlags
+	cacheFile string
+	timeout   time.Duration
+}
+
+func parseCredprocFlags(a *app, args []string) (*credprocFlags, error) {
+	fs := newFlagSet("credential-process", credprocUsage)
+	var f credprocFlags
+	f.cred.register(fs)
+	f.log.register(fs)
+	fs.StringVar(&f.cacheFile, "cache-file", "", "keep credentials in this file and reuse them")
+	fs.DurationVar(&f.timeout, "timeout", defaultCredprocTimeout, "deadline, lock wait and retries included")
+	if err := fs.parse(a, args); err != nil {
+		return nil, err
+	}
+	if err := f.cred.validate(fs); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, &usageError{msg: fmt.Sprintf("credential-process takes no arguments, got %q", fs.Arg(0)),
+			hint: "run 'rolesenv credential-process --help' for usage"}
+	}
+	if f.timeout <= 0 {
+		return nil, &usageError{msg: fmt.Sprintf("invalid --timeout %s: want more than 0", f.timeout),
+			hint: "whatever runs credential_process waits for it: it needs a deadline"}
+	}
+	// Whatever runs credential_process shows its stderr: only warnings by
+	// default.
+	if !fs.Changed("log-level") && !f.log.debug {
+		f.log.level = "warn"
+	}
+	return &f, nil
 }
 
 func writeProcessCredentials(w io.Writer, c *signer.Credentials) error {
@@ -151,159 +179,66 @@ func writeProcessCredentials(w io.Writer, c *signer.Credentials) error {
 	return err
 }
 
-// cacheReuseMargin: cached credentials are handed out until this long
-// before they expire.
-const cacheReuseMargin = 5 * time.Minute
-
-// credCache is the cache file: entries by identity key.
-type credCache struct {
-	Version int                           `json:"version"`
-	Entries map[string]processCredentials `json:"entries"`
-}
-
-// cacheKey identifies what a session depends on: the certificate (by
+// cacheKey names the identity a session belongs to: the certificate (by
 // fingerprint), the ARNs, the session's name and duration, and where it
 // comes from.
 func cacheKey(client *signer.Client, cf *credFlags, fingerprint string) string {
-	h := sha256.New()
-	for _, s := range []string{fingerprint, cf.trustAnchorARN, cf.profileARN, cf.roleARN,
-		cf.roleSessionName, fmt.Sprint(cf.sessionDuration), client.Endpoint()} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return credcache.Key(fingerprint, cf.trustAnchorARN, cf.profileARN, cf.roleARN,
+		cf.roleSessionName, fmt.Sprint(cf.sessionDuration), client.Endpoint())
 }
 
-// cacheMagic starts every cache file rolesenv writes (json.Marshal of a
-// credCache), and so also one that a crash cut short.
-const cacheMagic = `{"version":`
-
-// maxCacheFile bounds the cache file read.
-const maxCacheFile = 4 << 20
-
-// cachedSession returns credentials from the cache file while they have
-// more than cacheReuseMargin left, else from CreateSession, which it
-// stores. The file is locked (flock) for the whole exchange, so concurrent
-// callers make one CreateSession between them.
-//
-// The file holds secrets and is rewritten in place, so rolesenv writes
-// only to a regular file that it owns, that nobody else may read, that has
-// one link, and that is empty or holds its cache (whole, or cut short by a
-// crash). A symbolic link is not followed: one planted where the cache
-// will be (in a shared directory) must not turn into credentials written
-// over another file of the user's. Anything else is refused and left as
-// it is.
-func cachedSession(ctx context.Context, a *app, client *signer.Client, cf *credFlags, path string) (*signer.Credentials, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+// cachedSession returns the identity's credentials from the cache file
+// while they have more than credcache.ReuseMargin left, else from
+// CreateSession, which it stores. The file is locked for the whole
+// exchange, so concurrent callers make one CreateSession between them.
+func (a *app) cachedSession(ctx context.Context, client *signer.Client, cf *credFlags, path string) (*signer.Credentials, error) {
+	cache, err := credcache.Open(ctx, path, credcache.Options{Logger: a.log, Now: client.Now})
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return nil, &configError{msg: fmt.Sprintf("cache file %s is a symbolic link, which rolesenv does not follow", path),
-				hint: "name the cache file itself"}
-		}
-		return nil, &configError{msg: fmt.Sprintf("cache file %s: %v", path, pathCause(err))}
+		return nil, err
 	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, &configError{msg: fmt.Sprintf("cache file %s: %v", path, err)}
-	}
-	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, &configError{msg: fmt.Sprintf("cache file %s is not a regular file", path)}
-	case int(st.Uid) != os.Geteuid():
-		return nil, &configError{msg: fmt.Sprintf("cache file %s belongs to another user", path)}
-	case st.Mode&0o077 != 0:
-		return nil, &configError{msg: fmt.Sprintf("cache file %s is accessible by group or others (mode %04o)", path, st.Mode&0o777),
-			hint: "it holds credentials: chmod 600 it, or remove it and let rolesenv create it"}
-	case st.Nlink != 1:
-		return nil, &configError{msg: fmt.Sprintf("cache file %s has another hard link", path),
-			hint: "the cache is rewritten in place: give it a file of its own"}
-	}
-	if err := flock(ctx, f); err != nil {
-		return nil, &configError{msg: fmt.Sprintf("cache file %s: failed to lock: %v", path, err)}
-	}
-
+	defer cache.Close()
 	src, err := client.Identity()
 	if err != nil {
 		return nil, err
 	}
 	key := cacheKey(client, cf, src.Fingerprint())
-	data, err := io.ReadAll(io.LimitReader(f, maxCacheFile))
-	if err != nil {
-		return nil, &configError{msg: fmt.Sprintf("cache file %s: %v", path, err)}
-	}
-	var cache credCache
-	switch {
-	case len(bytes.TrimSpace(data)) == 0:
-		cache = credCache{Version: 1, Entries: map[string]processCredentials{}}
-	case json.Unmarshal(data, &cache) == nil && cache.Version == 1 && cache.Entries != nil:
-	case bytes.HasPrefix(data, []byte(cacheMagic)):
-		a.log.Warn("cache file is damaged; starting it anew", "file", path)
-		cache = credCache{Version: 1, Entries: map[string]processCredentials{}}
-	default:
-		return nil, &configError{msg: fmt.Sprintf("cache file %s is not rolesenv's cache; it is left as it is", path),
-			hint: "--cache-file needs a file of its own: name a new one, or remove this one if it is not needed"}
-	}
-	now := client.Now()
-	if e, ok := cache.Entries[key]; ok {
-		if exp, err := time.Parse(time.RFC3339, e.Expiration); err == nil && now.Add(cacheReuseMargin).Before(exp) {
-			a.log.Debug("credentials from the cache file", "file", path, "expires", e.Expiration)
-			return &signer.Credentials{AccessKeyID: e.AccessKeyID, SecretAccessKey: e.SecretAccessKey,
-				SessionToken: e.SessionToken, Expiration: exp}, nil
-		}
+	if creds, ok := cache.Get(key); ok {
+		a.log.Debug("credentials from the cache file", "file", path,
+			"expires", creds.Expiration.UTC().Format(time.RFC3339))
+		return creds, nil
 	}
 	creds, err := client.CreateSession(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for k, e := range cache.Entries {
-		if exp, err := time.Parse(time.RFC3339, e.Expiration); err != nil || !now.Before(exp) {
-			delete(cache.Entries, k)
-		}
-	}
-	cache.Entries[key] = processCredentials{Version: 1, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
-		SessionToken: creds.SessionToken, Expiration: creds.Expiration.UTC().Format(time.RFC3339)}
-	data, err = json.Marshal(cache)
-	if err != nil {
-		return nil, err
-	}
-	// Rewritten in place, under the lock: a rename would hand the lock's
-	// waiters a file nobody writes any more. A torn write (a crash) leaves
-	// a file that is started anew next time.
-	err = f.Truncate(0)
-	if err == nil {
-		if _, err = f.WriteAt(data, 0); err == nil {
-			err = f.Sync()
-		}
-	}
-	if err != nil {
-		a.log.Warn("failed to write the cache file", "file", path, "error", pathCause(err).Error())
+	if err := cache.Put(key, creds); err != nil {
+		a.log.Warn("failed to write the cache file", "file", path, "error", err.Error())
 	}
 	return creds, nil
 }
 
-// flock takes an exclusive lock on f, waiting for other holders until ctx
-// ends.
-func flock(ctx context.Context, f *os.File) error {
-	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
-			return err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// pathCause drops the path from an os error: messages name it already.
-func pathCause(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
+// timedOut says what the --timeout deadline interrupted: the wait for
+// another process's cache lock, or for Roles Anywhere. Other errors pass.
+func timedOut(err error, timeout time.Duration) error {
+	var lockErr *credcache.LockError
+	switch {
+	case errors.As(err, &lockErr) && lockErr.Timeout():
+		return &timeoutError{err: err,
+			hint: fmt.Sprintf("the holder may itself be waiting for Roles Anywhere; each caller gives up after --timeout (%s)", timeout)}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &timeoutError{err: fmt.Errorf("timed out after %s waiting for Roles Anywhere: %w", timeout, err),
+			hint: "raise --timeout (ROLESENV_TIMEOUT) if Roles Anywhere is slow to answer"}
 	}
 	return err
 }
+
+// timeoutError is the --timeout deadline passed: exit 69.
+type timeoutError struct {
+	err  error
+	hint string
+}
+
+func (e *timeoutError) Error() string     { return e.err.Error() }
+func (e *timeoutError) Unwrap() error     { return e.err }
+func (e *timeoutError) Unavailable() bool { return true }
+func (e *timeoutError) Hint() string      { return e.hint }

@@ -279,7 +279,7 @@ func TestPassphraseSources(t *testing.T) {
 
 // TestCredentialProcessCache: one CreateSession while the cached
 // credentials have more than 5 minutes left; refused when others can read
-// the file; a damaged file is started anew.
+// the file; a damaged cache is started anew.
 func TestCredentialProcessCache(t *testing.T) {
 	e := startRAEmulator(t)
 	cache := filepath.Join(e.dir, "cache.json")
@@ -335,7 +335,7 @@ func TestCredentialProcessCache(t *testing.T) {
 	e.SetCredentialLifetime(0)
 
 	// A damaged file is started anew, with a warning.
-	if err := os.WriteFile(cache, []byte(`{"version":1,"entries":{"0a1b`), 0o600); err != nil {
+	if err := os.WriteFile(cache, []byte(`{"rolesenv":"credential-cache","version":2,"entries":{"0a1b`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr := runCLI(t, args...)
