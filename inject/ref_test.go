@@ -75,7 +75,7 @@ func TestParseRefErrors(t *testing.T) {
 		{"vault://x", "unknown reference scheme (want sm://, ssm://, an ARN or resolve:)"},
 		{"resolve:s3:x", "unknown dynamic reference service (want secretsmanager, ssm or ssm-secure)"},
 		{"sm://", "empty secret id"},
-		{"sm://a b", "invalid character in the secret name (allowed: letters, digits and /_+=.@-)"},
+		{"sm://a b", "invalid character in the secret name (allowed: letters, digits and /_+=.@!-)"},
 		{"sm://x#", "empty JSON key"},
 		{"sm://x#%zz", "invalid percent-encoding in the JSON key"},
 		{"sm://x#/a~2", "invalid JSON Pointer: '~' must be followed by 0 or 1"},

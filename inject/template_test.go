@@ -111,7 +111,7 @@ func TestParseErrors(t *testing.T) {
 		{"A={{ sm://x | }}", "a.env:1: A: {{ sm://x | }}: empty filter after '|'"},
 		{"A={{ sm://x | b a d }}", "a.env:1: A: {{ sm://x | b a d }}: unknown filter (want urlquery, base64, base64decode, json or trim)"},
 		{"A={{ sm://{{x}} }}", "a.env:1: A: {{ inside a reference"},
-		{"A=sm://x y", "a.env:1: A: sm://x y: invalid character in the secret name (allowed: letters, digits and /_+=.@-)"},
+		{"A=sm://x y", "a.env:1: A: sm://x y: invalid character in the secret name (allowed: letters, digits and /_+=.@!-)"},
 	}
 	for _, tt := range tests {
 		_, err := literalEnv(t, Options{}, tt.src)
