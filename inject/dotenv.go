@@ -3,6 +3,7 @@ package inject
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -234,4 +235,66 @@ func ValidName(name string) bool {
 		}
 	}
 	return true
+}
+
+// QuoteDotenv writes v as the value of an env-file line ("KEY=" and the
+// result) that Parse reads back as exactly v, taken literally: never a
+// reference and never an expansion. The result is bare when no character
+// of v means anything to the parser, in single quotes (which the parser
+// takes literally) when v holds no single quote or carriage return and
+// does not end in a backslash, and in double quotes with every character
+// the parser acts on escaped otherwise. Whether a value would be read as
+// a whole-value reference is the parser's own rule, not a list kept here.
+// An env file cannot hold NUL (nor can an environment variable), so
+// neither can v.
+func QuoteDotenv(v string) string {
+	switch {
+	case bareValue(v):
+		return v
+	case !strings.ContainsAny(v, "'\r") && !strings.HasSuffix(v, `\`):
+		return "'" + v + "'"
+	}
+	return doubleQuoted(v)
+}
+
+// bareValue reports a value that reads back as itself unquoted: only
+// characters that neither the lexer (quotes, blanks, '#', line ends) nor
+// the scanner ('$', '\', '{{') act on, and not a whole-value reference.
+func bareValue(v string) bool {
+	if v == "" || isWholeRef(v) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !isAlnum(c) && strings.IndexByte("_./@%+,=:-", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// doubleQuoted writes v in double quotes: '\', '"', '$' and '{' escaped
+// (so that neither ${VAR} nor {{ }} is seen), newline and carriage return
+// as \n and \r, and the first character escaped when the text between the
+// quotes would otherwise be a whole-value reference (an escaped character
+// stands for itself).
+func doubleQuoted(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\', '"', '$', '{':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	body := b.String()
+	if isWholeRef(body) {
+		body = `\` + body
+	}
+	return `"` + body + `"`
 }

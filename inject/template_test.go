@@ -291,3 +291,29 @@ func TestWarnings(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestQuoteDotenv: each value takes the simplest form that reads back as
+// itself, and whether a value would be a reference is the parser's call.
+func TestQuoteDotenv(t *testing.T) {
+	for v, want := range map[string]string{
+		"plain-1.2_x/y@z%+,=:":  "plain-1.2_x/y@z%+,=:",
+		"arn:aws:iam::1:role/x": "arn:aws:iam::1:role/x", // an ARN the parser takes literally
+		"sm:x":                  "sm:x",
+		"sm://x":                "'sm://x'",
+		"ssm:///p#k":            "'ssm:///p#k'",
+		"arn:aws:secretsmanager:us-east-1:1:secret:rds!db-x": "'arn:aws:secretsmanager:us-east-1:1:secret:rds!db-x'",
+		"":                              "''",
+		"a b":                           "'a b'",
+		"${HOME} {{ sm://x }}":          "'${HOME} {{ sm://x }}'",
+		"it's":                          `"it's"`,
+		`ends\`:                         `"ends\\"`,
+		"sm://it's":                     `"\sm://it's"`,
+		"arn:aws:ssm:r:1:parameter/p\r": `"\arn:aws:ssm:r:1:parameter/p\r"`,
+		"a'$x{{y}}\"\n":                 `"a'\$x\{\{y}}\"\n"`,
+	} {
+		if got := QuoteDotenv(v); got != want {
+			t.Errorf("QuoteDotenv(%q) = %s, want %s", v, got, want)
+		}
+		checkQuoteDotenv(t, v)
+	}
+}
