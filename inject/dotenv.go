@@ -102,6 +102,8 @@ func (l *lexer) skipSpace() {
 	}
 }
 
+// statement reads one KEY=value (or KEY: value), with an optional
+// "export " before it.
 func (l *lexer) statement() (statement, error) {
 	st := statement{line: l.line}
 	if bytes.HasPrefix(l.src[l.pos:], []byte("export")) {
@@ -117,35 +119,42 @@ func (l *lexer) statement() (statement, error) {
 	st.name = string(l.src[start:l.pos])
 	afterName := l.pos
 	l.skipSpace()
-	if l.pos < len(l.src) && st.name != "" && (l.src[l.pos] == '=' || l.src[l.pos] == ':') {
-		l.pos++ // '=' or ':'
-		l.skipSpace()
-		if l.pos < len(l.src) && (l.src[l.pos] == '"' || l.src[l.pos] == '\'') {
-			return l.quoted(st)
-		}
-		end := l.pos
-		for end < len(l.src) && l.src[end] != '\n' && l.src[end] != '\r' {
-			end++
-		}
-		st.text = unquotedValue(l.src[l.pos:end])
-		l.pos = end
-		return st, nil
+	if l.pos >= len(l.src) || st.name == "" || (l.src[l.pos] != '=' && l.src[l.pos] != ':') {
+		return st, l.nameError(st, afterName)
 	}
+	l.pos++ // '=' or ':'
+	l.skipSpace()
+	if l.pos < len(l.src) && (l.src[l.pos] == '"' || l.src[l.pos] == '\'') {
+		return l.quoted(st)
+	}
+	end := l.pos
+	for end < len(l.src) && l.src[end] != '\n' && l.src[end] != '\r' {
+		end++
+	}
+	st.text = unquotedValue(l.src[l.pos:end])
+	l.pos = end
+	return st, nil
+}
+
+// nameError says what is wrong with a statement that does not start
+// with a name and '=': the name ended at afterName, and l.pos is past the
+// blanks that follow it.
+func (l *lexer) nameError(st statement, afterName int) error {
 	col := " at column " + strconv.Itoa(l.column())
 	switch {
 	case st.name == "" && l.pos < len(l.src) && l.src[l.pos] >= '0' && l.src[l.pos] <= '9':
-		return st, l.errorf(st.line, "invalid variable name: a name cannot start with a digit")
+		return l.errorf(st.line, "invalid variable name: a name cannot start with a digit")
 	case looksLikeName(l.src[afterName:]):
 		l.pos = afterName
-		return st, l.errorf(st.line, "invalid variable name at column "+strconv.Itoa(l.column())+": names are ASCII letters, digits and _")
+		return l.errorf(st.line, "invalid variable name at column "+strconv.Itoa(l.column())+": names are ASCII letters, digits and _")
 	case st.name != "" && l.pos > afterName && l.pos < len(l.src) && isNameByte(l.src[l.pos], false):
-		return st, l.errorf(st.line, "invalid variable name: a name cannot contain spaces")
+		return l.errorf(st.line, "invalid variable name: a name cannot contain spaces")
 	case st.name == "" && l.pos < len(l.src) && (l.src[l.pos] == '=' || l.src[l.pos] == ':'):
-		return st, l.errorf(st.line, "missing variable name before '='")
+		return l.errorf(st.line, "missing variable name before '='")
 	case st.name == "":
-		return st, l.errorf(st.line, "expected a variable name"+col)
+		return l.errorf(st.line, "expected a variable name"+col)
 	}
-	return st, l.errorf(st.line, "expected '=' after the variable name"+col)
+	return l.errorf(st.line, "expected '=' after the variable name"+col)
 }
 
 // unquotedValue cuts an inline comment (a # after white space) and trims

@@ -173,6 +173,7 @@ func parseURI(svc Service, rest string) (Ref, error) {
 	return r.finish()
 }
 
+// parseQuery parses a query of selectors, each given once.
 func (r *Ref) parseQuery(q string) error {
 	seen := map[string]bool{}
 	for _, kv := range strings.Split(q, "&") {
@@ -188,24 +189,32 @@ func (r *Ref) parseQuery(q string) error {
 			return errors.New("query parameter " + strconv.Quote(k) + " given twice")
 		}
 		seen[k] = true
-		switch {
-		case r.Service == SecretsManager && k == "stage":
-			r.Stage = v
-		case r.Service == SecretsManager && k == "version":
-			r.VersionID = v
-		case r.Service == ParameterStore && k == "version":
-			r.VersionID = v // a number, or a secret version id through the bridge; see finish
-		case r.Service == ParameterStore && k == "label":
-			r.Label = v
-		default:
-			if len(k) > 20 || !isToken(k) {
-				return errors.New("unknown query parameter")
-			}
-			if r.Service == SecretsManager {
-				return errors.New("unknown query parameter " + strconv.Quote(k) + " (want stage or version)")
-			}
-			return errors.New("unknown query parameter " + strconv.Quote(k) + " (want version or label)")
+		if err := r.setSelector(k, v); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// setSelector sets the selector a query parameter names. A parameter's
+// version stays in VersionID until finish knows whether it is a number
+// or, through the bridge, a secret's version id.
+func (r *Ref) setSelector(k, v string) error {
+	switch {
+	case r.Service == SecretsManager && k == "stage":
+		r.Stage = v
+	case r.Service == SecretsManager && k == "version":
+		r.VersionID = v
+	case r.Service == ParameterStore && k == "version":
+		r.VersionID = v
+	case r.Service == ParameterStore && k == "label":
+		r.Label = v
+	case len(k) > 20 || !isToken(k):
+		return errors.New("unknown query parameter")
+	case r.Service == SecretsManager:
+		return errors.New("unknown query parameter " + strconv.Quote(k) + " (want stage or version)")
+	default:
+		return errors.New("unknown query parameter " + strconv.Quote(k) + " (want version or label)")
 	}
 	return nil
 }
@@ -571,39 +580,38 @@ func (r Ref) String() string {
 	switch r.Service {
 	case SecretsManager:
 		b.WriteString("sm://")
-		b.WriteString(r.ID)
-		if r.VersionID != "" {
-			b.WriteString("?version=")
-			b.WriteString(escapeRef(r.VersionID))
-		} else if r.Stage != "" && r.Stage != currentStage {
-			b.WriteString("?stage=")
-			b.WriteString(escapeRef(r.Stage))
-		}
 	case ParameterStore:
 		b.WriteString("ssm://")
-		b.WriteString(r.ID)
-		if r.Version != 0 {
-			b.WriteString("?version=")
-			b.WriteString(strconv.FormatInt(r.Version, 10))
-		} else if r.Label != "" {
-			b.WriteString("?label=")
-			b.WriteString(escapeRef(r.Label))
-		}
 	default:
 		return "invalid reference"
 	}
+	b.WriteString(r.ID)
+	b.WriteString(r.query())
 	switch {
 	case r.Pointer != "":
-		b.WriteString("#")
-		b.WriteString(escapeRef(r.Pointer))
+		b.WriteString("#" + escapeRef(r.Pointer))
 	case strings.HasPrefix(r.Key, "/"):
-		b.WriteString("#/")
-		b.WriteString(escapeRef(pointerToken(r.Key)))
+		b.WriteString("#/" + escapeRef(pointerToken(r.Key)))
 	case r.Key != "":
-		b.WriteString("#")
-		b.WriteString(escapeRef(r.Key))
+		b.WriteString("#" + escapeRef(r.Key))
 	}
 	return b.String()
+}
+
+// query is the canonical query of a reference's version selector: none
+// for the latest parameter or the current secret.
+func (r Ref) query() string {
+	switch {
+	case r.Service == SecretsManager && r.VersionID != "":
+		return "?version=" + escapeRef(r.VersionID)
+	case r.Service == SecretsManager && r.Stage != "" && r.Stage != currentStage:
+		return "?stage=" + escapeRef(r.Stage)
+	case r.Service == ParameterStore && r.Version != 0:
+		return "?version=" + strconv.FormatInt(r.Version, 10)
+	case r.Service == ParameterStore && r.Label != "":
+		return "?label=" + escapeRef(r.Label)
+	}
+	return ""
 }
 
 // escapeRef percent-encodes everything but unreserved characters and the
