@@ -334,8 +334,8 @@ aws_secret_access_key = %s
 		return err
 	}
 	var env strings.Builder
-	env.WriteString("# Written by rolesenv dev; rewritten at every start. Use: . " + shellQuote(p("env.sh")) + "\n")
-	export := func(k, v string) { fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(v)) }
+	env.WriteString("# Written by rolesenv dev; rewritten at every start. Use: . " + quoteShell(p("env.sh")) + "\n")
+	export := func(k, v string) { fmt.Fprintf(&env, "export %s=%s\n", k, quoteShell(v)) }
 	export("ROLESENV_CERTIFICATE", p("rsa-cert.pem"))
 	export("ROLESENV_PRIVATE_KEY", p("rsa-key.pem"))
 	export("ROLESENV_TRUST_ANCHOR_ARN", d.state.TrustAnchorARN)
@@ -431,9 +431,4 @@ func writeFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("failed to write %s: %w", path, err)
 	}
 	return nil
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -193,7 +193,7 @@ func renderLines(a *app, w io.Writer, env *inject.Env, format string, reveal boo
 		v, _ := env.Lookup(name)
 		val := mask
 		if !v.Sensitive() || reveal {
-			val = quoteDotenv(v.Reveal())
+			val = inject.QuoteDotenv(v.Reveal())
 			if format == "shell" {
 				val = quoteShell(v.Reveal())
 			}
@@ -216,48 +216,10 @@ func shown(v inject.Value, reveal bool) string {
 	return v.Reveal()
 }
 
-// quoteShell quotes s for POSIX sh: in single quotes, each quote in s
-// closed, escaped with a backslash and reopened.
+// quoteShell quotes s for POSIX sh (render's shell format, dev's env.sh):
+// in single quotes, where nothing is special, each quote in s closed,
+// escaped with a backslash and reopened. The result is one word, taken
+// literally: no expansion, no history ('!'), no globbing.
 func quoteShell(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// quoteDotenv writes s so that rolesenv's env-file parser (and godotenv)
-// read it back unchanged: bare when it is plain, in single quotes (taken
-// literally: no expansion, no reference) when it can be, else in double
-// quotes with every special character escaped.
-func quoteDotenv(s string) string {
-	plain := s != "" && s[0] != '#' && !strings.HasPrefix(s, "sm:") && !strings.HasPrefix(s, "ssm:") && !strings.HasPrefix(s, "arn:")
-	for i := 0; i < len(s) && plain; i++ {
-		c := s[i]
-		plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			strings.IndexByte("_./@%+,=:-", c) >= 0
-	}
-	if plain || s == "" {
-		return s
-	}
-	if !strings.ContainsAny(s, "'\r") && !strings.HasSuffix(s, `\`) {
-		return "'" + s + "'"
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', '"', '$', '{':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		default:
-			if i == 0 && (c == 's' || c == 'a') {
-				// Never a whole-value reference (sm://, ssm://, arn:).
-				b.WriteByte('\\')
-			}
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }

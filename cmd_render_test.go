@@ -298,7 +298,7 @@ func roundTripValues() []string {
 // through rolesenv's own env-file parser.
 func TestQuoteDotenvRoundTrip(t *testing.T) {
 	for _, v := range roundTripValues() {
-		src := "V=" + quoteDotenv(v) + "\n"
+		src := "V=" + inject.QuoteDotenv(v) + "\n"
 		tm, err := inject.Parse([]inject.File{{Name: "q.env", Data: []byte(src)}}, inject.Options{CleanEnv: true})
 		if err != nil {
 			t.Errorf("%q quoted as %q: %v", v, src, err)

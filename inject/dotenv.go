@@ -3,6 +3,7 @@ package inject
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -101,6 +102,8 @@ func (l *lexer) skipSpace() {
 	}
 }
 
+// statement reads one KEY=value (or KEY: value), with an optional
+// "export " before it.
 func (l *lexer) statement() (statement, error) {
 	st := statement{line: l.line}
 	if bytes.HasPrefix(l.src[l.pos:], []byte("export")) {
@@ -116,35 +119,42 @@ func (l *lexer) statement() (statement, error) {
 	st.name = string(l.src[start:l.pos])
 	afterName := l.pos
 	l.skipSpace()
-	if l.pos < len(l.src) && st.name != "" && (l.src[l.pos] == '=' || l.src[l.pos] == ':') {
-		l.pos++ // '=' or ':'
-		l.skipSpace()
-		if l.pos < len(l.src) && (l.src[l.pos] == '"' || l.src[l.pos] == '\'') {
-			return l.quoted(st)
-		}
-		end := l.pos
-		for end < len(l.src) && l.src[end] != '\n' && l.src[end] != '\r' {
-			end++
-		}
-		st.text = unquotedValue(l.src[l.pos:end])
-		l.pos = end
-		return st, nil
+	if l.pos >= len(l.src) || st.name == "" || (l.src[l.pos] != '=' && l.src[l.pos] != ':') {
+		return st, l.nameError(st, afterName)
 	}
+	l.pos++ // '=' or ':'
+	l.skipSpace()
+	if l.pos < len(l.src) && (l.src[l.pos] == '"' || l.src[l.pos] == '\'') {
+		return l.quoted(st)
+	}
+	end := l.pos
+	for end < len(l.src) && l.src[end] != '\n' && l.src[end] != '\r' {
+		end++
+	}
+	st.text = unquotedValue(l.src[l.pos:end])
+	l.pos = end
+	return st, nil
+}
+
+// nameError says what is wrong with a statement that does not start
+// with a name and '=': the name ended at afterName, and l.pos is past the
+// blanks that follow it.
+func (l *lexer) nameError(st statement, afterName int) error {
 	col := " at column " + strconv.Itoa(l.column())
 	switch {
 	case st.name == "" && l.pos < len(l.src) && l.src[l.pos] >= '0' && l.src[l.pos] <= '9':
-		return st, l.errorf(st.line, "invalid variable name: a name cannot start with a digit")
+		return l.errorf(st.line, "invalid variable name: a name cannot start with a digit")
 	case looksLikeName(l.src[afterName:]):
 		l.pos = afterName
-		return st, l.errorf(st.line, "invalid variable name at column "+strconv.Itoa(l.column())+": names are ASCII letters, digits and _")
+		return l.errorf(st.line, "invalid variable name at column "+strconv.Itoa(l.column())+": names are ASCII letters, digits and _")
 	case st.name != "" && l.pos > afterName && l.pos < len(l.src) && isNameByte(l.src[l.pos], false):
-		return st, l.errorf(st.line, "invalid variable name: a name cannot contain spaces")
+		return l.errorf(st.line, "invalid variable name: a name cannot contain spaces")
 	case st.name == "" && l.pos < len(l.src) && (l.src[l.pos] == '=' || l.src[l.pos] == ':'):
-		return st, l.errorf(st.line, "missing variable name before '='")
+		return l.errorf(st.line, "missing variable name before '='")
 	case st.name == "":
-		return st, l.errorf(st.line, "expected a variable name"+col)
+		return l.errorf(st.line, "expected a variable name"+col)
 	}
-	return st, l.errorf(st.line, "expected '=' after the variable name"+col)
+	return l.errorf(st.line, "expected '=' after the variable name"+col)
 }
 
 // unquotedValue cuts an inline comment (a # after white space) and trims
@@ -234,4 +244,66 @@ func ValidName(name string) bool {
 		}
 	}
 	return true
+}
+
+// QuoteDotenv writes v as the value of an env-file line ("KEY=" and the
+// result) that Parse reads back as exactly v, taken literally: never a
+// reference and never an expansion. The result is bare when no character
+// of v means anything to the parser, in single quotes (which the parser
+// takes literally) when v holds no single quote or carriage return and
+// does not end in a backslash, and in double quotes with every character
+// the parser acts on escaped otherwise. Whether a value would be read as
+// a whole-value reference is the parser's own rule, not a list kept here.
+// An env file cannot hold NUL (nor can an environment variable), so
+// neither can v.
+func QuoteDotenv(v string) string {
+	switch {
+	case bareValue(v):
+		return v
+	case !strings.ContainsAny(v, "'\r") && !strings.HasSuffix(v, `\`):
+		return "'" + v + "'"
+	}
+	return doubleQuoted(v)
+}
+
+// bareValue reports a value that reads back as itself unquoted: only
+// characters that neither the lexer (quotes, blanks, '#', line ends) nor
+// the scanner ('$', '\', '{{') act on, and not a whole-value reference.
+func bareValue(v string) bool {
+	if v == "" || isWholeRef(v) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !isAlnum(c) && strings.IndexByte("_./@%+,=:-", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// doubleQuoted writes v in double quotes: '\', '"', '$' and '{' escaped
+// (so that neither ${VAR} nor {{ }} is seen), newline and carriage return
+// as \n and \r, and the first character escaped when the text between the
+// quotes would otherwise be a whole-value reference (an escaped character
+// stands for itself).
+func doubleQuoted(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\', '"', '$', '{':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	body := b.String()
+	if isWholeRef(body) {
+		body = `\` + body
+	}
+	return `"` + body + `"`
 }

@@ -54,62 +54,115 @@ func jsonEscape(s string) (string, error) {
 // extract applies a reference's JSON key or pointer to a value. Errors
 // never quote the value (encoding/json's messages do, so they are not
 // passed on).
+//
+// JSON leaves the meaning of a name given twice in one object undefined,
+// and readers differ on which one wins, so every object the key or the
+// pointer reads a member of must name each member once: a duplicate (by
+// its decoded name, so "a" and "\u0061" are the same) is an error naming
+// its path, never a value. What the key or pointer selects, and a whole
+// value referenced without one, is passed on as written, duplicates
+// included: the application's own JSON reader then decides, as it would
+// reading the secret itself.
 func extract(val string, key, pointer string) (string, error) {
 	if key == "" && pointer == "" {
 		return val, nil
 	}
 	raw := json.RawMessage(val)
 	if key != "" {
-		obj, ok := asObject(raw)
-		if !ok {
-			return "", errors.New("the value is not a JSON object, so it has no key " + strconv.Quote(key))
-		}
-		v, ok := obj[key]
-		if !ok {
-			return "", errors.New("JSON key " + strconv.Quote(key) + " not found")
-		}
-		return jsonText(v)
+		return extractKey(raw, key)
 	}
+	return extractPointer(raw, pointer)
+}
+
+func extractKey(raw json.RawMessage, key string) (string, error) {
+	if !json.Valid(raw) {
+		return "", errors.New("the value is not a JSON object, so it has no key " + strconv.Quote(key))
+	}
+	obj, ok, err := members(raw, "")
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errors.New("the value is not a JSON object, so it has no key " + strconv.Quote(key))
+	}
+	v, ok := obj[key]
+	if !ok {
+		return "", errors.New("JSON key " + strconv.Quote(key) + " not found")
+	}
+	return jsonText(v)
+}
+
+func extractPointer(raw json.RawMessage, pointer string) (string, error) {
 	if !json.Valid(raw) {
 		return "", errors.New("the value is not JSON, so the JSON Pointer " + strconv.Quote(pointer) + " does not apply")
 	}
+	path := ""
 	for i, tok := range strings.Split(pointer[1:], "/") {
 		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
 		where := "JSON Pointer " + strconv.Quote(pointer) + ": token " + strconv.Itoa(i+1)
-		if obj, ok := asObject(raw); ok {
-			v, ok := obj[tok]
-			if !ok {
-				return "", errors.New(where + " not found")
-			}
-			raw = v
-			continue
+		next, err := pointerStep(raw, path, tok, where)
+		if err != nil {
+			return "", err
 		}
-		if arr, ok := asArray(raw); ok {
-			n, err := strconv.Atoi(tok)
-			if err != nil || n < 0 || (len(tok) > 1 && tok[0] == '0') || tok[0] == '+' {
-				return "", errors.New(where + " is not an array index")
-			}
-			if n >= len(arr) {
-				return "", errors.New(where + " is past the end of the array")
-			}
-			raw = arr[n]
-			continue
-		}
-		return "", errors.New(where + " goes into a value that is neither an object nor an array")
+		raw, path = next, path+"/"+pointerToken(tok)
 	}
 	return jsonText(raw)
 }
 
-func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+// pointerStep applies one JSON Pointer token to raw, the valid JSON value
+// at path; where names the token in errors.
+func pointerStep(raw json.RawMessage, path, tok, where string) (json.RawMessage, error) {
+	obj, ok, err := members(raw, path)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		v, ok := obj[tok]
+		if !ok {
+			return nil, errors.New(where + " not found")
+		}
+		return v, nil
+	}
+	if arr, ok := asArray(raw); ok {
+		n, err := strconv.Atoi(tok)
+		if err != nil || n < 0 || (len(tok) > 1 && tok[0] == '0') || tok[0] == '+' {
+			return nil, errors.New(where + " is not an array index")
+		}
+		if n >= len(arr) {
+			return nil, errors.New(where + " is past the end of the array")
+		}
+		return arr[n], nil
+	}
+	return nil, errors.New(where + " goes into a value that is neither an object nor an array")
+}
+
+// members decodes raw, valid JSON, into an object's members; ok is false
+// for any other JSON value. A member name given twice is an error naming
+// its path (path is the object's own, as a JSON Pointer).
+func members(raw json.RawMessage, path string) (m map[string]json.RawMessage, ok bool, err error) {
 	raw = bytes.TrimLeft(raw, " \t\r\n")
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, false
+		return nil, false, nil
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil, false
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // '{'
+		return nil, false, nil
 	}
-	return m, true
+	m = map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, isName := tok.(string)
+		var v json.RawMessage
+		if err != nil || !isName || dec.Decode(&v) != nil {
+			return nil, false, nil
+		}
+		if _, dup := m[name]; dup {
+			return nil, true, errors.New("the JSON names the key " + strconv.Quote(path+"/"+pointerToken(name)) +
+				" twice (JSON leaves which one counts undefined, and readers differ); neither is used")
+		}
+		m[name] = v
+	}
+	return m, true, nil
 }
 
 func asArray(raw json.RawMessage) ([]json.RawMessage, bool) {

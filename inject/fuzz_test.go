@@ -37,6 +37,9 @@ func envSeeds(f *testing.F) {
 		"A.B=1\n",
 		"A=\"x\" y\n",
 		"A=$\nB=$$\nC=a$-b\n",
+		// Values for QuoteDotenv's round trip.
+		"sm://x", "ssm:///p", "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-x", "it's", `ends\`, "a\rb",
+		"${HOME}", "$x", "{{ sm://x }}", " # c", "\"q\" $", "\\sm://x", "rds!db-x",
 	} {
 		f.Add([]byte(s))
 	}
@@ -46,13 +49,15 @@ func envSeeds(f *testing.F) {
 // grammar it shares with godotenv (the reference) it agrees with it:
 // whatever rolesenv accepts, godotenv accepts with the same variables and
 // values; whatever godotenv accepts with valid names only, rolesenv
-// accepts too, or refuses for one of its deliberate reasons.
+// accepts too, or refuses for one of its deliberate reasons. Taken as a
+// value, the input quoted by QuoteDotenv reads back as itself.
 func FuzzEnvFile(f *testing.F) {
 	envSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > maxFuzzInput {
 			return
 		}
+		checkQuoteDotenv(t, string(data))
 		tm, err := Parse([]File{{Name: "f.env", Data: data}}, Options{CleanEnv: true})
 		if !sharedGrammar(data) {
 			return
@@ -226,4 +231,32 @@ func equivalentRefs(a, b Ref) bool {
 		return a == b
 	}
 	return false
+}
+
+// quoteEnviron gives an expansion something to find, so that one would
+// show in the value read back.
+var quoteEnviron = []string{"HOME=/home/app", "x=X", "A=a", "_=u"}
+
+// checkQuoteDotenv: K= and QuoteDotenv(v) parse back to v as a literal:
+// no reference, no expansion, no warning.
+func checkQuoteDotenv(t *testing.T, v string) {
+	t.Helper()
+	if strings.IndexByte(v, 0) >= 0 {
+		return
+	}
+	src := "K=" + QuoteDotenv(v) + "\n"
+	tm, err := Parse([]File{{Name: "q.env", Data: []byte(src)}}, Options{CleanEnv: true, Environ: quoteEnviron})
+	if err != nil {
+		t.Fatalf("%q quoted as %q: %v", v, src, err)
+	}
+	if len(tm.Uses()) != 0 || len(tm.Warnings()) != 0 {
+		t.Fatalf("%q quoted as %q: %d references, warnings %q", v, src, len(tm.Uses()), tm.Warnings())
+	}
+	env, err := tm.Render(NewValues())
+	if err != nil {
+		t.Fatalf("%q quoted as %q: %v", v, src, err)
+	}
+	if got, _ := env.Lookup("K"); got.Reveal() != v {
+		t.Fatalf("%q quoted as %q reads back as %q", v, src, got.Reveal())
+	}
 }

@@ -25,6 +25,14 @@ func (s Service) String() string {
 	return "unknown"
 }
 
+// idName is what errors call the id of a reference to the service.
+func (s Service) idName() string {
+	if s == ParameterStore {
+		return "parameter name"
+	}
+	return "secret id"
+}
+
 // currentStage is the stage a secret reference reads unless pinned.
 const currentStage = "AWSCURRENT"
 
@@ -135,11 +143,18 @@ func isWholeRef(v string) bool {
 }
 
 // parseURI parses the part after sm:// or ssm://: id[?query][#fragment].
+// Each part is percent-decoded once, as a URL path is: '+' stays '+'.
+// No character of a secret or parameter name needs encoding, so the
+// canonical form (String) never encodes one.
 func parseURI(svc Service, rest string) (Ref, error) {
 	var r Ref
 	r.Service = svc
 	id, frag, hasFrag := strings.Cut(rest, "#")
 	id, query, hasQuery := strings.Cut(id, "?")
+	id, err := url.PathUnescape(id)
+	if err != nil {
+		return Ref{}, errors.New("invalid percent-encoding in the " + svc.idName())
+	}
 	r.ID = id
 	if hasQuery {
 		if err := r.parseQuery(query); err != nil {
@@ -158,6 +173,7 @@ func parseURI(svc Service, rest string) (Ref, error) {
 	return r.finish()
 }
 
+// parseQuery parses a query of selectors, each given once.
 func (r *Ref) parseQuery(q string) error {
 	seen := map[string]bool{}
 	for _, kv := range strings.Split(q, "&") {
@@ -173,24 +189,32 @@ func (r *Ref) parseQuery(q string) error {
 			return errors.New("query parameter " + strconv.Quote(k) + " given twice")
 		}
 		seen[k] = true
-		switch {
-		case r.Service == SecretsManager && k == "stage":
-			r.Stage = v
-		case r.Service == SecretsManager && k == "version":
-			r.VersionID = v
-		case r.Service == ParameterStore && k == "version":
-			r.VersionID = v // a number, or a secret version id through the bridge; see finish
-		case r.Service == ParameterStore && k == "label":
-			r.Label = v
-		default:
-			if len(k) > 20 || !isToken(k) {
-				return errors.New("unknown query parameter")
-			}
-			if r.Service == SecretsManager {
-				return errors.New("unknown query parameter " + strconv.Quote(k) + " (want stage or version)")
-			}
-			return errors.New("unknown query parameter " + strconv.Quote(k) + " (want version or label)")
+		if err := r.setSelector(k, v); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// setSelector sets the selector a query parameter names. A parameter's
+// version stays in VersionID until finish knows whether it is a number
+// or, through the bridge, a secret's version id.
+func (r *Ref) setSelector(k, v string) error {
+	switch {
+	case r.Service == SecretsManager && k == "stage":
+		r.Stage = v
+	case r.Service == SecretsManager && k == "version":
+		r.VersionID = v
+	case r.Service == ParameterStore && k == "version":
+		r.VersionID = v
+	case r.Service == ParameterStore && k == "label":
+		r.Label = v
+	case len(k) > 20 || !isToken(k):
+		return errors.New("unknown query parameter")
+	case r.Service == SecretsManager:
+		return errors.New("unknown query parameter " + strconv.Quote(k) + " (want stage or version)")
+	default:
+		return errors.New("unknown query parameter " + strconv.Quote(k) + " (want version or label)")
 	}
 	return nil
 }
@@ -314,38 +338,57 @@ func (r Ref) finish() (Ref, error) {
 		if err != nil {
 			return Ref{}, err
 		}
-		if secret, ok := strings.CutPrefix(name, bridgePrefix); ok {
-			// /aws/reference/secretsmanager/<secret-id>: a label selects a
-			// stage, a version a secret version id.
-			paramARN := r.ID
-			r.Service = SecretsManager
-			r.ID = secret
-			if region != "" {
-				// By parameter ARN: the secret's partial ARN (without the
-				// random suffix, which GetSecretValue accepts) keeps the
-				// region and account.
-				f := strings.Split(paramARN, ":")
-				r.ID = strings.Join([]string{"arn", f[1], "secretsmanager", f[3], f[4], "secret", secret}, ":")
-			}
-			r.Stage, r.Label = r.Label, ""
-		} else {
-			r.Region = region
-			if r.VersionID != "" {
-				v, err := strconv.ParseInt(r.VersionID, 10, 64)
-				if err != nil || v <= 0 || r.VersionID[0] == '0' {
-					return Ref{}, errors.New("a parameter version is a positive number")
-				}
-				r.Version, r.VersionID = v, ""
-			}
-			if r.Version != 0 && r.Label != "" {
-				return Ref{}, errors.New("both a version and a label are pinned; give one")
-			}
-			if r.Label != "" && !validLabel(r.Label) {
-				return Ref{}, errors.New("invalid parameter label (letters, digits, . - _; not starting with a digit)")
-			}
-			return r, nil
+		secret, ok := strings.CutPrefix(name, bridgePrefix)
+		if !ok {
+			return r.finishParam(region)
 		}
+		r = r.bridged(secret, region)
 	}
+	return r.finishSecret()
+}
+
+// bridged turns a reference to /aws/reference/secretsmanager/<secret-id>
+// into the secret reference it stands for: a label selects a stage, a
+// version a secret version id.
+func (r Ref) bridged(secret, region string) Ref {
+	paramARN := r.ID
+	r.Service = SecretsManager
+	r.ID = secret
+	if region != "" {
+		// By parameter ARN: the secret's partial ARN (without the random
+		// suffix, which GetSecretValue accepts) keeps the partition,
+		// region and account.
+		f := strings.Split(paramARN, ":")
+		r.ID = strings.Join([]string{"arn", f[1], "secretsmanager", f[3], f[4], "secret", secret}, ":")
+	}
+	r.Stage, r.Label = r.Label, ""
+	return r
+}
+
+// finishParam checks a parameter's selectors: a version is a positive
+// number (in VersionID until now), a label follows SSM's rules, and at
+// most one of them is given.
+func (r Ref) finishParam(region string) (Ref, error) {
+	r.Region = region
+	if r.VersionID != "" {
+		v, err := strconv.ParseInt(r.VersionID, 10, 64)
+		if err != nil || v <= 0 || r.VersionID[0] == '0' {
+			return Ref{}, errors.New("a parameter version is a positive number")
+		}
+		r.Version, r.VersionID = v, ""
+	}
+	if r.Version != 0 && r.Label != "" {
+		return Ref{}, errors.New("both a version and a label are pinned; give one")
+	}
+	if r.Label != "" && !validLabel(r.Label) {
+		return Ref{}, errors.New("invalid parameter label (letters, digits, . - _; not starting with a digit)")
+	}
+	return r, nil
+}
+
+// finishSecret checks a secret's id and selectors, and pins AWSCURRENT
+// when nothing else is.
+func (r Ref) finishSecret() (Ref, error) {
 	region, err := secretID(r.ID)
 	if err != nil {
 		return Ref{}, err
@@ -366,72 +409,112 @@ func (r Ref) finish() (Ref, error) {
 	return r, nil
 }
 
+// maxIDLen bounds a secret id or parameter name, ARN included: AWS's
+// limit for both (names alone are shorter; AWS refuses what is too long).
+const maxIDLen = 2048
+
+var (
+	errSecretName = errors.New("invalid character in the secret name (allowed: letters, digits and /_+=.@!-)")
+	errParamName  = errors.New("invalid character in the parameter name (allowed: letters, digits and _.-/)")
+)
+
 // secretID validates a secret name or ARN and returns the ARN's region.
 func secretID(id string) (region string, err error) {
 	if id == "" {
 		return "", errors.New("empty secret id")
 	}
-	if len(id) > 2048 {
+	if len(id) > maxIDLen {
 		return "", errors.New("secret id is too long")
 	}
+	name := id
 	if strings.HasPrefix(id, "arn:") {
 		f := strings.Split(id, ":")
 		if len(f) != 7 || f[2] != "secretsmanager" || f[5] != "secret" || f[6] == "" || !validARNPart(f[1]) || !validRegion(f[3]) || !validARNPart(f[4]) {
 			return "", errors.New("malformed secret ARN (want arn:<partition>:secretsmanager:<region>:<account>:secret:<name>)")
 		}
-		if !validSecretName(f[6]) {
-			return "", errors.New("invalid character in the secret name (allowed: letters, digits and /_+=.@-)")
-		}
-		return f[3], nil
+		name, region = f[6], f[3]
 	}
-	if !validSecretName(id) {
-		return "", errors.New("invalid character in the secret name (allowed: letters, digits and /_+=.@-)")
+	if !validSecretName(name) {
+		return "", errSecretName
 	}
-	return "", nil
+	return region, nil
 }
 
 // paramName validates a parameter name or ARN and returns the name and the
-// ARN's region.
+// ARN's region. The name of a bridge parameter
+// (/aws/reference/secretsmanager/<secret-id>) ends in a secret's name,
+// with a secret name's characters.
 func paramName(id string) (name, region string, err error) {
 	if id == "" {
 		return "", "", errors.New("empty parameter name")
 	}
-	if len(id) > 2048 {
+	if len(id) > maxIDLen {
 		return "", "", errors.New("parameter name is too long")
 	}
 	name = id
 	if strings.HasPrefix(id, "arn:") {
-		f := strings.Split(id, ":")
-		res, ok := "", false
-		if len(f) == 6 {
-			res, ok = strings.CutPrefix(f[5], "parameter/")
-		}
-		if !ok || f[2] != "ssm" || res == "" || !validARNPart(f[1]) || !validRegion(f[3]) || !validARNPart(f[4]) {
-			return "", "", errors.New("malformed parameter ARN (want arn:<partition>:ssm:<region>:<account>:parameter/<name>)")
-		}
-		// parameter/a/b is /a/b; parameter/a is a (same as /a).
-		name, region = res, f[3]
-		if strings.Contains(res, "/") {
-			name = "/" + res
+		if name, region, err = paramARN(id); err != nil {
+			return "", "", err
 		}
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(isAlnum(c) || c == '_' || c == '.' || c == '-' || c == '/') {
-			return "", "", errors.New("invalid character in the parameter name (allowed: letters, digits and _.-/)")
+	if secret, ok := strings.CutPrefix(name, bridgePrefix); ok {
+		if secret != "" && !validSecretName(secret) {
+			return "", "", errSecretName
 		}
+		return name, region, nil
+	}
+	if !validParamName(name) {
+		return "", "", errParamName
 	}
 	return name, region, nil
+}
+
+// paramARN splits a parameter ARN into the parameter's name and the
+// region.
+func paramARN(id string) (name, region string, err error) {
+	f := strings.Split(id, ":")
+	res, ok := "", false
+	if len(f) == 6 {
+		res, ok = strings.CutPrefix(f[5], "parameter/")
+	}
+	if !ok || f[2] != "ssm" || res == "" || !validARNPart(f[1]) || !validRegion(f[3]) || !validARNPart(f[4]) {
+		return "", "", errors.New("malformed parameter ARN (want arn:<partition>:ssm:<region>:<account>:parameter/<name>)")
+	}
+	// parameter/a/b is /a/b; parameter/a is a (same as /a).
+	if strings.Contains(res, "/") {
+		return "/" + res, f[3], nil
+	}
+	return res, f[3], nil
 }
 
 func isAlnum(c byte) bool {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }
 
+// validSecretName reports the characters Secrets Manager allows in a
+// secret's name: ASCII letters, digits and /_+=.@-, and '!', which only
+// the secrets other AWS services create and manage use, after a prefix
+// naming the service (rds!db-<uuid>, rds!cluster-<uuid>,
+// events!connection/..., redshift!..., appflow!...). Which names exist is
+// for AWS to say; none of these characters is part of the reference
+// grammar.
 func validSecretName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(isAlnum(c) || strings.IndexByte("/_+=.@-", c) >= 0) {
+		if !(isAlnum(c) || strings.IndexByte("/_+=.@!-", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validParamName reports the characters Parameter Store allows in a
+// parameter's name: ASCII letters, digits and _.-, and '/' between the
+// levels of a hierarchy.
+func validParamName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isAlnum(c) || c == '_' || c == '.' || c == '-' || c == '/') {
 			return false
 		}
 	}
@@ -497,39 +580,38 @@ func (r Ref) String() string {
 	switch r.Service {
 	case SecretsManager:
 		b.WriteString("sm://")
-		b.WriteString(r.ID)
-		if r.VersionID != "" {
-			b.WriteString("?version=")
-			b.WriteString(escapeRef(r.VersionID))
-		} else if r.Stage != "" && r.Stage != currentStage {
-			b.WriteString("?stage=")
-			b.WriteString(escapeRef(r.Stage))
-		}
 	case ParameterStore:
 		b.WriteString("ssm://")
-		b.WriteString(r.ID)
-		if r.Version != 0 {
-			b.WriteString("?version=")
-			b.WriteString(strconv.FormatInt(r.Version, 10))
-		} else if r.Label != "" {
-			b.WriteString("?label=")
-			b.WriteString(escapeRef(r.Label))
-		}
 	default:
 		return "invalid reference"
 	}
+	b.WriteString(r.ID)
+	b.WriteString(r.query())
 	switch {
 	case r.Pointer != "":
-		b.WriteString("#")
-		b.WriteString(escapeRef(r.Pointer))
+		b.WriteString("#" + escapeRef(r.Pointer))
 	case strings.HasPrefix(r.Key, "/"):
-		b.WriteString("#/")
-		b.WriteString(escapeRef(pointerToken(r.Key)))
+		b.WriteString("#/" + escapeRef(pointerToken(r.Key)))
 	case r.Key != "":
-		b.WriteString("#")
-		b.WriteString(escapeRef(r.Key))
+		b.WriteString("#" + escapeRef(r.Key))
 	}
 	return b.String()
+}
+
+// query is the canonical query of a reference's version selector: none
+// for the latest parameter or the current secret.
+func (r Ref) query() string {
+	switch {
+	case r.Service == SecretsManager && r.VersionID != "":
+		return "?version=" + escapeRef(r.VersionID)
+	case r.Service == SecretsManager && r.Stage != "" && r.Stage != currentStage:
+		return "?stage=" + escapeRef(r.Stage)
+	case r.Service == ParameterStore && r.Version != 0:
+		return "?version=" + strconv.FormatInt(r.Version, 10)
+	case r.Service == ParameterStore && r.Label != "":
+		return "?label=" + escapeRef(r.Label)
+	}
+	return ""
 }
 
 // escapeRef percent-encodes everything but unreserved characters and the

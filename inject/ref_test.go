@@ -75,7 +75,7 @@ func TestParseRefErrors(t *testing.T) {
 		{"vault://x", "unknown reference scheme (want sm://, ssm://, an ARN or resolve:)"},
 		{"resolve:s3:x", "unknown dynamic reference service (want secretsmanager, ssm or ssm-secure)"},
 		{"sm://", "empty secret id"},
-		{"sm://a b", "invalid character in the secret name (allowed: letters, digits and /_+=.@-)"},
+		{"sm://a b", "invalid character in the secret name (allowed: letters, digits and /_+=.@!-)"},
 		{"sm://x#", "empty JSON key"},
 		{"sm://x#%zz", "invalid percent-encoding in the JSON key"},
 		{"sm://x#/a~2", "invalid JSON Pointer: '~' must be followed by 0 or 1"},
@@ -196,5 +196,47 @@ func TestExtractAndFilters(t *testing.T) {
 	}
 	if _, err := filters["base64decode"]("SNTL!"); err == nil || strings.Contains(err.Error(), "SNTL") {
 		t.Errorf("base64decode of garbage: %v", err)
+	}
+}
+
+// TestExtractDuplicateKeys: a member name given twice in an object that a
+// key or pointer reads from is refused, by its path and never its value,
+// however the names are spelled; what is selected, or a whole value, is
+// passed on as written.
+func TestExtractDuplicateKeys(t *testing.T) {
+	const twice = " twice (JSON leaves which one counts undefined, and readers differ); neither is used"
+	tests := []struct {
+		doc, key, pointer, want, err string
+	}{
+		{doc: `{"a":"SNTL1","a":"SNTL2"}`, key: "a", err: `the JSON names the key "/a"` + twice},
+		{doc: `{"a":"SNTL1","\u0061":"SNTL2"}`, key: "a", err: `the JSON names the key "/a"` + twice},
+		{doc: `{"\u0061":"SNTL1","a":"SNTL2"}`, pointer: "/a", err: `the JSON names the key "/a"` + twice},
+		{doc: `{"b":"SNTL1","b":"SNTL2","a":"x"}`, key: "a", err: `the JSON names the key "/b"` + twice},
+		{doc: ` {"o":{"x":"SNTL1","x":"SNTL2"}}`, pointer: "/o/x", err: `the JSON names the key "/o/x"` + twice},
+		{doc: `{"o":{"x":"SNTL1"},"o":{"x":"SNTL2"}}`, pointer: "/o/x", err: `the JSON names the key "/o"` + twice},
+		{doc: `{"a/b":{"~":"SNTL1","\u007e":"SNTL2"}}`, pointer: "/a~1b/~0", err: `the JSON names the key "/a~1b/~0"` + twice},
+		{doc: `{"l":[{"k":"SNTL1"},{"k":"SNTL1","k":"SNTL2"}]}`, pointer: "/l/1/k", err: `the JSON names the key "/l/1/k"` + twice},
+		{doc: `{"\n":"SNTL1","\n":"SNTL2"}`, key: "\n", err: `the JSON names the key "/\n"` + twice},
+		// Only the objects read from are checked.
+		{doc: `{"l":[{"k":1,"k":2},{"k":3}]}`, pointer: "/l/1/k", want: "3"},
+		{doc: `{"a":1,"s":{"x":1,"x":2}}`, pointer: "/a", want: "1"},
+		// What is selected is passed on as written.
+		{doc: `{"o":{"x":1,"x":2}}`, key: "o", want: `{"x":1,"x":2}`},
+		{doc: `{"o":{"x":1,"x":2}}`, pointer: "/o", want: `{"x":1,"x":2}`},
+		{doc: `{"a":1,"a":2}`, want: `{"a":1,"a":2}`},
+		// Not duplicates: names that differ after decoding.
+		{doc: `{"a":1,"A":2,"a ":3,"\u00e9":4,"e\u0301":5}`, key: "a", want: "1"},
+	}
+	for _, tt := range tests {
+		got, err := extract(tt.doc, tt.key, tt.pointer)
+		if tt.err != "" {
+			if err == nil || strings.Contains(err.Error(), "SNTL") || err.Error() != strings.Replace(tt.err, "\n", `\n`, 1) {
+				t.Errorf("%s %q%q: %v, want %s", tt.doc, tt.key, tt.pointer, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s %q%q = %q, %v; want %q", tt.doc, tt.key, tt.pointer, got, err, tt.want)
+		}
 	}
 }

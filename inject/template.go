@@ -170,25 +170,38 @@ type use struct {
 // Parse reads the env files in order (later files win) over the inherited
 // environment. It reports every problem it finds, as Errors.
 func Parse(files []File, opts Options) (*Template, error) {
-	p := parser{
+	p := newParser(opts.Environ)
+	p.inherit(opts)
+	for _, f := range files {
+		p.file(f)
+	}
+	p.set(opts.Set)
+	if err := join(p.errs); err != nil {
+		return nil, err
+	}
+	return p.template(), nil
+}
+
+func newParser(environ []string) *parser {
+	p := &parser{
 		env:      map[string]string{},
 		envEntry: map[string]*entry{},
 		earlier:  map[string]*entry{},
 		final:    map[string]*entry{},
 	}
-	for _, kv := range opts.Environ {
+	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
 			p.env[k] = v
 		}
 	}
-	keep := map[string]bool{}
-	for _, k := range opts.KeepEnv {
-		if isReserved(k) {
-			p.errs = append(p.errs, configErr("", 0, "", "", "--keep-env cannot pass "+k+": ROLESENV_* variables never reach the command"))
-			continue
-		}
-		keep[k] = true
-	}
+	return p
+}
+
+// inherit takes in rolesenv's environment, but for ROLESENV_* names: every
+// variable is there for ${VAR}, and the child gets those that CleanEnv,
+// KeepEnv and Remove let through.
+func (p *parser) inherit(opts Options) {
+	keep := p.keepSet(opts.KeepEnv)
 	remove := map[string]bool{}
 	for _, k := range opts.Remove {
 		remove[k] = true
@@ -197,25 +210,46 @@ func Parse(files []File, opts Options) (*Template, error) {
 		if isReserved(k) {
 			continue
 		}
-		v := p.env[k]
-		e := &entry{name: k, file: environFile, lit: v, sensitive: sensitiveInherited[k]}
-		if opts.FromEnv && isWholeRef(v) {
-			ref, err := ParseRef(v)
-			if err != nil {
-				p.errs = append(p.errs, configErr(environFile, 0, k, v, err.Error()))
-			} else {
-				e.segs, e.secret, e.lit = []segment{{use: &use{text: v, ref: ref}}}, true, ""
-			}
-		}
+		e := p.inherited(k, p.env[k], opts.FromEnv)
 		p.envEntry[k] = e
 		if !remove[k] && (!opts.CleanEnv || keep[k]) {
 			p.final[k] = e
 		}
 	}
-	for _, f := range files {
-		p.file(f)
+}
+
+// keepSet is the set of KeepEnv's names; a ROLESENV_* name is an error.
+func (p *parser) keepSet(names []string) map[string]bool {
+	keep := map[string]bool{}
+	for _, k := range names {
+		if isReserved(k) {
+			p.errs = append(p.errs, configErr("", 0, "", "", "--keep-env cannot pass "+k+": ROLESENV_* variables never reach the command"))
+			continue
+		}
+		keep[k] = true
 	}
-	for _, st := range opts.Set {
+	return keep
+}
+
+// inherited is the entry of an inherited variable: its value, taken
+// literally, or with fromEnv the reference that its whole value is.
+func (p *parser) inherited(k, v string, fromEnv bool) *entry {
+	e := &entry{name: k, file: environFile, lit: v, sensitive: sensitiveInherited[k]}
+	if !fromEnv || !isWholeRef(v) {
+		return e
+	}
+	ref, err := ParseRef(v)
+	if err != nil {
+		p.errs = append(p.errs, configErr(environFile, 0, k, v, err.Error()))
+		return e
+	}
+	e.segs, e.secret, e.lit = []segment{{use: &use{text: v, ref: ref}}}, true, ""
+	return e
+}
+
+// set places Options.Set's variables last, over every other.
+func (p *parser) set(settings []Setting) {
+	for _, st := range settings {
 		s := st.s
 		if s == nil || !ValidName(s.name) {
 			p.errs = append(p.errs, configErr("", 0, "", "", "invalid variable name in a setting"))
@@ -223,37 +257,47 @@ func Parse(files []File, opts Options) (*Template, error) {
 		}
 		p.final[s.name] = &entry{name: s.name, file: "rolesenv", lit: s.value, sensitive: s.sensitive}
 	}
-	if err := join(p.errs); err != nil {
-		return nil, err
-	}
+}
+
+// template is what the final variables need: the references they use,
+// directly or through the variables they expand, and the distinct
+// fetches of those.
+func (p *parser) template() *Template {
 	t := &Template{final: p.final, names: sortedKeys(p.final), warnings: p.warnings}
-	seen := map[Fetch]bool{}
-	visited := map[*entry]bool{}
-	var visit func(e *entry)
-	visit = func(e *entry) {
-		if visited[e] || !e.secret {
-			return
-		}
-		visited[e] = true
-		for _, s := range e.segs {
-			switch {
-			case s.dep != nil:
-				visit(s.dep)
-			case s.use != nil:
-				t.uses = append(t.uses, Use{File: e.file, Line: e.line, Var: e.name, Text: s.use.text, Ref: s.use.ref, Filters: s.use.filters})
-				if !seen[s.use.ref.Fetch] {
-					seen[s.use.ref.Fetch] = true
-					t.fetches = append(t.fetches, s.use.ref.Fetch)
-				}
-			}
-		}
-	}
+	c := collector{t: t, seen: map[Fetch]bool{}, visited: map[*entry]bool{}}
 	for _, n := range t.names {
-		visit(t.final[n])
+		c.visit(t.final[n])
 	}
 	// In the order of Render's errors, so that a caller can line the two up.
 	slices.SortStableFunc(t.uses, func(a, b Use) int { return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line)) })
-	return t, nil
+	return t
+}
+
+// collector gathers a template's uses and fetches, visiting each entry
+// once.
+type collector struct {
+	t       *Template
+	seen    map[Fetch]bool
+	visited map[*entry]bool
+}
+
+func (c *collector) visit(e *entry) {
+	if c.visited[e] || !e.secret {
+		return
+	}
+	c.visited[e] = true
+	for _, s := range e.segs {
+		switch {
+		case s.dep != nil:
+			c.visit(s.dep)
+		case s.use != nil:
+			c.t.uses = append(c.t.uses, Use{File: e.file, Line: e.line, Var: e.name, Text: s.use.text, Ref: s.use.ref, Filters: s.use.filters})
+			if f := s.use.ref.Fetch; !c.seen[f] {
+				c.seen[f] = true
+				c.t.fetches = append(c.t.fetches, f)
+			}
+		}
+	}
 }
 
 // Fetches returns the distinct fetches the child's environment needs (a
@@ -356,81 +400,107 @@ func (s *scanner) flush() {
 // whole-value reference, or text with ${VAR} and {{ }} references.
 func (s *scanner) value(st statement) {
 	defer s.done()
-	if st.quote == '\'' {
-		s.lit.WriteString(st.text)
-		return
-	}
 	dq := st.quote == '"'
-	if isWholeRef(st.text) {
-		text, ok := s.text(st.text, dq)
-		if !ok {
-			return
-		}
-		ref, err := ParseRef(text)
-		if err != nil {
-			s.fail(text, err.Error())
-			return
-		}
-		s.e.segs = append(s.e.segs, segment{use: &use{text: text, ref: ref}})
+	switch {
+	case st.quote == '\'':
+		s.lit.WriteString(st.text)
+	case isWholeRef(st.text):
+		s.wholeRef(st.text, dq)
+	default:
+		s.mixed(st.text, dq)
+	}
+}
+
+// wholeRef reads a value that is one reference.
+func (s *scanner) wholeRef(src string, dq bool) {
+	text, ok := s.text(src, dq)
+	if !ok {
 		return
 	}
-	src := st.text
+	ref, err := ParseRef(text)
+	if err != nil {
+		s.fail(text, err.Error())
+		return
+	}
+	s.e.segs = append(s.e.segs, segment{use: &use{text: text, ref: ref}})
+}
+
+// mixed reads a value of literal text, escapes, $ expansions and {{ }}
+// references.
+func (s *scanner) mixed(src string, dq bool) {
 	for i := 0; i < len(src); {
-		c := src[i]
-		switch {
+		switch c := src[i]; {
 		case c == '\\':
 			i += s.escape(src[i:], dq, &s.lit)
 		case c == '$':
-			n, name, ok := s.dollar(src[i:])
-			i += n
-			if !ok {
-				continue
-			}
-			if name == "" {
-				s.lit.WriteByte('$')
-				continue
-			}
-			dep, val, found := s.lookup(name)
-			switch {
-			case !found:
-			case dep != nil:
-				s.flush()
-				s.e.segs = append(s.e.segs, segment{dep: dep})
-			default:
-				s.lit.WriteString(val)
-			}
+			i += s.expand(src[i:])
 		case c == '{' && i+1 < len(src) && src[i+1] == '{':
-			end := strings.Index(src[i+2:], "}}")
-			if end < 0 {
-				s.fail("", "unterminated {{ at character "+strconv.Itoa(1+utf8.RuneCountInString(src[:i]))+" of the value (to write {{ literally, single-quote the value)")
+			n, ok := s.inline(src, i, dq)
+			if !ok {
 				return
 			}
-			inner := src[i+2 : i+2+end]
-			i += 2 + end + 2
-			text, ok := s.text(inner, dq)
-			if !ok {
-				continue
-			}
-			shown := ""
-			if looksLikeRef(text) {
-				shown = "{{" + text + "}}"
-			}
-			ref, filters, err := parseInline(text)
-			if err != nil {
-				msg := err.Error()
-				if shown == "" {
-					msg += " inside {{ }} (to write {{ literally, single-quote the value)"
-				}
-				s.fail(shown, msg)
-				continue
-			}
-			s.flush()
-			s.e.segs = append(s.e.segs, segment{use: &use{text: shown, ref: ref, filters: filters}})
+			i += n
 		default:
 			s.lit.WriteByte(c)
 			i++
 		}
 	}
+}
+
+// expand handles $NAME or ${NAME} at src[0] and returns the bytes it
+// used. A variable that depends on a secret becomes a segment of its own.
+func (s *scanner) expand(src string) int {
+	n, name, ok := s.dollar(src)
+	switch {
+	case !ok:
+	case name == "":
+		s.lit.WriteByte('$')
+	default:
+		dep, val, found := s.lookup(name)
+		switch {
+		case !found:
+		case dep != nil:
+			s.flush()
+			s.e.segs = append(s.e.segs, segment{dep: dep})
+		default:
+			s.lit.WriteString(val)
+		}
+	}
+	return n
+}
+
+// inline handles the {{ at src[i] and returns the bytes it used up to
+// the closing }}. ok is false when there is none: nothing after it in the
+// value can be read.
+func (s *scanner) inline(src string, i int, dq bool) (n int, ok bool) {
+	end := strings.Index(src[i+2:], "}}")
+	if end < 0 {
+		s.fail("", "unterminated {{ at character "+strconv.Itoa(1+utf8.RuneCountInString(src[:i]))+" of the value (to write {{ literally, single-quote the value)")
+		return 0, false
+	}
+	if text, ok := s.text(src[i+2:i+2+end], dq); ok {
+		s.inlineRef(text)
+	}
+	return 2 + end + 2, true
+}
+
+// inlineRef adds the reference and filters written inside {{ }}.
+func (s *scanner) inlineRef(text string) {
+	shown := ""
+	if looksLikeRef(text) {
+		shown = "{{" + text + "}}"
+	}
+	ref, filters, err := parseInline(text)
+	if err != nil {
+		msg := err.Error()
+		if shown == "" {
+			msg += " inside {{ }} (to write {{ literally, single-quote the value)"
+		}
+		s.fail(shown, msg)
+		return
+	}
+	s.flush()
+	s.e.segs = append(s.e.segs, segment{use: &use{text: shown, ref: ref, filters: filters}})
 }
 
 // done flushes literal text and works out whether the entry is literal.
@@ -542,25 +612,9 @@ func (s *scanner) text(src string, dq bool) (string, bool) {
 		case c == '\\':
 			i += s.escape(src[i:], dq, &b)
 		case c == '$':
-			n, name, good := s.dollar(src[i:])
+			n, good := s.expandInRef(src[i:], &b)
 			i += n
-			if !good {
-				ok = false
-				continue
-			}
-			if name == "" {
-				b.WriteByte('$')
-				continue
-			}
-			dep, val, found := s.lookup(name)
-			if dep != nil {
-				s.fail("", "${"+name+"} inside a reference depends on a secret; a reference is never built from a secret value")
-				ok = false
-				continue
-			}
-			if found {
-				b.WriteString(val)
-			}
+			ok = ok && good
 		case c == '{' && i+1 < len(src) && src[i+1] == '{':
 			s.fail("", "{{ inside a reference")
 			return "", false
@@ -570,6 +624,29 @@ func (s *scanner) text(src string, dq bool) (string, bool) {
 		}
 	}
 	return b.String(), ok
+}
+
+// expandInRef handles $NAME or ${NAME} at src[0] inside a reference and
+// returns the bytes it used; good is false for a malformed one or a
+// variable that depends on a secret.
+func (s *scanner) expandInRef(src string, b *strings.Builder) (n int, good bool) {
+	n, name, ok := s.dollar(src)
+	if !ok {
+		return n, false
+	}
+	if name == "" {
+		b.WriteByte('$')
+		return n, true
+	}
+	dep, val, found := s.lookup(name)
+	if dep != nil {
+		s.fail("", "${"+name+"} inside a reference depends on a secret; a reference is never built from a secret value")
+		return n, false
+	}
+	if found {
+		b.WriteString(val)
+	}
+	return n, true
 }
 
 // looksLikeRef reports text that starts like a reference, so an error

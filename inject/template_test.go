@@ -111,7 +111,7 @@ func TestParseErrors(t *testing.T) {
 		{"A={{ sm://x | }}", "a.env:1: A: {{ sm://x | }}: empty filter after '|'"},
 		{"A={{ sm://x | b a d }}", "a.env:1: A: {{ sm://x | b a d }}: unknown filter (want urlquery, base64, base64decode, json or trim)"},
 		{"A={{ sm://{{x}} }}", "a.env:1: A: {{ inside a reference"},
-		{"A=sm://x y", "a.env:1: A: sm://x y: invalid character in the secret name (allowed: letters, digits and /_+=.@-)"},
+		{"A=sm://x y", "a.env:1: A: sm://x y: invalid character in the secret name (allowed: letters, digits and /_+=.@!-)"},
 	}
 	for _, tt := range tests {
 		_, err := literalEnv(t, Options{}, tt.src)
@@ -291,3 +291,29 @@ func TestWarnings(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestQuoteDotenv: each value takes the simplest form that reads back as
+// itself, and whether a value would be a reference is the parser's call.
+func TestQuoteDotenv(t *testing.T) {
+	for v, want := range map[string]string{
+		"plain-1.2_x/y@z%+,=:":  "plain-1.2_x/y@z%+,=:",
+		"arn:aws:iam::1:role/x": "arn:aws:iam::1:role/x", // an ARN the parser takes literally
+		"sm:x":                  "sm:x",
+		"sm://x":                "'sm://x'",
+		"ssm:///p#k":            "'ssm:///p#k'",
+		"arn:aws:secretsmanager:us-east-1:1:secret:rds!db-x": "'arn:aws:secretsmanager:us-east-1:1:secret:rds!db-x'",
+		"":                              "''",
+		"a b":                           "'a b'",
+		"${HOME} {{ sm://x }}":          "'${HOME} {{ sm://x }}'",
+		"it's":                          `"it's"`,
+		`ends\`:                         `"ends\\"`,
+		"sm://it's":                     `"\sm://it's"`,
+		"arn:aws:ssm:r:1:parameter/p\r": `"\arn:aws:ssm:r:1:parameter/p\r"`,
+		"a'$x{{y}}\"\n":                 `"a'\$x\{\{y}}\"\n"`,
+	} {
+		if got := QuoteDotenv(v); got != want {
+			t.Errorf("QuoteDotenv(%q) = %s, want %s", v, got, want)
+		}
+		checkQuoteDotenv(t, v)
+	}
+}
