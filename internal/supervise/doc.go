@@ -16,7 +16,10 @@
 // own PATH when it has none); relative PATH entries are skipped. A command
 // that is not found is a *StartError with exit code 127, one that cannot be
 // executed 126, as in a shell. LookPath applies the same rules without
-// starting anything.
+// starting anything. A start the system refuses for lack of a resource
+// (EMFILE, ENFILE, ENOMEM, EAGAIN), first or restart, is retried with a
+// jittered back-off (100ms doubling to 5s) for Config.StartRetryLimit,
+// then fails with a *StartError that is a Resource error (exit 71).
 //
 // # Signals
 //
@@ -34,10 +37,12 @@
 //
 // A signal that arrives before the child has started ends rolesenv with
 // 128+N (see Supervisor.Context); WINCH, whose default action is to do
-// nothing, is dropped then. During a restart, TERM, INT and QUIT end
-// rolesenv (the old child gets the signal too, its group is waited for,
-// and no new child starts); any other signal is delivered to the new child
-// as soon as it has started. No signal is lost.
+// nothing, is dropped then. A restart is one step for the child: during
+// it, TERM, INT and QUIT end rolesenv (the old child gets the signal too,
+// its group is waited for, and no new child starts); any other signal goes
+// to the old child while it runs, and is dropped with a log line once it
+// has exited, until the new child has started, which therefore never gets
+// a signal before it could install its handlers.
 //
 // # The terminal
 //

@@ -97,11 +97,16 @@ type Config struct {
 	// NOTIFY_SOCKET through its environment and sends its own READY=1.
 	NotifySocket string
 
+	// StartRetryLimit is how long a start that the system refuses for
+	// lack of a resource (EMFILE, ENFILE, ENOMEM, EAGAIN) is retried
+	// before Run gives up with a *StartError (default one minute).
+	StartRetryLimit time.Duration
+
 	// Logger receives what happens (never an environment value); nil
 	// means quiet.
 	Logger *slog.Logger
-	// Clock drives the debounce, the budget and the stop timeout; nil
-	// means the real clock.
+	// Clock drives the debounce, the budget, the stop timeout and the
+	// retries of a start; nil means the real clock.
 	Clock Clock
 }
 
@@ -168,7 +173,8 @@ type Supervisor struct {
 	handedOff   bool
 	used        bool
 
-	noTerminal bool // tests that run in-process leave the terminal alone
+	noTerminal   bool // tests that run in-process leave the terminal alone
+	startProcess func(string, []string, *os.ProcAttr) (*os.Process, error)
 }
 
 // New checks cfg, fills its defaults and starts catching signals. Call
@@ -178,37 +184,18 @@ func New(cfg Config) (*Supervisor, error) {
 }
 
 func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
-	if cfg.Command == "" {
-		return nil, errors.New("no command given")
-	}
-	if cfg.StopSignal == 0 {
-		cfg.StopSignal = syscall.SIGTERM
-	}
-	if err := ValidateStopSignal(cfg.StopSignal); err != nil {
-		return nil, fmt.Errorf("invalid stop signal: %w", err)
-	}
-	if cfg.StopTimeout == 0 {
-		cfg.StopTimeout = 10 * time.Second
-	}
-	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 {
-		return nil, errors.New("durations and the restart budget cannot be negative")
-	}
-	if cfg.MaxRestarts > 0 && cfg.RestartWindow == 0 {
-		return nil, errors.New("a restart budget needs a restart window")
-	}
-	if cfg.RefreshSignal != 0 {
-		if err := ValidateRefreshSignal(cfg.RefreshSignal); err != nil {
-			return nil, err
-		}
+	if err := cfg.fill(); err != nil {
+		return nil, err
 	}
 	s := &Supervisor{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		sigs:    make(chan os.Signal, 128),
-		chld:    make(chan os.Signal, 1),
-		handoff: make(chan struct{}),
-		early:   make(chan struct{}),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		clock:        cfg.Clock,
+		sigs:         make(chan os.Signal, 128),
+		chld:         make(chan os.Signal, 1),
+		handoff:      make(chan struct{}),
+		early:        make(chan struct{}),
+		startProcess: os.StartProcess,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -223,6 +210,35 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 	signal.Notify(s.chld, syscall.SIGCHLD)
 	go s.watchStartUp()
 	return s, nil
+}
+
+// fill checks cfg and fills in its defaults.
+func (cfg *Config) fill() error {
+	if cfg.Command == "" {
+		return errors.New("no command given")
+	}
+	if cfg.StopSignal == 0 {
+		cfg.StopSignal = syscall.SIGTERM
+	}
+	if err := ValidateStopSignal(cfg.StopSignal); err != nil {
+		return fmt.Errorf("invalid stop signal: %w", err)
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.StartRetryLimit == 0 {
+		cfg.StartRetryLimit = defaultRetryLimit
+	}
+	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 || cfg.StartRetryLimit < 0 {
+		return errors.New("durations and the restart budget cannot be negative")
+	}
+	if cfg.MaxRestarts > 0 && cfg.RestartWindow == 0 {
+		return errors.New("a restart budget needs a restart window")
+	}
+	if cfg.RefreshSignal != 0 {
+		return ValidateRefreshSignal(cfg.RefreshSignal)
+	}
+	return nil
 }
 
 // watchStartUp handles the signals that arrive before Run or Exec takes
