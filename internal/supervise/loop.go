@@ -96,21 +96,7 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 	}
 	done := ctx.Done()
 	for {
-		var applyC, stopC, pollC, retryC <-chan time.Time
-		if l.apply != nil {
-			applyC = l.apply.C()
-		}
-		if l.starting != nil && l.starting.timer != nil {
-			retryC = l.starting.timer.C()
-		}
-		if l.stop != nil {
-			if l.stop.timer != nil {
-				stopC = l.stop.timer.C()
-			}
-			if l.stop.poll != nil {
-				pollC = l.stop.poll.C
-			}
-		}
+		applyC, stopC, pollC, retryC := l.timers()
 		select {
 		case <-done:
 			done = nil
@@ -145,6 +131,23 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 	}
 }
 
+// timers returns the channels of the timers that run (nil for the others).
+func (l *loop) timers() (applyC, stopC, pollC, retryC <-chan time.Time) {
+	if l.apply != nil {
+		applyC = l.apply.C()
+	}
+	if l.starting != nil && l.starting.timer != nil {
+		retryC = l.starting.timer.C()
+	}
+	if l.stop != nil && l.stop.timer != nil {
+		stopC = l.stop.timer.C()
+	}
+	if l.stop != nil && l.stop.poll != nil {
+		pollC = l.stop.poll.C
+	}
+	return applyC, stopC, pollC, retryC
+}
+
 // settle moves on once the child has exited: Run ends, or, during a
 // stop, waits for the rest of its process group, then ends or restarts.
 // While a start is retried, it ends Run if a signal or the context said so.
@@ -170,6 +173,12 @@ func (l *loop) settle() (res Result, end bool, err error) {
 		}
 		return Result{}, false, nil
 	}
+	return l.finishStop()
+}
+
+// finishStop ends a stop once the child's group is gone: Run ends, or the
+// new child of a restart is launched.
+func (l *loop) finishStop() (res Result, end bool, err error) {
 	// Signals caught until now belong to the stop: TERM, INT or QUIT
 	// still cancel the restart, and nothing is left for the new child.
 	l.drainSignals()
@@ -407,15 +416,27 @@ func (l *loop) plan() {
 	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart)
 	if wait > 0 {
 		if deferred && !l.deferLogged {
-			l.deferLogged = true
-			l.log.Warn("restart deferred: restart budget spent",
-				"until", now.Add(wait).Format(time.RFC3339), "max_restarts", l.cfg.MaxRestarts,
-				"window", l.cfg.RestartWindow, "reason", strings.Join(l.reasons, "; "))
-			l.notify.send(status(fmt.Sprintf("environment changed; restart deferred for %s (restart budget spent)", wait.Round(time.Second))))
+			l.logDeferred(now, wait)
 		}
 		l.apply = l.clock.NewTimer(wait)
 		return
 	}
+	l.applyPending(now)
+}
+
+// logDeferred says, once per deferral, that the restart budget holds the
+// pending change back for wait.
+func (l *loop) logDeferred(now time.Time, wait time.Duration) {
+	l.deferLogged = true
+	l.log.Warn("restart deferred: restart budget spent",
+		"until", now.Add(wait).Format(time.RFC3339), "max_restarts", l.cfg.MaxRestarts,
+		"window", l.cfg.RestartWindow, "reason", strings.Join(l.reasons, "; "))
+	l.notify.send(status(fmt.Sprintf("environment changed; restart deferred for %s (restart budget spent)", wait.Round(time.Second))))
+}
+
+// applyPending applies the pending change now: nothing when it leads back
+// to the running environment, else a stop that ends Run or restarts.
+func (l *loop) applyPending(now time.Time) {
 	env, reason := l.pending, strings.Join(l.reasons, "; ")
 	l.pending, l.reasons, l.deferLogged = nil, nil, false
 	if equalEnv(env, l.env) {

@@ -142,7 +142,8 @@ func (u Update) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(u.String()
 func (u Update) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 func (u Update) LogValue() slog.Value         { return slog.StringValue(u.String()) }
 
-// Result is how the child ended.
+// Result is how the child ended. Run returns as soon as the child has
+// exited; processes it left behind are not waited for.
 type Result struct {
 	// ExitCode is the child's exit status, or 128+N when it died of
 	// signal N.
@@ -336,21 +337,30 @@ func (s *Supervisor) refresh() {
 // parent-death signal fires when the thread that created it exits, so the
 // thread must live as long as the child.
 func (s *Supervisor) Run(ctx context.Context, env []string, updates <-chan Update) (Result, error) {
-	if err := s.takeSignals(); err != nil {
-		return Result{ExitCode: err.(*SignalError).ExitCode()}, err
-	}
-	s.mu.Lock()
-	used := s.used
-	s.used = true
-	s.mu.Unlock()
-	if used {
-		return Result{}, errors.New("supervise: Run or Exec called twice")
+	if err := s.claim(); err != nil {
+		return Result{ExitCode: exitCodeOf(err)}, err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	l := newLoop(s)
 	defer l.close()
 	return l.run(ctx, env, updates)
+}
+
+// claim takes the signals over from the start-up watcher for Run or Exec,
+// which may be called once. It returns the signal that arrived before, if
+// any.
+func (s *Supervisor) claim() error {
+	if err := s.takeSignals(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used {
+		return errors.New("supervise: Run or Exec called twice")
+	}
+	s.used = true
+	return nil
 }
 
 // sortedEnv returns a sorted copy of env: the child's environment is
