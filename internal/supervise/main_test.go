@@ -311,26 +311,25 @@ func roleSupervisor() int {
 		return 2
 	}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
-	if spec.FillFDs {
-		fds, err := fillFDs()
-		if err != nil {
+	var fds []int
+	if spec.FreeOnRetry {
+		h = &onMessage{Handler: h, msg: retryMsg, do: func() {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+		}}
+	}
+	s, err := New(Config{Command: spec.Command, Args: spec.Args, Logger: slog.New(h), ParentDeathSignal: syscall.SIGTERM, StartRetryLimit: spec.RetryLimit})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if spec.FillFDs { // after New, as rolesenv calls it first
+		if fds, err = fillFDs(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "filled %d descriptors\n", len(fds))
-		if spec.FreeOnRetry {
-			h = &onMessage{Handler: h, msg: retryMsg, do: func() {
-				for _, fd := range fds {
-					syscall.Close(fd)
-				}
-			}}
-		}
-	}
-	log := slog.New(h)
-	s, err := New(Config{Command: spec.Command, Args: spec.Args, Logger: log, ParentDeathSignal: syscall.SIGTERM, StartRetryLimit: spec.RetryLimit})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
 	}
 	defer s.Close()
 	if spec.BlockStart {

@@ -3,6 +3,7 @@ package supervise
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,6 +215,10 @@ func TestStartRetriedEMFILE(t *testing.T) {
 	if !strings.Contains(retry, `err="too many open files"`) {
 		t.Errorf("retry line does not name the cause: %s", retry)
 	}
+	learned := p.errs.containing("reaper: learned how os/exec tracks children")
+	if osUsesPidfds(t) && !strings.Contains(learned, "pidfds=true") {
+		t.Errorf("the os package gave up pidfds while the table was full: %s", learned)
+	}
 	p.errs.containing("level=INFO msg=\"" + retriedMsg)
 	p.out.until("ready")
 	select {
@@ -246,4 +251,22 @@ func TestStartRetryGivesUpEMFILE(t *testing.T) {
 			t.Errorf("%q does not say %q", msg, want)
 		}
 	}
+}
+
+// osUsesPidfds reports whether the os package holds a pidfd for the
+// children of this test process.
+func osUsesPidfds(t *testing.T) bool {
+	cmd := exec.Command("/bin/sh", "-c", "read x")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		in.Close()
+		_ = cmd.Wait()
+	}()
+	return pidfdOpenFor(cmd.Process.Pid)
 }

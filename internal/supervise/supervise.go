@@ -188,6 +188,12 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	// The os package decides once whether it can use pidfds, at its first
+	// need of one; decided while the descriptor table is full, that would
+	// be "no" for good, and the reaper would lose its best protection.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
+	}
 	s := &Supervisor{
 		cfg:          cfg,
 		log:          cfg.Logger,
