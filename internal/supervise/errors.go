@@ -4,37 +4,68 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 )
 
 // StartError is a command that could not be started. Its exit code is the
-// shell's: 127 when the command was not found, 126 when it was found but
-// could not be executed.
+// shell's, 127 when the command was not found and 126 when it was found
+// but could not be executed, except when the system refused a resource
+// (file descriptors, memory, processes): that is a Resource error, 71.
 type StartError struct {
 	Command string
 	Err     error
+	// Retried is how long Run kept trying when the system refused a
+	// resource.
+	Retried time.Duration
 }
 
 func (e *StartError) Error() string {
-	if e.ExitCode() == 127 {
+	switch {
+	case e.ExitCode() == 127:
 		return fmt.Sprintf("%s: command not found", e.Command)
+	case e.Resource() && e.Retried > 0:
+		return fmt.Sprintf("%s: cannot start: %v (the system refused a resource; gave up after retrying for %s)", e.Command, e.Err, e.Retried.Round(time.Millisecond))
+	case e.Resource():
+		return fmt.Sprintf("%s: cannot start: %v (the system refused a resource)", e.Command, e.Err)
 	}
 	return fmt.Sprintf("%s: cannot execute: %v", e.Command, e.Err)
 }
 
 func (e *StartError) Unwrap() error { return e.Err }
 
-// ExitCode is 127 for a command that was not found, 126 otherwise.
+// ExitCode is 127 for a command that was not found, 71 (EX_OSERR) when
+// the system refused a resource, 126 otherwise.
 func (e *StartError) ExitCode() int {
-	if errors.Is(e.Err, errNotFound) {
+	switch {
+	case errors.Is(e.Err, errNotFound):
 		return 127
+	case e.Resource():
+		return 71
 	}
 	return 126
 }
 
-// Hint says where the command was looked for.
+// Resource reports a start the system refused for lack of a resource.
+func (e *StartError) Resource() bool { return isResource(e.Err) }
+
+// isResource reports the errors of fork and exec that say the system is
+// short of something, not that the command is wrong.
+func isResource(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Hint says where the command was looked for, or what ran out.
 func (e *StartError) Hint() string {
 	if e.ExitCode() == 127 {
 		return "a command without a slash is looked up on the PATH of its environment (rolesenv's own PATH if the environment has none)"
+	}
+	if e.Resource() {
+		return "check the limits on open files and processes (ulimit -n, ulimit -u, systemd's LimitNOFILE= and TasksMax=) and the memory available"
 	}
 	if errors.Is(e.Err, syscall.ENOENT) {
 		return "the file exists, so the interpreter named on its #! line is probably missing"

@@ -270,3 +270,73 @@ func alive(pid int) bool {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
+
+// waitFunc returns the first record for which match is true, waiting for
+// it.
+func (r *recorder) waitFunc(what string, match func(logRecord) bool) logRecord {
+	r.t.Helper()
+	timeout := time.After(deadline)
+	for {
+		r.mu.Lock()
+		ch := r.more
+		for _, rec := range r.recs {
+			if match(rec) {
+				r.mu.Unlock()
+				return rec
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout:
+			r.t.Fatalf("no log record for %s within %v", what, deadline)
+		}
+	}
+}
+
+// nextOrEOF returns the next line, or false when the output ended.
+func (l *lines) nextOrEOF() (string, bool) {
+	l.t.Helper()
+	select {
+	case s, ok := <-l.ch:
+		if ok {
+			l.t.Logf("child: %s", s)
+		}
+		return s, ok
+	case <-time.After(deadline):
+		l.t.Fatal("no output within the deadline")
+	}
+	return "", false
+}
+
+// waitAnyTimer waits until a live timer is set, and returns when it fires.
+func (c *fakeClock) waitAnyTimer(t testing.TB) time.Time {
+	t.Helper()
+	timeout := time.After(deadline)
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		for _, tm := range c.timers {
+			if !tm.dead && !tm.fired {
+				c.mu.Unlock()
+				return tm.at
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("no timer set (now %v)", c.Now())
+		}
+	}
+}
+
+// containing returns the next line that contains s, skipping others.
+func (l *lines) containing(s string) string {
+	l.t.Helper()
+	for {
+		if line := l.next(); strings.Contains(line, s) {
+			return line
+		}
+	}
+}

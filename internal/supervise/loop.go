@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"log/slog"
 	"os"
 	"strings"
@@ -34,7 +33,7 @@ type loop struct {
 	deferLogged bool
 
 	stop     *stopping
-	queued   []syscall.Signal // for the child a restart is about to start
+	starting *starting // from the moment a child is due until it runs
 	restarts int
 }
 
@@ -84,28 +83,20 @@ func (l *loop) close() {
 	if l.stop != nil {
 		l.stopTimers(l.stop)
 	}
+	if l.starting != nil && l.starting.timer != nil {
+		l.starting.timer.Stop()
+	}
 	l.reaper.close()
 	l.tty.close()
 }
 
 func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Result, error) {
-	if err := l.start(env); err != nil {
+	if err := l.launch(&starting{env: env}); err != nil {
 		return Result{ExitCode: exitCodeOf(err)}, err
 	}
 	done := ctx.Done()
 	for {
-		var applyC, stopC, pollC <-chan time.Time
-		if l.apply != nil {
-			applyC = l.apply.C()
-		}
-		if l.stop != nil {
-			if l.stop.timer != nil {
-				stopC = l.stop.timer.C()
-			}
-			if l.stop.poll != nil {
-				pollC = l.stop.poll.C
-			}
-		}
+		applyC, stopC, pollC, retryC := l.timers()
 		select {
 		case <-done:
 			done = nil
@@ -114,7 +105,7 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 			l.signal(sig.(syscall.Signal))
 		case <-l.s.chld:
 			l.waitChild()
-			l.reaper.reap(l.child.pid, l.waitChild)
+			l.reaper.reap(l.childPid(), l.waitChild)
 		case u, ok := <-updates:
 			if !ok {
 				updates = nil
@@ -128,6 +119,11 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 			l.stop.timer = nil
 			l.killGroup()
 		case <-pollC:
+		case <-retryC:
+			l.starting.timer = nil
+			if err := l.launch(l.starting); err != nil {
+				return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, err
+			}
 		}
 		if res, end, err := l.settle(); end {
 			return res, err
@@ -135,9 +131,33 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 	}
 }
 
+// timers returns the channels of the timers that run (nil for the others).
+func (l *loop) timers() (applyC, stopC, pollC, retryC <-chan time.Time) {
+	if l.apply != nil {
+		applyC = l.apply.C()
+	}
+	if l.starting != nil && l.starting.timer != nil {
+		retryC = l.starting.timer.C()
+	}
+	if l.stop != nil && l.stop.timer != nil {
+		stopC = l.stop.timer.C()
+	}
+	if l.stop != nil && l.stop.poll != nil {
+		pollC = l.stop.poll.C
+	}
+	return applyC, stopC, pollC, retryC
+}
+
 // settle moves on once the child has exited: Run ends, or, during a
 // stop, waits for the rest of its process group, then ends or restarts.
+// While a start is retried, it ends Run if a signal or the context said so.
 func (l *loop) settle() (res Result, end bool, err error) {
+	if st := l.starting; st != nil {
+		if st.end != nil {
+			return Result{ExitCode: exitCodeOf(st.end), Restarts: l.restarts}, true, st.end
+		}
+		return Result{}, false, nil
+	}
 	if !l.child.exited {
 		return Result{}, false, nil
 	}
@@ -153,6 +173,15 @@ func (l *loop) settle() (res Result, end bool, err error) {
 		}
 		return Result{}, false, nil
 	}
+	return l.finishStop()
+}
+
+// finishStop ends a stop once the child's group is gone: Run ends, or the
+// new child of a restart is launched.
+func (l *loop) finishStop() (res Result, end bool, err error) {
+	// Signals caught until now belong to the stop: TERM, INT or QUIT
+	// still cancel the restart, and nothing is left for the new child.
+	l.drainSignals()
 	st := l.stop
 	l.stopTimers(st)
 	l.stop = nil
@@ -162,70 +191,16 @@ func (l *loop) settle() (res Result, end bool, err error) {
 		l.log.Info("child stopped", "reason", st.reason, "status", code, "took", took)
 		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, true, st.end
 	}
-	if err := l.start(st.env); err != nil {
+	if err := l.launch(&starting{env: st.env, restart: true, reason: st.reason, stopTook: took}); err != nil {
 		return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, true, err
 	}
-	l.restarts++
-	l.log.Info("child restarted", "pid", l.child.pid, "reason", st.reason, "stop_took", took, "restarts", l.restarts)
-	l.notify.send("READY=1", status(fmt.Sprintf("running %s (pid %d), restarted %d times", l.cfg.Command, l.child.pid, l.restarts)))
-	l.plan() // a change may have been deferred meanwhile
 	return Result{}, false, nil
-}
-
-// start starts the child with env.
-func (l *loop) start(env []string) error {
-	path, err := LookPath(l.cfg.Command, env)
-	if err != nil {
-		return err
-	}
-	sys := &syscall.SysProcAttr{Setpgid: true}
-	fg := l.tty != nil && l.tty.ours()
-	if fg {
-		// The child makes its own group the foreground group between fork
-		// and exec, with signals blocked, so it never reads the terminal
-		// as a background process.
-		sys.Foreground = true
-		sys.Ctty = l.tty.fd()
-	}
-	if l.cfg.User != nil {
-		sys.Credential = l.cfg.User.credential()
-	}
-	setParentDeathSignal(sys, l.cfg.ParentDeathSignal, l.log)
-	files := []*os.File{orStd(l.cfg.Stdin, os.Stdin), orStd(l.cfg.Stdout, os.Stdout), orStd(l.cfg.Stderr, os.Stderr)}
-	argv := append([]string{l.cfg.Command}, l.cfg.Args...)
-	p, err := os.StartProcess(path, argv, &os.ProcAttr{Env: sortedEnv(env), Files: files, Sys: sys})
-	if err != nil {
-		if fg && !l.tty.ours() {
-			_ = l.tty.setForeground(l.tty.pgrp)
-		}
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return &StartError{Command: l.cfg.Command, Err: err}
-	}
-	l.child = &child{pid: p.Pid, pgid: p.Pid, proc: p}
-	l.env = env
-	l.reaper.learn(p.Pid)
-	l.log.Info("child started", "pid", p.Pid, "command", l.cfg.Command, "foreground", fg)
-	for _, sig := range l.queued {
-		l.forward(sig)
-	}
-	l.queued = nil
-	return nil
-}
-
-func orStd(f, std *os.File) *os.File {
-	if f != nil {
-		return f
-	}
-	return std
 }
 
 // waitChild collects the child's status changes without blocking.
 func (l *loop) waitChild() {
 	c := l.child
-	for !c.exited {
+	for c != nil && !c.exited {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(c.pid, &ws, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
 		if errors.Is(err, syscall.EINTR) {
@@ -290,7 +265,7 @@ func (l *loop) stopped(sig syscall.Signal) {
 // continues the child if it is stopped.
 func (l *loop) resume() {
 	c := l.child
-	if c.exited {
+	if c == nil || c.exited {
 		return
 	}
 	if l.tty != nil && l.tty.ours() {
@@ -316,19 +291,69 @@ func (l *loop) signal(sig syscall.Signal) {
 	case sig == syscall.SIGTTIN || sig == syscall.SIGTTOU:
 		return // caught only so that the child does not inherit an ignored disposition
 	}
-	if l.stop != nil && l.stop.restart {
-		if endsRestart(sig) {
-			l.log.Info("signal during a restart: not starting the command again", "signal", SignalName(sig))
-			l.stop.restart = false
-			l.stop.end = &SignalError{Signal: sig, During: duringRestart}
-			l.forward(sig)
+	switch {
+	case l.starting != nil:
+		l.signalStarting(sig)
+	case l.stop != nil && l.stop.restart:
+		l.signalRestart(sig)
+	default:
+		l.forward(sig)
+	}
+}
+
+// signalRestart handles a signal while the old child stops for a restart.
+// TERM, INT and QUIT cancel the restart; any other signal goes to the old
+// child while it runs and is dropped once it is gone: the new child starts
+// with a fresh configuration and must not get a signal before it could
+// install its handlers.
+func (l *loop) signalRestart(sig syscall.Signal) {
+	switch {
+	case endsRestart(sig):
+		l.log.Info("signal during a restart: not starting the command again", "signal", SignalName(sig))
+		l.stop.restart = false
+		l.stop.end = &SignalError{Signal: sig, During: duringRestart}
+		l.forward(sig)
+	case l.child.exited:
+		l.dropped(sig)
+	default:
+		l.forward(sig)
+	}
+}
+
+// signalStarting handles a signal while no child runs and one is due: the
+// first start (a signal that would end a process ends Run, as before
+// Run), or a restart (TERM, INT and QUIT end Run, any other is dropped).
+func (l *loop) signalStarting(sig syscall.Signal) {
+	st := l.starting
+	switch {
+	case st.end != nil:
+	case st.restart && endsRestart(sig):
+		l.log.Info("signal during a restart: not starting the command again", "signal", SignalName(sig))
+		st.end = &SignalError{Signal: sig, During: duringRestart}
+	case st.restart:
+		l.dropped(sig)
+	case isForwarded(sig) && !ignoredByDefault(sig):
+		l.log.Info("signal before the command started", "signal", SignalName(sig))
+		st.end = &SignalError{Signal: sig, During: duringStartUp}
+	default:
+		l.log.Debug("signal before the command started: dropped", "signal", SignalName(sig))
+	}
+}
+
+func (l *loop) dropped(sig syscall.Signal) {
+	l.log.Info("signal during a restart: dropped; the new command starts with a fresh configuration", "signal", SignalName(sig))
+}
+
+// drainSignals handles the signals caught so far without waiting.
+func (l *loop) drainSignals() {
+	for {
+		select {
+		case sig := <-l.s.sigs:
+			l.signal(sig.(syscall.Signal))
+		default:
 			return
 		}
-		l.log.Debug("signal during a restart: queued for the new child", "signal", SignalName(sig))
-		l.queued = append(l.queued, sig)
-		return
 	}
-	l.forward(sig)
 }
 
 // forward delivers sig to the child, or to its process group (toGroup).
@@ -366,6 +391,11 @@ func (l *loop) update(u Update) {
 		}
 		return
 	}
+	if st := l.starting; st != nil {
+		st.env = u.Env // so does a start being retried
+		st.reason = joinReasons(st.reason, u.Reason)
+		return
+	}
 	l.pending = u.Env
 	if u.Reason != "" {
 		l.reasons = append(l.reasons, u.Reason)
@@ -379,22 +409,34 @@ func (l *loop) update(u Update) {
 // when it will be.
 func (l *loop) plan() {
 	l.stopApplyTimer()
-	if !l.sched.pending() || l.stop != nil {
+	if !l.sched.pending() || l.stop != nil || l.starting != nil {
 		return
 	}
 	now := l.clock.Now()
 	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart)
 	if wait > 0 {
 		if deferred && !l.deferLogged {
-			l.deferLogged = true
-			l.log.Warn("restart deferred: restart budget spent",
-				"until", now.Add(wait).Format(time.RFC3339), "max_restarts", l.cfg.MaxRestarts,
-				"window", l.cfg.RestartWindow, "reason", strings.Join(l.reasons, "; "))
-			l.notify.send(status(fmt.Sprintf("environment changed; restart deferred for %s (restart budget spent)", wait.Round(time.Second))))
+			l.logDeferred(now, wait)
 		}
 		l.apply = l.clock.NewTimer(wait)
 		return
 	}
+	l.applyPending(now)
+}
+
+// logDeferred says, once per deferral, that the restart budget holds the
+// pending change back for wait.
+func (l *loop) logDeferred(now time.Time, wait time.Duration) {
+	l.deferLogged = true
+	l.log.Warn("restart deferred: restart budget spent",
+		"until", now.Add(wait).Format(time.RFC3339), "max_restarts", l.cfg.MaxRestarts,
+		"window", l.cfg.RestartWindow, "reason", strings.Join(l.reasons, "; "))
+	l.notify.send(status(fmt.Sprintf("environment changed; restart deferred for %s (restart budget spent)", wait.Round(time.Second))))
+}
+
+// applyPending applies the pending change now: nothing when it leads back
+// to the running environment, else a stop that ends Run or restarts.
+func (l *loop) applyPending(now time.Time) {
 	env, reason := l.pending, strings.Join(l.reasons, "; ")
 	l.pending, l.reasons, l.deferLogged = nil, nil, false
 	if equalEnv(env, l.env) {
@@ -434,6 +476,12 @@ func (l *loop) stopApplyTimer() {
 // the stop timeout. A stop already in progress keeps going; a final one
 // replaces a restart.
 func (l *loop) beginStop(st *stopping) {
+	if l.starting != nil {
+		if l.starting.end == nil {
+			l.starting.end = st.end // no child runs: nothing to stop
+		}
+		return
+	}
 	if l.stop != nil {
 		if !st.restart && l.stop.restart {
 			l.stop.restart, l.stop.end = false, st.end
@@ -484,7 +532,7 @@ func groupGone(pgid int) bool {
 }
 
 func exitCodeOf(err error) int {
-	var e exitcode.ExitCoder
+	var e interface{ ExitCode() int }
 	if errors.As(err, &e) {
 		return e.ExitCode()
 	}

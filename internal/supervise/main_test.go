@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,9 +12,12 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
 )
 
 // The test binary is also the child and, for tests that send signals to
@@ -41,6 +45,8 @@ func runRole(role string, args []string) int {
 		select {}
 	case "record":
 		return roleRecord()
+	case "late":
+		return roleLate()
 	case "stubborn":
 		return roleStubborn()
 	case "orphans":
@@ -78,13 +84,81 @@ func roleRecord() int {
 	return 0
 }
 
+// roleLate is an application whose handlers take a moment to install:
+// it prints "waiting pid=P gen=G" and, until a go-ahead line arrives on
+// stdin, has none (a HUP then kills it, as it would kill most programs at
+// that point). After the go-ahead it catches the recordable signals,
+// prints "ready pid=P gen=G" and "sig NAME" for each one it gets; the line
+// "report" on stdin makes it print "saw NAME..." (or "saw none") and exit 0.
+func roleLate() int {
+	fmt.Printf("waiting pid=%d gen=%s\n", os.Getpid(), os.Getenv("GEN"))
+	if line, _ := readLine(); line != "go" {
+		return 3
+	}
+	ch := make(chan os.Signal, 64)
+	signal.Notify(ch, recordable()...)
+	fmt.Printf("ready pid=%d gen=%s\n", os.Getpid(), os.Getenv("GEN"))
+	report := make(chan struct{})
+	go func() {
+		for {
+			if line, ok := readLine(); !ok || line == "report" {
+				break
+			}
+		}
+		close(report)
+	}()
+	var saw []string
+	for {
+		select {
+		case sig := <-ch:
+			name := SignalName(sig.(syscall.Signal))
+			saw = append(saw, name)
+			fmt.Printf("sig %s\n", name)
+		case <-report:
+			if len(saw) == 0 {
+				saw = []string{"none"}
+			}
+			fmt.Printf("saw %s\n", strings.Join(saw, " "))
+			return 0
+		}
+	}
+}
+
+// readLine reads one line from stdin a byte at a time, so that nothing
+// meant for the next child is buffered in this one; false at EOF.
+func readLine() (string, bool) {
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		if n, err := os.Stdin.Read(one); n == 0 || err != nil {
+			return string(b), false
+		}
+		if one[0] == '\n' {
+			return string(b), true
+		}
+		b = append(b, one[0])
+	}
+}
+
 // roleStubborn ignores SIGTERM and starts a grandchild in its process
-// group that ignores it too; it prints "ready pid=P grandchild=G".
+// group that ignores it too; it prints "ready pid=P grandchild=G". With
+// STUBBORN_PARENT_EXITS=1 it exits 0 on SIGTERM itself and leaves the
+// grandchild behind in its group.
 func roleStubborn() int {
-	signal.Ignore(syscall.SIGTERM)
 	if len(os.Args) > 1 && os.Args[1] == "grandchild" {
+		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ok")
 		select {}
+	}
+	if os.Getenv("STUBBORN_PARENT_EXITS") == "1" {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			os.Exit(0)
+		}()
+	} else {
+		signal.Ignore(syscall.SIGTERM)
 	}
 	cmd := exec.Command(os.Args[0], "grandchild")
 	cmd.Env = append(os.Environ(), roleVar+"=stubborn")
@@ -217,6 +291,13 @@ type supervisorSpec struct {
 	// BlockStart makes it wait for a signal before Run, after printing
 	// "preparing" on stderr.
 	BlockStart bool `json:"block_start"`
+	// FillFDs fills the descriptor table (under a low RLIMIT_NOFILE)
+	// before Run, so that starting the command fails with EMFILE;
+	// FreeOnRetry closes those descriptors when the supervisor logs that
+	// it retries. RetryLimit is Config.StartRetryLimit.
+	FillFDs     bool          `json:"fill_fds"`
+	FreeOnRetry bool          `json:"free_on_retry"`
+	RetryLimit  time.Duration `json:"retry_limit"`
 }
 
 const specVar = "SUPERVISE_TEST_SPEC"
@@ -229,11 +310,26 @@ func roleSupervisor() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(Config{Command: spec.Command, Args: spec.Args, Logger: log, ParentDeathSignal: syscall.SIGTERM})
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	var fds []int
+	if spec.FreeOnRetry {
+		h = &onMessage{Handler: h, msg: retryMsg, do: func() {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+		}}
+	}
+	s, err := New(Config{Command: spec.Command, Args: spec.Args, Logger: slog.New(h), ParentDeathSignal: syscall.SIGTERM, StartRetryLimit: spec.RetryLimit})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if spec.FillFDs { // after New, as rolesenv calls it first
+		if fds, err = fillFDs(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fmt.Fprintf(os.Stderr, "filled %d descriptors\n", len(fds))
 	}
 	defer s.Close()
 	if spec.BlockStart {
@@ -245,7 +341,51 @@ func roleSupervisor() int {
 	res, err := s.Run(context.Background(), spec.Env, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "supervisor: %v\n", err)
-		return exitCodeOf(err)
+		return exitcode.Of(err)
 	}
 	return res.ExitCode
+}
+
+// fillFDs lowers RLIMIT_NOFILE and opens /dev/null until the table is
+// full, returning the descriptors it opened.
+func fillFDs() ([]int, error) {
+	// The runtime's poller needs descriptors of its own: create it now.
+	if _, _, err := os.Pipe(); err != nil {
+		return nil, err
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil, err
+	}
+	lim.Cur = 64
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil, err
+	}
+	var fds []int
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if errors.Is(err, syscall.EMFILE) {
+			return fds, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		fds = append(fds, fd)
+	}
+}
+
+// onMessage is a slog.Handler that runs do, once, before handling the
+// first record with message msg.
+type onMessage struct {
+	slog.Handler
+	msg  string
+	do   func()
+	once sync.Once
+}
+
+func (h *onMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(h.do)
+	}
+	return h.Handler.Handle(ctx, r)
 }

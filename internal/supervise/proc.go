@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"errors"
 	"fmt"
 	"os/signal"
 	"strings"
@@ -47,15 +46,8 @@ func statusOf(ws syscall.WaitStatus) (code int, sig syscall.Signal) {
 // on failure: a *SignalError when a signal arrived before, a *StartError
 // when the command cannot be executed.
 func (s *Supervisor) Exec(env []string) error {
-	if err := s.takeSignals(); err != nil {
+	if err := s.claim(); err != nil {
 		return err
-	}
-	s.mu.Lock()
-	used := s.used
-	s.used = true
-	s.mu.Unlock()
-	if used {
-		return errors.New("supervise: Run or Exec called twice")
 	}
 	path, err := LookPath(s.cfg.Command, env)
 	if err != nil {
@@ -69,22 +61,28 @@ func (s *Supervisor) Exec(env []string) error {
 	if s.cfg.ParentDeathSignal != 0 {
 		s.log.Debug("the parent death signal does not apply with exec in place")
 	}
-	// From here a signal takes its default action on rolesenv itself,
-	// which is what it would do to the command an instant later. One that
-	// was caught before is acted on now.
+	if err := s.releaseSignals(); err != nil {
+		return err
+	}
+	argv := append([]string{s.cfg.Command}, s.cfg.Args...)
+	err = syscall.Exec(path, argv, sortedEnv(env))
+	return &StartError{Command: s.cfg.Command, Err: err}
+}
+
+// releaseSignals gives every signal its default action again, as the
+// command will have it an instant later; it returns a *SignalError for a
+// caught one that would have ended the process.
+func (s *Supervisor) releaseSignals() error {
 	signal.Reset(s.caught...)
 	signal.Stop(s.sigs)
-	for drained := false; !drained; {
+	for {
 		select {
 		case sig := <-s.sigs:
 			if ss := sig.(syscall.Signal); isForwarded(ss) && !ignoredByDefault(ss) && ss != s.cfg.RefreshSignal {
 				return &SignalError{Signal: ss, During: duringStartUp}
 			}
 		default:
-			drained = true
+			return nil
 		}
 	}
-	argv := append([]string{s.cfg.Command}, s.cfg.Args...)
-	err = syscall.Exec(path, argv, sortedEnv(env))
-	return &StartError{Command: s.cfg.Command, Err: err}
 }

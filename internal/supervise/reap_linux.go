@@ -17,9 +17,25 @@ import (
 // reaper collects the exit status of orphaned processes that the kernel
 // hands to rolesenv: every orphan in the PID namespace when rolesenv is
 // PID 1, the orphans of the child's descendants when it is a child
-// subreaper. It never reaps a process that rolesenv started through
-// os.StartProcess (os/exec) and has not yet waited for; see the package
-// documentation for the rule and its limits.
+// subreaper (which also lets a stop wait for the whole process group).
+//
+// It never reaps a process that rolesenv started through os.StartProcess
+// or os/exec (the AWS SDK's credential_process provider runs one) and has
+// not waited for yet. It finds zombies with waitid(WNOWAIT), which does not
+// collect them, and leaves alone:
+//
+//   - a process for which rolesenv holds a pidfd: the os package opens one
+//     for every child it starts (Linux 5.4 and later) and closes it only
+//     after Wait, so holding one means someone will wait;
+//   - when the os package does not use pidfds (older kernels, seccomp, or
+//     a descriptor table that was full when the os package first checked),
+//     every process in rolesenv's own process group, which os/exec
+//     children inherit, while the supervised child and its descendants
+//     live in the child's group or groups of their own.
+//
+// The limits: a process started by rolesenv with Setpgid and no pidfd is
+// not protected; an orphan that stays in rolesenv's own process group is
+// not reaped while the os package runs without pidfds.
 type reaper struct {
 	log  *slog.Logger
 	self int

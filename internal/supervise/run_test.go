@@ -44,6 +44,13 @@ func testBinary(t testing.TB) string {
 
 func startHarness(t *testing.T, cfg Config, env []string) *harness {
 	t.Helper()
+	return startHarnessWith(t, cfg, env)
+}
+
+// startHarnessWith is startHarness with options applied to the Supervisor
+// before Run.
+func startHarnessWith(t *testing.T, cfg Config, env []string, opts ...func(*Supervisor)) *harness {
+	t.Helper()
 	clock := newFakeClock()
 	rec := newRecorder(t, clock)
 	r, w, err := os.Pipe()
@@ -62,6 +69,9 @@ func startHarness(t *testing.T, cfg Config, env []string) *harness {
 		s:       newInProcess(t, cfg),
 		updates: make(chan Update),
 		done:    make(chan runResult, 1),
+	}
+	for _, opt := range opts {
+		opt(h.s)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	h.cancel = cancel
@@ -363,25 +373,6 @@ func TestFatalUpdate(t *testing.T) {
 	r := h.wait()
 	if !errors.Is(r.err, fatal) || r.res.Signal != syscall.SIGTERM {
 		t.Errorf("Run returned %+v, %v; want the update's error after stopping the child", r.res, r.err)
-	}
-}
-
-// TestSignalDuringRestartQueued: a signal that arrives while the old child
-// is stopping is delivered to the new one.
-func TestSignalDuringRestartQueued(t *testing.T) {
-	h := startHarness(t, Config{StopTimeout: 10 * time.Second}, childEnv("record", "GEN=0"))
-	h.out.until("ready")
-	h.update(childEnv("record", "GEN=1"), "change")
-	stop := h.log.wait("stopping child", 1)
-	h.out.until("sig SIGTERM") // the old child got the stop signal (and ignores it)
-	h.s.inject(syscall.SIGUSR1)
-	h.log.wait("signal during a restart: queued for the new child", 1)
-	h.clock.waitTimer(t, stop.at.Add(10*time.Second))
-	h.clock.Advance(10 * time.Second)
-	started := h.log.wait("child restarted", 1)
-	fwd := h.log.wait("forwarded signal", 1)
-	if fwd.attrs["signal"] != "SIGUSR1" || fwd.attrs["pid"] != started.attrs["pid"] {
-		t.Errorf("forwarded %v; want SIGUSR1 to the new child %s", fwd.attrs, started.attrs["pid"])
 	}
 }
 

@@ -97,11 +97,16 @@ type Config struct {
 	// NOTIFY_SOCKET through its environment and sends its own READY=1.
 	NotifySocket string
 
+	// StartRetryLimit is how long a start that the system refuses for
+	// lack of a resource (EMFILE, ENFILE, ENOMEM, EAGAIN) is retried
+	// before Run gives up with a *StartError (default one minute).
+	StartRetryLimit time.Duration
+
 	// Logger receives what happens (never an environment value); nil
 	// means quiet.
 	Logger *slog.Logger
-	// Clock drives the debounce, the budget and the stop timeout; nil
-	// means the real clock.
+	// Clock drives the debounce, the budget, the stop timeout and the
+	// retries of a start; nil means the real clock.
 	Clock Clock
 }
 
@@ -137,7 +142,8 @@ func (u Update) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(u.String()
 func (u Update) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 func (u Update) LogValue() slog.Value         { return slog.StringValue(u.String()) }
 
-// Result is how the child ended.
+// Result is how the child ended. Run returns as soon as the child has
+// exited; processes it left behind are not waited for.
 type Result struct {
 	// ExitCode is the child's exit status, or 128+N when it died of
 	// signal N.
@@ -168,7 +174,8 @@ type Supervisor struct {
 	handedOff   bool
 	used        bool
 
-	noTerminal bool // tests that run in-process leave the terminal alone
+	noTerminal   bool // tests that run in-process leave the terminal alone
+	startProcess func(string, []string, *os.ProcAttr) (*os.Process, error)
 }
 
 // New checks cfg, fills its defaults and starts catching signals. Call
@@ -178,37 +185,24 @@ func New(cfg Config) (*Supervisor, error) {
 }
 
 func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
-	if cfg.Command == "" {
-		return nil, errors.New("no command given")
+	if err := cfg.fill(); err != nil {
+		return nil, err
 	}
-	if cfg.StopSignal == 0 {
-		cfg.StopSignal = syscall.SIGTERM
-	}
-	if err := ValidateStopSignal(cfg.StopSignal); err != nil {
-		return nil, fmt.Errorf("invalid stop signal: %w", err)
-	}
-	if cfg.StopTimeout == 0 {
-		cfg.StopTimeout = 10 * time.Second
-	}
-	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 {
-		return nil, errors.New("durations and the restart budget cannot be negative")
-	}
-	if cfg.MaxRestarts > 0 && cfg.RestartWindow == 0 {
-		return nil, errors.New("a restart budget needs a restart window")
-	}
-	if cfg.RefreshSignal != 0 {
-		if err := ValidateRefreshSignal(cfg.RefreshSignal); err != nil {
-			return nil, err
-		}
+	// The os package decides once whether it can use pidfds, at its first
+	// need of one; decided while the descriptor table is full, that would
+	// be "no" for good, and the reaper would lose its best protection.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
 	}
 	s := &Supervisor{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		sigs:    make(chan os.Signal, 128),
-		chld:    make(chan os.Signal, 1),
-		handoff: make(chan struct{}),
-		early:   make(chan struct{}),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		clock:        cfg.Clock,
+		sigs:         make(chan os.Signal, 128),
+		chld:         make(chan os.Signal, 1),
+		handoff:      make(chan struct{}),
+		early:        make(chan struct{}),
+		startProcess: os.StartProcess,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -223,6 +217,35 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 	signal.Notify(s.chld, syscall.SIGCHLD)
 	go s.watchStartUp()
 	return s, nil
+}
+
+// fill checks cfg and fills in its defaults.
+func (cfg *Config) fill() error {
+	if cfg.Command == "" {
+		return errors.New("no command given")
+	}
+	if cfg.StopSignal == 0 {
+		cfg.StopSignal = syscall.SIGTERM
+	}
+	if err := ValidateStopSignal(cfg.StopSignal); err != nil {
+		return fmt.Errorf("invalid stop signal: %w", err)
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.StartRetryLimit == 0 {
+		cfg.StartRetryLimit = defaultRetryLimit
+	}
+	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 || cfg.StartRetryLimit < 0 {
+		return errors.New("durations and the restart budget cannot be negative")
+	}
+	if cfg.MaxRestarts > 0 && cfg.RestartWindow == 0 {
+		return errors.New("a restart budget needs a restart window")
+	}
+	if cfg.RefreshSignal != 0 {
+		return ValidateRefreshSignal(cfg.RefreshSignal)
+	}
+	return nil
 }
 
 // watchStartUp handles the signals that arrive before Run or Exec takes
@@ -320,21 +343,30 @@ func (s *Supervisor) refresh() {
 // parent-death signal fires when the thread that created it exits, so the
 // thread must live as long as the child.
 func (s *Supervisor) Run(ctx context.Context, env []string, updates <-chan Update) (Result, error) {
-	if err := s.takeSignals(); err != nil {
-		return Result{ExitCode: err.(*SignalError).ExitCode()}, err
-	}
-	s.mu.Lock()
-	used := s.used
-	s.used = true
-	s.mu.Unlock()
-	if used {
-		return Result{}, errors.New("supervise: Run or Exec called twice")
+	if err := s.claim(); err != nil {
+		return Result{ExitCode: exitCodeOf(err)}, err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	l := newLoop(s)
 	defer l.close()
 	return l.run(ctx, env, updates)
+}
+
+// claim takes the signals over from the start-up watcher for Run or Exec,
+// which may be called once. It returns the signal that arrived before, if
+// any.
+func (s *Supervisor) claim() error {
+	if err := s.takeSignals(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used {
+		return errors.New("supervise: Run or Exec called twice")
+	}
+	s.used = true
+	return nil
 }
 
 // sortedEnv returns a sorted copy of env: the child's environment is

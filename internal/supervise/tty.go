@@ -7,7 +7,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// terminal is rolesenv's controlling terminal, when it has one.
+// terminal is rolesenv's controlling terminal, when it has one. When
+// rolesenv is in its foreground process group, the child's group becomes
+// the foreground group (set by the child between fork and exec), so Ctrl-C
+// reaches the child once, from the terminal. When the child is stopped,
+// rolesenv stops itself with the same signal so that the shell sees the
+// job stop; continued, it gives the terminal back to the child if the
+// shell gave it to rolesenv (fg), and continues the child. It takes the
+// terminal back when the child is gone. SIGTTIN and SIGTTOU are caught,
+// never ignored, since an ignored disposition would be inherited by the
+// child.
 type terminal struct {
 	f    *os.File
 	pgrp int              // rolesenv's own process group

@@ -57,54 +57,72 @@ func LookupUser(spec string) (*User, error) {
 		return fail(fmt.Errorf("%w (rolesenv runs as uid %d)", errNotRoot, euid))
 	}
 	u := &User{Name: spec}
-	var account *user.User
-	if id, err := strconv.ParseUint(name, 10, 32); err == nil {
-		u.UID = uint32(id)
-		account, _ = user.LookupId(name)
-	} else {
-		a, err := user.Lookup(name)
-		if err != nil {
-			return fail(fmt.Errorf("unknown user %q", name))
-		}
-		account = a
-		id, err := strconv.ParseUint(a.Uid, 10, 32)
-		if err != nil {
-			return fail(fmt.Errorf("user %q has a non-numeric uid", name))
-		}
-		u.UID = uint32(id)
+	account, err := lookupAccount(name, &u.UID)
+	if err != nil {
+		return fail(err)
 	}
 	switch {
 	case hasGroup:
-		gid, err := lookupGroup(group)
-		if err != nil {
-			return fail(err)
-		}
-		u.GID = gid
+		u.GID, err = lookupGroup(group)
 	case account != nil:
-		gid, err := strconv.ParseUint(account.Gid, 10, 32)
-		if err != nil {
-			return fail(fmt.Errorf("user %q has a non-numeric gid", name))
-		}
-		u.GID = uint32(gid)
+		u.GID, err = parseID(account.Gid, fmt.Sprintf("user %q has a non-numeric gid", name))
 	default:
-		return fail(fmt.Errorf("uid %s has no passwd entry; give its group as %s:GROUP", name, name))
+		err = fmt.Errorf("uid %s has no passwd entry; give its group as %s:GROUP", name, name)
 	}
-	u.Groups = []uint32{u.GID}
-	if account != nil {
-		ids, err := account.GroupIds()
-		if err != nil {
-			return fail(fmt.Errorf("cannot list the groups of %q: %v", account.Username, err))
-		}
-		for _, s := range ids {
-			if s == account.Gid && hasGroup {
-				continue // the primary group given on the command line replaces it
-			}
-			if id, err := strconv.ParseUint(s, 10, 32); err == nil && !slices.Contains(u.Groups, uint32(id)) {
-				u.Groups = append(u.Groups, uint32(id))
-			}
-		}
+	if err != nil {
+		return fail(err)
+	}
+	if u.Groups, err = groupsOf(account, u.GID, hasGroup); err != nil {
+		return fail(err)
 	}
 	return u, nil
+}
+
+// lookupAccount sets uid from name, a user name or number, and returns its
+// passwd entry (nil for a number without one).
+func lookupAccount(name string, uid *uint32) (*user.User, error) {
+	if id, err := strconv.ParseUint(name, 10, 32); err == nil {
+		*uid = uint32(id)
+		account, _ := user.LookupId(name)
+		return account, nil
+	}
+	account, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown user %q", name)
+	}
+	*uid, err = parseID(account.Uid, fmt.Sprintf("user %q has a non-numeric uid", name))
+	return account, err
+}
+
+// groupsOf returns gid followed by the supplementary groups of account;
+// with an explicit primary group (replaced), the account's own primary
+// group is left out.
+func groupsOf(account *user.User, gid uint32, replaced bool) ([]uint32, error) {
+	groups := []uint32{gid}
+	if account == nil {
+		return groups, nil
+	}
+	ids, err := account.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the groups of %q: %v", account.Username, err)
+	}
+	for _, s := range ids {
+		if s == account.Gid && replaced {
+			continue
+		}
+		if id, err := strconv.ParseUint(s, 10, 32); err == nil && !slices.Contains(groups, uint32(id)) {
+			groups = append(groups, uint32(id))
+		}
+	}
+	return groups, nil
+}
+
+func parseID(s, msg string) (uint32, error) {
+	id, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, errors.New(msg)
+	}
+	return uint32(id), nil
 }
 
 func lookupGroup(group string) (uint32, error) {
@@ -115,11 +133,7 @@ func lookupGroup(group string) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("unknown group %q", group)
 	}
-	id, err := strconv.ParseUint(g.Gid, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("group %q has a non-numeric gid", group)
-	}
-	return uint32(id), nil
+	return parseID(g.Gid, fmt.Sprintf("group %q has a non-numeric gid", group))
 }
 
 func (u *User) credential() *syscall.Credential {
