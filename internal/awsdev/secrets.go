@@ -173,7 +173,7 @@ func validSecretName(name string) bool {
 		return false
 	}
 	for _, c := range []byte(name) {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("/_+=.@-", c) >= 0) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("/_+=.@-!", c) >= 0) {
 			return false
 		}
 	}
