@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"syscall"
 )
 
 // ReadFiles reads env files by name; "-" reads stdin (once). Only regular
@@ -58,7 +57,7 @@ func readFileLimited(name string) ([]byte, os.FileInfo, error) {
 	if err := regular(info); err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	f, err := os.OpenFile(name, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		return nil, nil, pathError(err)
 	}
