@@ -210,7 +210,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if rf.once {
 		return sup.Exec(env)
 	}
-	res, err := a.superviseWatching(ctx, sup, &rf, argv, st, refresh, lc)
+	res, err := a.superviseWatching(ctx, sup, &rf, argv, st, limitRefresh(ctx, refresh, log), lc)
 	if err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 			case <-wctx.Done():
 				return
 			}
-			u := supervise.Update{Reason: c.Reason, Err: c.Err}
+			u := supervise.Update{Reason: c.Reason, Err: withFlagNames(c.Err)}
 			if c.Env != nil {
 				u.Env = c.Env.Environ()
 			}

@@ -265,7 +265,8 @@ var watchFlagNames = []string{"interval", "debounce", "on-change", "stop-signal"
 
 func (r *runFlags) register(fs *flagSet) {
 	fs.BoolVar(&r.once, "once", false, "resolve, then exec the command in place of rolesenv (no watching)")
-	fs.DurationVar(&r.interval, "interval", 5*time.Minute, "how often to check for rotation (jittered)")
+	r.interval = 5 * time.Minute
+	fs.Var(intervalValue{&r.interval}, "interval", "how often to check for rotation (jittered)")
 	fs.DurationVar(&r.debounce, "debounce", 5*time.Second, "wait this long after a change for more changes")
 	fs.StringVar(&r.onChange, "on-change", "restart", "restart, exit (status 75) or none")
 	fs.StringVar(&r.stopSignal, "stop-signal", "SIGTERM", "signal that stops the command for a restart")
@@ -277,4 +278,36 @@ func (r *runFlags) register(fs *flagSet) {
 	fs.StringVar(&r.parentDeathSignal, "parent-death-signal", "SIGTERM", "signal the command gets if rolesenv dies")
 	fs.StringVar(&r.user, "user", "", "run the command as USER[:GROUP]")
 	fs.StringVar(&r.childCredentials, "child-credentials", "none", "none, or endpoint: serve the role's credentials to the command")
+}
+
+// minInterval is the shortest --interval. Each check costs one call per
+// secret and one per 10 parameters: an interval of milliseconds (5ms
+// typed for 5m) would make hundreds of calls a second from one instance,
+// and a fleet would exhaust the account's quotas. A check sooner than
+// the schedule is what --refresh-signal is for.
+const minInterval = time.Second
+
+// intervalValue is --interval: a duration of at least minInterval.
+type intervalValue struct{ d *time.Duration }
+
+func (v intervalValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return v.d.String()
+}
+
+func (v intervalValue) Type() string { return "duration" }
+
+func (v intervalValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration (e.g. 5m, 30s, 1h)")
+	}
+	if d < minInterval {
+		return fmt.Errorf("want %v or more: checks more often would flood AWS with calls (m is minutes, ms milliseconds); "+
+			"--refresh-signal asks for a check at once", minInterval)
+	}
+	*v.d = d
+	return nil
 }

@@ -194,9 +194,8 @@ func (e *credentialsError) Hint() string {
 	if errors.As(e.err, &h) && h.Hint() != "" {
 		return ""
 	}
-	return "rolesenv uses IAM Roles Anywhere when --certificate and the other Roles Anywhere settings are given, " +
-		"and the AWS SDK's default chain otherwise (environment, profile, SSO, web identity, ECS, instance metadata); " +
-		"'rolesenv check' shows which source failed"
+	return "the credentials come from IAM Roles Anywhere when its settings (certificate, key, trust anchor, profile, role) are given, " +
+		"and from the AWS SDK's default chain otherwise (environment, profile, SSO, web identity, ECS, instance metadata)"
 }
 
 // DeniedCode reports an AWS error code that means the caller is not
@@ -221,4 +220,56 @@ func oneLine(s string) string {
 		s = s[:400] + "…"
 	}
 	return s
+}
+
+// Codes that mean AWS does not accept the credentials themselves: they
+// expired (early: revoked sessions answer the same), or AWS does not know
+// the key or token, or the signature does not match (what a key whose
+// secret AWS no longer has gives). New credentials from the same source
+// may be accepted where these were not. A policy that denies the call
+// (AccessDenied, KMS) is not among them: new credentials get the same
+// answer. Neither are a request AWS could not authenticate at all
+// (IncompleteSignature, MissingAuthenticationToken) nor EC2's AuthFailure,
+// which covers both kinds.
+var rejectedCredentialCodes = map[string]bool{
+	"ExpiredToken": true, "ExpiredTokenException": true,
+	"InvalidClientTokenId": true, "UnrecognizedClientException": true, "InvalidAccessKeyId": true,
+	"InvalidSignatureException": true, "SignatureDoesNotMatch": true,
+}
+
+// credentialsRejected reports an AWS error code that means the
+// credentials themselves are no longer good.
+func credentialsRejected(code string) bool { return rejectedCredentialCodes[code] }
+
+// invalidateCredentials drops the cached credentials of p, when it caches
+// them (aws.CredentialsCache does, and rolesenv's providers pass it on),
+// so that the next request obtains new ones. It reports whether p could.
+func invalidateCredentials(p aws.CredentialsProvider) bool {
+	i, ok := p.(interface{ Invalidate() })
+	if ok {
+		i.Invalidate()
+	}
+	return ok
+}
+
+// fetchRenewing is Fetch, and when AWS rejected the credentials themselves
+// (see credentialsRejected), drops them and fetches what failed that way
+// once more with new ones: cached credentials that AWS revoked or expired
+// early would otherwise fail every fetch until their expiry time.
+func (r *Resolver) fetchRenewing(ctx context.Context, fs []Fetch) *Values {
+	vals := r.Fetch(ctx, fs)
+	var again []Fetch
+	code := ""
+	for _, f := range vals.Fetches() {
+		if fe := vals.m[f].err; fe != nil && credentialsRejected(fe.code) {
+			again = append(again, f)
+			code = fe.code
+		}
+	}
+	if len(again) == 0 || ctx.Err() != nil || !invalidateCredentials(r.Config.Credentials) {
+		return vals
+	}
+	r.log().Info("AWS rejected the credentials; dropping them to obtain new ones and trying again", "code", code, "fetches", len(again))
+	vals.Merge(r.Fetch(ctx, again))
+	return vals
 }

@@ -174,7 +174,7 @@ func (r *Resolver) parallel() int {
 func (r *Resolver) Resolve(ctx context.Context, t *Template) (*Env, *Values, error) {
 	start := time.Now()
 	calls := r.calls.Load()
-	vals := r.Fetch(ctx, t.Fetches())
+	vals := r.fetchRenewing(ctx, t.Fetches())
 	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, nil, err
 	}

@@ -3,8 +3,6 @@ package inject
 import (
 	"cmp"
 	"errors"
-	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,58 +14,6 @@ import (
 type File struct {
 	Name string
 	Data []byte
-}
-
-// ReadFiles reads env files by name; "-" reads stdin (once).
-func ReadFiles(names []string, stdin io.Reader) ([]File, error) {
-	var files []File
-	var errs []error
-	stdinRead := false
-	for _, name := range names {
-		var data []byte
-		var err error
-		if name == "-" {
-			if stdinRead {
-				errs = append(errs, configErr(name, 0, "", "", "standard input can be given once"))
-				continue
-			}
-			stdinRead = true
-			if stdin == nil {
-				stdin = strings.NewReader("")
-			}
-			data, err = io.ReadAll(io.LimitReader(stdin, MaxFileSize+1))
-		} else {
-			data, err = readFileLimited(name)
-		}
-		if err != nil {
-			errs = append(errs, &ResolveError{File: name, Err: err, class: classConfig})
-			continue
-		}
-		files = append(files, File{Name: name, Data: data})
-	}
-	return files, join(errs)
-}
-
-func readFileLimited(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, pathError(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, pathError(err)
-	}
-	return data, nil
-}
-
-// pathError drops the path an *os.PathError repeats (the ResolveError
-// names the file already).
-func pathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
 
 // Options say what the child inherits and where ${VAR} looks.

@@ -151,6 +151,14 @@ type Watcher struct {
 	failed    int       // failed checks in the episode
 	lastOK    time.Time
 	lastErr   string
+	causes    []string // the AWS error codes warned about in the episode
+	renewed   bool     // the credentials were dropped in the episode
+
+	looked          chan fileLook                                // the looks at env files, as they finish
+	lookFile        func(name string, prev os.FileInfo) fileLook // tests: lookAt
+	filesChanged    []string                                     // env files changed since the last parse
+	checkAfterLooks bool                                         // a refresh waits for its looks
+	waiting         func(busy int)                               // tests: called whenever Run waits
 }
 
 // Change is what a Watcher reports: the child's new environment and why,
@@ -174,7 +182,7 @@ type StaleError struct {
 }
 
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("no successful check for rotation for %v (--max-stale %v); last failure: %s",
+	return fmt.Sprintf("no successful check for rotation for %v (MaxStale %v); last failure: %s",
 		e.Since.Round(time.Second), e.MaxStale, e.Last)
 }
 
@@ -218,9 +226,21 @@ type pending struct {
 type watchedFile struct {
 	File
 	digest  [32]byte
-	info    os.FileInfo // nil: look again
+	info    os.FileInfo // nil: read it at the next look
 	problem string      // the read error last logged
+	// A look runs off the watch loop, one at a time per file: inflight
+	// since a time of the Watcher's clock; overdue once it has taken
+	// longer than fileLookBound (the look failed; the file waits for it).
+	inflight bool
+	since    time.Time
+	overdue  bool
 }
+
+// fileLookBound is how long a look at an env file may take before it
+// counts as failed. A local file answers in microseconds; a file on a
+// network file system that stopped answering may never answer, and must
+// not hold up checks, signals or MaxStale.
+const fileLookBound = 5 * time.Second
 
 // failure is one reference (or the whole check) that could not be polled,
 // fetched or rendered.
@@ -278,7 +298,11 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 		if staleT != nil {
 			staleC = staleT.C()
 		}
-		if w.idle != nil {
+		busy := w.busyLooks()
+		if w.waiting != nil {
+			w.waiting(busy)
+		}
+		if w.idle != nil && busy == 0 {
 			w.idle()
 		}
 		now, spread := false, false
@@ -294,18 +318,23 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 				continue
 			}
 			w.log.Info("refresh requested: checking now")
-			w.reloadFiles(true)
-			now = true
+			w.lookAtFiles(true)
+			w.checkAfterLooks = true
 		case <-fileC:
 			fileT = w.clock.NewTimer(w.FileInterval)
-			now = w.reloadFiles(false)
+			w.lookAtFiles(false)
+		case l := <-w.looked:
+			w.took(l)
 		case <-staleC:
 			staleT = nil
 			err := &StaleError{MaxStale: w.MaxStale, Since: w.clock.Now().Sub(w.lastOK), Last: w.lastErr}
-			w.log.Error("checks for rotation failed for longer than --max-stale; stopping",
+			w.log.Error("checks for rotation failed for longer than allowed (MaxStale); stopping",
 				"max_stale", w.MaxStale, "failed_checks", w.failed, "since", err.Since.Round(time.Millisecond))
-			send(ctx, out, Change{Err: err, Reason: "max-stale exceeded"})
+			send(ctx, out, Change{Err: err, Reason: "no successful check for too long"})
 			return err
+		}
+		if w.looksDone() {
+			now = true
 		}
 		if !now {
 			continue
@@ -400,8 +429,8 @@ func (w *Watcher) backoff(n int) time.Duration {
 	return d/2 + w.rnd(d/2+1)
 }
 
-// settle records a check's outcome, logs the episode's start or end, and
-// returns the wait before the next check.
+// settle records a check's outcome, logs the episode's start, a new
+// cause within it, or its end, and returns the wait before the next check.
 func (w *Watcher) settle(res []failure) time.Duration {
 	now := w.clock.Now()
 	if len(res) == 0 {
@@ -409,19 +438,49 @@ func (w *Watcher) settle(res []failure) time.Duration {
 			w.log.Info("watch recovered", "after", now.Sub(w.failSince).Round(time.Millisecond), "failed_checks", w.failed)
 		}
 		w.failing, w.failed, w.lastOK = false, 0, now
+		w.causes, w.renewed = nil, false
 		return w.nextWait()
 	}
 	w.failed++
-	w.lastErr = res[0].err.Error()
-	if !w.failing {
+	first := res[0]
+	w.lastErr = first.err.Error()
+	attrs := append(first.attrs(), "failing", len(res))
+	switch {
+	case !w.failing:
 		w.failing, w.failSince = true, now
-		attrs := append(res[0].attrs(), "failing", len(res))
+		w.causes = []string{first.code}
 		w.log.Warn("watch failed; the command keeps its environment", attrs...)
-	} else {
-		attrs := append(res[0].attrs(), "failing", len(res), "failed_checks", w.failed)
-		w.log.Debug("watch still failing", attrs...)
+	case !slices.Contains(w.causes, first.code):
+		// The warning names the cause: a new one is warned about too,
+		// once per episode (causes that alternate warn once each).
+		w.causes = append(w.causes, first.code)
+		w.log.Warn("watch failing for another reason; the command keeps its environment", append(attrs, "failed_checks", w.failed)...)
+	default:
+		w.log.Debug("watch still failing", append(attrs, "failed_checks", w.failed)...)
+	}
+	if w.renewCredentials(res) {
+		return 0
 	}
 	return w.backoff(w.failed)
+}
+
+// renewCredentials drops the resolver's credentials when AWS rejected
+// the credentials themselves (expired early, revoked, a key it no longer
+// knows), once per episode, so that the next check, at once, signs with
+// new ones. The credentials cache would otherwise hand out the same
+// rejected credentials until they reach their expiry time. It reports
+// whether it dropped them.
+func (w *Watcher) renewCredentials(res []failure) bool {
+	if w.renewed || w.resolver == nil {
+		return false
+	}
+	i := slices.IndexFunc(res, func(f failure) bool { return credentialsRejected(f.code) })
+	if i < 0 || !invalidateCredentials(w.resolver.Config.Credentials) {
+		return false
+	}
+	w.renewed = true
+	w.log.Info("AWS rejected the credentials; dropping them to obtain new ones", "code", res[i].code)
+	return true
 }
 
 func send(ctx context.Context, out chan<- Change, c Change) {
@@ -431,45 +490,113 @@ func send(ctx context.Context, out chan<- Change, c Change) {
 	}
 }
 
-// reloadFiles looks at the env files (reads them all with force) and
-// parses them again when one changed. It reports whether there is a new
-// template to check.
-func (w *Watcher) reloadFiles(force bool) bool {
-	var changed []string
+// lookAtFiles starts a look at every env file that has none in flight
+// (with force, each is read whatever its state), and marks the looks that
+// have taken too long as failed. Looks run off the watch loop and come
+// back on w.looked: a file that blocks (a hung network file system) holds
+// up one goroutine, never the loop.
+func (w *Watcher) lookAtFiles(force bool) {
+	now := w.clock.Now()
+	look := w.lookFile
+	if look == nil {
+		look = lookAt
+	}
 	for _, wf := range w.files {
 		if wf.Name == "-" {
 			continue
 		}
-		info, err := os.Stat(wf.Name)
-		if err == nil && !force && wf.info != nil && sameFile(wf.info, info) {
-			continue
-		}
-		var data []byte
-		if err == nil {
-			data, err = readFileLimited(wf.Name)
-		}
-		if err != nil {
-			msg := pathError(err).Error()
-			if msg != wf.problem {
-				wf.problem = msg
-				w.log.Warn("env file cannot be read; the command keeps its environment", "file", wf.Name, "error", msg)
+		if wf.inflight {
+			if !wf.overdue && now.Sub(wf.since) >= fileLookBound {
+				wf.overdue = true
+				wf.info = nil
+				w.fileProblem(wf, "reading it did not finish within "+fileLookBound.String())
 			}
-			wf.info = nil
 			continue
 		}
-		if wf.problem != "" {
-			wf.problem = ""
-			w.log.Info("env file readable again", "file", wf.Name)
+		if w.looked == nil {
+			// Room for one look per file: a look never waits to report.
+			w.looked = make(chan fileLook, len(w.files))
 		}
-		wf.info = info
-		if d := sha256.Sum256(data); d != wf.digest {
-			wf.digest, wf.Data = d, data
-			changed = append(changed, wf.Name)
+		wf.inflight, wf.since, wf.overdue = true, now, false
+		name, prev := wf.Name, wf.info
+		if force {
+			prev = nil
+		}
+		go func() {
+			l := look(name, prev)
+			l.wf = wf
+			w.looked <- l
+		}()
+	}
+}
+
+// busyLooks is the number of looks in flight that are not overdue.
+func (w *Watcher) busyLooks() int {
+	n := 0
+	for _, wf := range w.files {
+		if wf.inflight && !wf.overdue {
+			n++
 		}
 	}
+	return n
+}
+
+// took records a finished look.
+func (w *Watcher) took(l fileLook) {
+	wf := l.wf
+	wf.inflight, wf.overdue = false, false
+	if l.err != nil {
+		wf.info = nil
+		w.fileProblem(wf, l.err.Error())
+		return
+	}
+	if wf.problem != "" {
+		wf.problem = ""
+		w.log.Info("env file readable again", "file", wf.Name)
+	}
+	wf.info = l.info
+	if l.unchanged {
+		return
+	}
+	if d := sha256.Sum256(l.data); d != wf.digest {
+		wf.digest, wf.Data = d, l.data
+		if !slices.Contains(w.filesChanged, wf.Name) {
+			w.filesChanged = append(w.filesChanged, wf.Name)
+		}
+	}
+}
+
+// fileProblem warns about a file that cannot be read, once per problem.
+func (w *Watcher) fileProblem(wf *watchedFile, msg string) {
+	if msg == wf.problem {
+		return
+	}
+	wf.problem = msg
+	w.log.Warn("env file cannot be read; the command keeps its environment", "file", wf.Name, "error", msg)
+}
+
+// looksDone, once no look is in flight (an overdue one aside), parses the
+// files again if one changed, and reports whether a check is due: a new
+// template to resolve, or a refresh that waited for its looks.
+func (w *Watcher) looksDone() bool {
+	if w.busyLooks() > 0 {
+		return false
+	}
+	due := w.reparse()
+	if w.checkAfterLooks {
+		w.checkAfterLooks, due = false, true
+	}
+	return due
+}
+
+// reparse parses the env files again when one changed, and makes the new
+// template pending. It reports whether there is one.
+func (w *Watcher) reparse() bool {
+	changed := w.filesChanged
 	if len(changed) == 0 {
 		return false
 	}
+	w.filesChanged = nil
 	files := make([]File, len(w.files))
 	for i, wf := range w.files {
 		files[i] = wf.File
@@ -486,11 +613,6 @@ func (w *Watcher) reloadFiles(force bool) bool {
 	w.log.Info("env file changed", "files", changed)
 	w.next = &pending{tm: tm, reason: "env file changed: " + strings.Join(changed, ", ")}
 	return true
-}
-
-// sameFile reports whether two looks at a path saw the same file, unchanged.
-func sameFile(a, b os.FileInfo) bool {
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
 }
 
 // resolverFor returns the resolver, making one if a changed file needs AWS
@@ -525,12 +647,50 @@ type rotation struct {
 func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fails []failure) {
 	start := w.clock.Now()
 	next := w.next
-	var needed []Fetch
-	needed = append(needed, w.tm.fetches...)
+	p := w.plan(next)
+	res := checkResult{vals: w.vals.Clone()}
+	defer func() {
+		w.log.Debug("checked", "polled", len(p.secrets)+len(p.params), "api_calls", res.calls, "rotations", len(res.rotated),
+			"failures", len(fails), "duration", w.clock.Now().Sub(start).Round(time.Millisecond))
+	}()
+	if len(p.missing)+len(p.secrets)+len(p.params) > 0 {
+		r, err := w.resolverFor(ctx)
+		if err != nil {
+			f := failure{err: err}
+			if len(p.secrets)+len(p.params) == 0 {
+				w.warnPending(next, []failure{f})
+				return nil
+			}
+			return []failure{f}
+		}
+		res = w.pollAndFetch(ctx, r, p, spread)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	env, reasons, err := w.adopt(next, &res)
+	if err != nil {
+		// A rotated value that no longer fits (a JSON key gone): keep
+		// everything as it was, and look again next time.
+		return append(res.fails, renderFailures(err)...)
+	}
+	return append(res.fails, w.report(ctx, out, env, reasons)...)
+}
+
+// checkPlan is what a check asks AWS: the fetches that have no value yet
+// (a pending template's), and the secrets and parameters to poll.
+type checkPlan struct {
+	missing, secrets, params []Fetch
+}
+
+// plan sorts the fetches of the current and the pending template, each
+// once; pinned ones are not polled.
+func (w *Watcher) plan(next *pending) checkPlan {
+	needed := slices.Clone(w.tm.fetches)
 	if next != nil {
 		needed = append(needed, next.tm.fetches...)
 	}
-	var missing, secrets, params []Fetch
+	var p checkPlan
 	seen := map[Fetch]bool{}
 	for _, f := range needed {
 		if seen[f] {
@@ -539,118 +699,120 @@ func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fa
 		seen[f] = true
 		switch _, ok := w.vals.Version(f); {
 		case !ok:
-			missing = append(missing, f)
+			p.missing = append(p.missing, f)
 		case f.Pinned():
 		case f.Service == ParameterStore:
-			params = append(params, f)
+			p.params = append(p.params, f)
 		default:
-			secrets = append(secrets, f)
+			p.secrets = append(p.secrets, f)
 		}
 	}
-	var rotated []rotation
-	calls := int64(0)
-	defer func() {
-		w.log.Debug("checked", "polled", len(secrets)+len(params), "api_calls", calls, "rotations", len(rotated),
-			"failures", len(fails), "duration", w.clock.Now().Sub(start).Round(time.Millisecond))
-	}()
-	var pendingFails []failure
-	vals := w.vals.Clone()
-	if len(missing)+len(secrets)+len(params) > 0 {
-		r, err := w.resolverFor(ctx)
-		if err != nil {
-			f := failure{err: err}
-			if len(secrets)+len(params) == 0 {
-				w.warnPending(next, []failure{f})
-				return nil
-			}
-			return []failure{f}
-		}
-		calls0 := r.calls.Load()
-		cctx, cancel := context.WithTimeout(ctx, w.CheckTimeout)
-		var over time.Duration
-		if spread {
-			over = w.Spread
-		}
-		rotated, fails = w.poll(cctx, r, secrets, params, over)
-		ask := make([]Fetch, 0, len(rotated)+len(missing))
-		for _, rt := range rotated {
-			ask = append(ask, rt.ask)
-		}
-		ask = append(ask, missing...)
-		if len(ask) > 0 {
-			got := r.Fetch(cctx, ask)
-			kept := rotated[:0]
-			for _, rt := range rotated {
-				if err := got.Err(rt.ask); err != nil {
-					fails = append(fails, w.fetchFailure(cctx, rt.f, err))
-					continue
-				}
-				vals.set(rt.f, got.m[rt.ask])
-				kept = append(kept, rt)
-			}
-			rotated = kept
-			for _, f := range missing {
-				if err := got.Err(f); err != nil {
-					pendingFails = append(pendingFails, w.fetchFailure(cctx, f, err))
-					continue
-				}
-				vals.set(f, got.m[f])
-			}
-		}
-		cancel()
-		calls = r.calls.Load() - calls0
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	return p
+}
 
-	// A pending template is adopted once it renders; until then the
-	// current one takes the rotations.
+// checkResult is what a check's calls brought.
+type checkResult struct {
+	vals    *Values    // the values, with what moved and what was missing
+	rotated []rotation // the fetches that moved and were fetched
+	fails   []failure  // against the current environment
+	pending []failure  // against a pending template only
+	calls   int64      // API calls made
+}
+
+// pollAndFetch polls, then fetches what moved and what was missing, all
+// within the check timeout.
+func (w *Watcher) pollAndFetch(ctx context.Context, r *Resolver, p checkPlan, spread bool) (res checkResult) {
+	res.vals = w.vals.Clone()
+	calls0 := r.calls.Load()
+	defer func() { res.calls = r.calls.Load() - calls0 }()
+	ctx, cancel := context.WithTimeout(ctx, w.CheckTimeout)
+	defer cancel()
+	var over time.Duration
+	if spread {
+		over = w.Spread
+	}
+	rotated, fails := w.poll(ctx, r, p.secrets, p.params, over)
+	res.fails = fails
+	ask := make([]Fetch, 0, len(rotated)+len(p.missing))
+	for _, rt := range rotated {
+		ask = append(ask, rt.ask)
+	}
+	ask = append(ask, p.missing...)
+	if len(ask) == 0 {
+		return res
+	}
+	got := r.Fetch(ctx, ask)
+	for _, rt := range rotated {
+		if err := got.Err(rt.ask); err != nil {
+			res.fails = append(res.fails, w.fetchFailure(ctx, rt.f, err))
+			continue
+		}
+		res.vals.set(rt.f, got.m[rt.ask])
+		res.rotated = append(res.rotated, rt)
+	}
+	for _, f := range p.missing {
+		if err := got.Err(f); err != nil {
+			res.pending = append(res.pending, w.fetchFailure(ctx, f, err))
+			continue
+		}
+		res.vals.set(f, got.m[f])
+	}
+	return res
+}
+
+// adopt renders the environment: with a pending template once it
+// renders (until then the current one takes the rotations), else with
+// the current one. On success the template and values are kept, and the
+// reasons name the changed files and the rotations.
+func (w *Watcher) adopt(next *pending, res *checkResult) (*Env, []string, error) {
 	var env *Env
 	tm, reasons := w.tm, []string{}
 	if next != nil {
-		e, err := next.tm.Render(vals)
+		e, err := next.tm.Render(res.vals)
 		if err == nil {
 			tm, env = next.tm, e
 			reasons = append(reasons, next.reason)
 			w.next = nil
 		} else {
-			pendingFails = append(pendingFails, renderFailures(err)...)
-			w.warnPending(next, pendingFails)
+			w.warnPending(next, append(res.pending, renderFailures(err)...))
 		}
 	}
 	if env == nil {
-		e, err := tm.Render(vals)
+		e, err := tm.Render(res.vals)
 		if err != nil {
-			// A rotated value that no longer fits (a JSON key gone):
-			// keep everything as it was, and look again next time.
-			return append(fails, renderFailures(err)...)
+			return nil, nil, err
 		}
 		env = e
 	}
 	w.tm = tm
-	w.vals = keepOnly(vals, w.tm, w.next)
-	for _, rt := range rotated {
+	w.vals = keepOnly(res.vals, w.tm, w.next)
+	for _, rt := range res.rotated {
 		w.log.Info("rotation detected", "ref", rt.f.String(), "old", rt.from, "new", rt.to)
 		reasons = append(reasons, fmt.Sprintf("%s rotated (%s -> %s)", rt.f.String(), rt.from, rt.to))
 	}
+	return env, reasons, nil
+}
+
+// report sends env as a Change when it differs from what the command has
+// and Accept takes it; a refused environment is a failure.
+func (w *Watcher) report(ctx context.Context, out chan<- Change, env *Env, reasons []string) []failure {
 	reason := strings.Join(reasons, "; ")
 	if env.Equal(w.env) {
 		if reason != "" {
 			w.log.Info("nothing the command receives changed", "reason", reason)
 		}
-		return fails
+		return nil
 	}
 	changedVars := env.Changed(w.env)
 	if w.Accept != nil {
 		if err := w.Accept(env); err != nil {
-			return append(fails, failure{err: fmt.Errorf("the new environment cannot be used (variables %s): %w", strings.Join(changedVars, ", "), err)})
+			return []failure{{err: fmt.Errorf("the new environment cannot be used (variables %s): %w", strings.Join(changedVars, ", "), err)}}
 		}
 	}
 	w.env = env
 	w.log.Info("environment changed", "variables", changedVars, "reason", reason)
 	send(ctx, out, Change{Env: env, Reason: reason + "; variables " + strings.Join(changedVars, ", ")})
-	return fails
+	return nil
 }
 
 // warnPending logs, once per changed template, why it is not used yet.
