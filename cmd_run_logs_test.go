@@ -36,7 +36,7 @@ func TestRunLogsNoValues(t *testing.T) {
 
 	for _, format := range []string{"text", "json"} {
 		file := writeEnvFile(t, tmpl)
-		p := startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "100ms", "--debounce", "200ms",
+		p := startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "1s", "--debounce", "200ms",
 			"--max-restarts", "1", "--restart-window", "1h", "--log-level", "debug", "--log-format", format}, child...)...)
 		restarted, deferred, warned, recovered := "child restarted", "restart deferred", "watch failed", "watch recovered"
 		p.waitFor("the start", &p.out, func(l []string) bool { return len(l) == 1 })
@@ -62,10 +62,10 @@ func TestRunLogsNoValues(t *testing.T) {
 		noSentinel("watching ("+format+")", p)
 	}
 
-	// --max-stale: checks denied for longer than a second end rolesenv
+	// --max-stale: checks denied for longer than --max-stale end rolesenv
 	// with 69.
 	file := writeEnvFile(t, tmpl)
-	p := startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "100ms", "--max-stale", "1s", "--log-level", "debug"}, child...)...)
+	p := startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "1s", "--max-stale", "3s", "--log-level", "debug"}, child...)...)
 	p.waitFor("the start", &p.out, func(l []string) bool { return len(l) == 1 })
 	if err := s.SetUserPolicy("app", awsdev.Policy{}); err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestRunLogsNoValues(t *testing.T) {
 	}
 
 	// --on-change exit: a rotation stops the command, rolesenv exits 75.
-	p = startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "100ms", "--debounce", "0s", "--on-change", "exit", "--log-level", "debug"}, child...)...)
+	p = startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "1s", "--debounce", "0s", "--on-change", "exit", "--log-level", "debug"}, child...)...)
 	p.waitFor("the start", &p.out, func(l []string) bool { return len(l) == 1 })
 	mustDo[string](t)(s.PutSecretValue("log/api", sentinel+"-api-4"))
 	<-p.exited
