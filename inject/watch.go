@@ -34,106 +34,10 @@ const (
 	maxCheckTimeout = 30 * time.Second
 )
 
-// Watcher keeps the child's environment current: it polls the references
-// of a Template for rotation and re-reads the env files when they change
-// on disk, and reports a new environment (a Change) only when the rendered
-// environment differs from the last one it reported. Run does the work; the
-// exported fields configure it and must not change while it runs.
-//
-// Polling: each Secrets Manager secret is asked DescribeSecret, one call per
-// distinct secret id however many variables, keys and stages use it, and the
-// version id that holds each referenced stage is compared with the one
-// fetched; GetSecretValue with that VersionId follows only when it moved. A
-// new AWSPENDING version therefore triggers nothing, and a move of AWSCURRENT
-// does. Parameters are polled with GetParameters, 10 selectors a call,
-// without decryption, and compared by Version; a parameter whose version
-// changed is fetched again, decrypted. References pinned to a version
-// (Fetch.Pinned) are never polled. Poll calls are made without the SDK's
-// retries: the Watcher's own back-off retries them, so a failing check
-// costs one call per secret and per 10 parameters, never three.
-//
-// Why these calls. For S secrets and P parameters a poll costs S
-// DescribeSecret and ceil(P/10) GetParameters calls, plus one
-// GetSecretValue per moved secret and one GetParameters per 10 changed
-// parameters. DescribeSecret has the largest quota of Secrets Manager
-// (40,000 a second per account and region, against 10,000 for
-// GetSecretValue and 100 for ListSecrets, which could list several
-// secrets' stages at once but filters names by prefix and needs
-// secretsmanager:ListSecrets on every resource), and it returns no value.
-// For parameters, GetParameters is cheaper than DescribeParameters in
-// calls: it answers 10 selectors in exactly one call, label and version
-// selectors included, where DescribeParameters answers "on a best-effort
-// basis" (fewer results than asked, with a NextToken, so an unknown
-// number of pages), cannot say which version a label points to, and
-// cannot be limited to named parameters in IAM. Without decryption
-// GetParameters costs no KMS call and needs no permission beyond the
-// ssm:GetParameters that resolution needs already.
-//
-// Timing: the first check comes at a random point of the first interval,
-// and each later one after the interval with ±10% jitter, so processes
-// started together do not poll in step and do not fall back into step.
-// After a failed check the next comes after an exponential back-off with
-// jitter: a random wait in [d/2, d] where d is 1s, 2s, 4s... capped at the
-// interval. A check gets the interval (at least 5 s, at most 30 s) to
-// finish.
-//
-// Failures (throttling, 5xx, timeouts, resets, DNS, credentials, a deleted
-// secret, revoked access) never reach the child: it keeps its last good
-// environment. The first failed check of an episode logs one warning with
-// the reference and the AWS error code, later ones only debug lines, and
-// the first good check logs the recovery and how long it took. With
-// MaxStale, an episode longer than MaxStale since the last good check
-// ends Run with a *StaleError, sent as a Change first.
-//
-// Env files: a file whose content changed is parsed again with the same
-// Options; a file that cannot be read or parsed is logged once and the
-// last good environment stays. New references are fetched (through
-// NewResolver if nothing needed AWS before); until they resolve, rotation
-// of the others still applies. Standard input ("-") is never re-read.
+// Watcher is one run of Source.Watch: the state that a check changes.
 type Watcher struct {
-	// Template, Values and Env are what start-up resolution produced.
-	Template *Template
-	Values   *Values
-	Env      *Env
-	// Resolver fetches and polls; nil when nothing needed AWS at
-	// start-up. NewResolver, when set, makes one the first time a
-	// changed env file needs it.
-	Resolver    *Resolver
-	NewResolver func(context.Context) (*Resolver, error)
-	// Files are the env files as read at start-up, Options what Parse
-	// was given.
-	Files   []File
-	Options Options
-
-	// Interval between checks (default DefaultInterval), FileInterval
-	// between looks at the env files (default DefaultFileInterval).
-	Interval     time.Duration
-	FileInterval time.Duration
-	// CheckTimeout bounds one check; zero means the interval, between 5 s
-	// and 30 s.
-	CheckTimeout time.Duration
-	// Spread, when set, spaces the calls of a scheduled check evenly over
-	// that long instead of sending them at once, so that the calls of a
-	// fleet do not bunch; the check's results are still applied together.
-	// It is kept under half the check timeout. A check asked for with
-	// Refresh is not spread.
-	Spread time.Duration
-	// MaxStale, when set, ends Run with a *StaleError once checks have
-	// failed for that long since the last good one.
-	MaxStale time.Duration
-	// Refresh triggers an immediate check (and a look at the files).
-	Refresh <-chan struct{}
-	// Accept, when set, vets a new environment before it is reported
-	// (rolesenv checks that exec can take it: CheckSize). One it refuses
-	// is a failed check: the child keeps its environment, the failure is
-	// warned about once per episode and counts toward MaxStale, and every
-	// later check tries again, so the environment is never taken as
-	// applied while the child does not have it.
-	Accept func(*Env) error
-	// Logger gets what happens, never a value; nil is quiet.
-	Logger *slog.Logger
-	// Clock drives the schedule; nil means the real clock.
-	Clock Clock
+	WatchOptions
+	src *Source // what Load resolved: the start-up state
 
 	log      *slog.Logger
 	clock    Clock
@@ -164,9 +68,9 @@ type Change struct {
 	Err error
 }
 
-// StaleError is Run's end when checks kept failing for longer than
-// MaxStale. It classifies itself as AWS being unavailable (rolesenv exits
-// 69), whatever the last failure was.
+// StaleError ends a watch whose checks kept failing for longer than
+// MaxStale. It classifies itself as AWS being unavailable, whatever the
+// last failure was.
 type StaleError struct {
 	MaxStale time.Duration
 	Since    time.Duration // since the last good check
@@ -174,7 +78,7 @@ type StaleError struct {
 }
 
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("no successful check for rotation for %v (--max-stale %v); last failure: %s",
+	return fmt.Sprintf("no successful check for rotation for %v (at most %v allowed); last failure: %s",
 		e.Since.Round(time.Second), e.MaxStale, e.Last)
 }
 
@@ -302,7 +206,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 		case <-staleC:
 			staleT = nil
 			err := &StaleError{MaxStale: w.MaxStale, Since: w.clock.Now().Sub(w.lastOK), Last: w.lastErr}
-			w.log.Error("checks for rotation failed for longer than --max-stale; stopping",
+			w.log.Error("checks for rotation failed for longer than allowed; stopping",
 				"max_stale", w.MaxStale, "failed_checks", w.failed, "since", err.Since.Round(time.Millisecond))
 			send(ctx, out, Change{Err: err, Reason: "max-stale exceeded"})
 			return err
@@ -329,9 +233,6 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 }
 
 func (w *Watcher) setup() error {
-	if w.Template == nil || w.Values == nil || w.Env == nil {
-		return errors.New("inject: Watcher needs the Template, Values and Env of start-up")
-	}
 	if w.Interval <= 0 {
 		w.Interval = DefaultInterval
 	}
@@ -355,9 +256,9 @@ func (w *Watcher) setup() error {
 	if w.randN == nil {
 		w.randN = rand.Int64N
 	}
-	w.resolver, w.tm, w.vals, w.env = w.Resolver, w.Template, w.Values.Clone(), w.Env
+	w.resolver, w.tm, w.vals, w.env = w.src.resolver, w.src.tm, w.src.vals.Clone(), w.src.env
 	w.files = nil
-	for _, f := range w.Files {
+	for _, f := range w.src.files {
 		w.files = append(w.files, &watchedFile{File: f, digest: sha256.Sum256(f.Data)})
 	}
 	w.lastOK = w.clock.Now()
@@ -474,7 +375,7 @@ func (w *Watcher) reloadFiles(force bool) bool {
 	for i, wf := range w.files {
 		files[i] = wf.File
 	}
-	tm, err := Parse(files, w.Options)
+	tm, err := Parse(files, w.src.o.Options)
 	if err != nil {
 		w.log.Warn("env file changed but cannot be used; the command keeps its environment",
 			"files", changed, "error", oneLine(strings.ReplaceAll(err.Error(), "\n", "; ")))
@@ -499,10 +400,7 @@ func (w *Watcher) resolverFor(ctx context.Context) (*Resolver, error) {
 	if w.resolver != nil {
 		return w.resolver, nil
 	}
-	if w.NewResolver == nil {
-		return nil, errors.New("no AWS configuration to resolve references with")
-	}
-	r, err := w.NewResolver(ctx)
+	r, err := w.src.newResolver(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -132,10 +132,8 @@ type instance struct {
 	gen      *generation
 	cfg      aws.Config
 	hc       interface{ CloseIdleConnections() }
-	resolver *inject.Resolver
-	tm       *inject.Template
-	env      *inject.Env
-	vals     *inject.Values
+	files    []inject.File
+	src      *inject.Source // once started
 	attempts int
 }
 
@@ -281,7 +279,7 @@ func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
 		if err := b.newGeneration(inst); err != nil {
 			return nil, err
 		}
-		if inst.tm, err = b.parseTemplate(sizeFleet); err != nil {
+		if inst.files, err = b.templateFiles(sizeFleet); err != nil {
 			return nil, err
 		}
 		fleet[i] = inst
@@ -347,7 +345,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 	for _, inst := range fleet {
 		wg.Go(func() {
 			<-gate
-			for inst.env == nil && inst.attempts < fs.attempts {
+			for inst.src == nil && inst.attempts < fs.attempts {
 				if inst.attempts > 0 {
 					select {
 					case <-ctx.Done():
@@ -356,12 +354,9 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 					}
 				}
 				inst.attempts++
-				if inst.resolver == nil {
-					inst.resolver = &inject.Resolver{Config: inst.cfg}
-				}
 				sctx, cancel := context.WithTimeout(ctx, fleetStartTimeout)
 				start := time.Now()
-				env, vals, err := inst.resolver.Resolve(sctx, inst.tm)
+				src, err := load(sctx, inst.files, inst.cfg)
 				cancel()
 				took := time.Since(start)
 				mu.Lock()
@@ -371,7 +366,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 						fs.failedFirst++
 					}
 				} else {
-					inst.env, inst.vals = env, vals
+					inst.src = src
 					fs.durations = append(fs.durations, took)
 					last = time.Now()
 					fs.startedAt = append(fs.startedAt, last.Sub(t0))
@@ -383,7 +378,6 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 					// the same certificate.
 					inst.gen.end()
 					inst.hc.CloseIdleConnections()
-					inst.resolver = nil
 					if err := b.newGeneration(inst); err != nil {
 						setupErr.CompareAndSwap(nil, &err)
 						return
@@ -401,7 +395,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 		fs.allStarted = last.Sub(t0)
 	}
 	for _, inst := range fleet {
-		if inst.env == nil {
+		if inst.src == nil {
 			fs.failed++
 		}
 	}
@@ -454,7 +448,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	var wg sync.WaitGroup
 	var running []*instance
 	for _, inst := range fleet {
-		if inst.env != nil {
+		if inst.src != nil {
 			running = append(running, inst)
 		}
 	}
@@ -464,10 +458,9 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	rec.clock.Store(clock)
 	start := time.Now()
 	for _, inst := range running {
-		w := &inject.Watcher{Template: inst.tm, Values: inst.vals, Env: inst.env, Resolver: inst.resolver,
-			Interval: h.interval, Spread: h.spread, Clock: clock, Logger: logger}
+		o := inject.WatchOptions{Interval: h.interval, Spread: h.spread, Clock: clock, Logger: logger}
 		out := make(chan inject.Change)
-		wg.Go(func() { _ = w.Run(hctx, out) })
+		wg.Go(func() { _ = inst.src.Watch(hctx, o, out) })
 		wg.Go(func() {
 			for {
 				select {
