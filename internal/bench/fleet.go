@@ -24,7 +24,7 @@ import (
 // The fleet: many simulated instances in this process, each with its own
 // certificate, Roles Anywhere client, credentials, SDK HTTP client and
 // connections, resolving the same template as a rolesenv would (the inject
-// Resolver) and then watching it (the inject Watcher), against the
+// Resolver) and then watching it (inject's Source.Watch), against the
 // emulator with AWS's default quotas.
 
 // sizeFleet is the fleet's template: ten secrets and two parameters, one
@@ -71,7 +71,7 @@ func checkSpread(interval time.Duration) time.Duration {
 }
 
 // recorder counts requests per simulated second of a scaled clock, as
-// they are sent, and as the Watchers' timers schedule them.
+// they are sent, and as the watches' timers schedule them.
 type recorder struct {
 	clock    atomic.Pointer[scaledClock]
 	buckets  []atomic.Int64
@@ -237,7 +237,7 @@ type fleetHour struct {
 	real          time.Duration
 	calls         counts
 	perSecond     []int // requests sent, per simulated second
-	scheduled     []int // requests as the Watchers' timers place them
+	scheduled     []int // requests as the watches' timers place them
 	late          int64
 	warnings      int64 // failed checks (one warning per episode)
 	changes       int64
@@ -407,7 +407,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 	return err
 }
 
-// warnCounter is a slog handler that counts warnings (the Watcher logs
+// warnCounter is a slog handler that counts warnings (a watch logs
 // one per failed episode). It keeps no record's content.
 type warnCounter struct{ n *atomic.Int64 }
 
@@ -419,7 +419,7 @@ func (h warnCounter) Handle(context.Context, slog.Record) error {
 func (h warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h warnCounter) WithGroup(string) slog.Handler      { return h }
 
-// pollHour runs every started instance's Watcher through a simulated hour
+// pollHour runs every started instance's watch through a simulated hour
 // on a clock scale times faster than real time, with the quotas scaled
 // alike (so that requests per simulated second meet the real quotas; the
 // token buckets' bursts scale too, which is more lenient than AWS).
@@ -435,7 +435,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	var warns, changes atomic.Int64
 	logger := slog.New(warnCounter{&warns})
 	clock := newScaledClock(scale)
-	// Every timer of a Watcher places calls: a check's timer its first
+	// Every timer of a watch places calls: a check's timer its first
 	// call, and with a spread each further call has a timer of its own
 	// (the poll spaces them so); without one, the check's timer places
 	// all of its calls.

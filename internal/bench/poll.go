@@ -101,7 +101,7 @@ func (b *bench) measurePolls(ctx context.Context, s size, polls int) (*pollRow, 
 			return 0, fmt.Errorf("no check finished within a minute")
 		}
 	}
-	// pending is the wait of the timer the Watcher set last: its first
+	// pending is the wait of the timer the watch set last: its first
 	// check, then the next one after each check.
 	pending, err := next()
 	if err != nil {

@@ -483,7 +483,7 @@ func (r *report) writePolls(p printer) {
 		return
 	}
 	p("## 4. Poll cost\n\n")
-	p("The inject Watcher in the harness, on a clock the harness steps (each check triggered by hand), against the emulator; calls from its counters. *One rotated*: a new AWSCURRENT version of one secret (and a new version of one parameter) put through the AWS APIs before the check. Per hour: at the default 5m and at 1m, with `rolesenv run`'s spread (%v and %v): the next check is due an interval after a check's last call, so a check of many calls comes a little less often than 60 / interval times an hour (the *checks* in brackets).\n\n",
+	p("inject's Source.Watch in the harness, on a clock the harness steps (each check triggered by hand), against the emulator; calls from its counters. *One rotated*: a new AWSCURRENT version of one secret (and a new version of one parameter) put through the AWS APIs before the check. Per hour: at the default 5m and at 1m, with `rolesenv run`'s spread (%v and %v): the next check is due an interval after a check's last call, so a check of many calls comes a little less often than 60 / interval times an hour (the *checks* in brackets).\n\n",
 		checkSpread(inject.DefaultInterval), checkSpread(time.Minute))
 	p("| refs | calls per check, nothing changed | GetSecretValue in those checks | calls, one rotated | new environments | per hour at 5m (checks) | per hour at 1m (checks) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range r.polls {
