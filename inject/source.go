@@ -180,7 +180,7 @@ func (s *Source) Watch(ctx context.Context, o WatchOptions, out chan<- Change) e
 	return s.watcher(o).Run(ctx, out)
 }
 
-// watcher is the Watcher of one Watch call.
-func (s *Source) watcher(o WatchOptions) *Watcher {
-	return &Watcher{WatchOptions: o, src: s}
+// watcher makes the watcher of one Watch call.
+func (s *Source) watcher(o WatchOptions) *watcher {
+	return &watcher{WatchOptions: o, src: s}
 }

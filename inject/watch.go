@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// Defaults of a Watcher.
+// Defaults of Source.Watch.
 const (
-	// DefaultInterval is how often a Watcher checks for rotation.
+	// DefaultInterval is how often a watch checks for rotation.
 	DefaultInterval = 5 * time.Minute
 	// DefaultFileInterval is how often it looks at the env files (a stat
 	// each; a file is read only when its size, time or identity changed).
@@ -34,8 +34,8 @@ const (
 	maxCheckTimeout = 30 * time.Second
 )
 
-// Watcher is one run of Source.Watch: the state that a check changes.
-type Watcher struct {
+// watcher is one run of Source.Watch: the state that a check changes.
+type watcher struct {
 	WatchOptions
 	src *Source // what Load resolved: the start-up state
 
@@ -57,7 +57,7 @@ type Watcher struct {
 	lastErr   string
 }
 
-// Change is what a Watcher reports: the child's new environment and why,
+// Change is what a watch reports: the child's new environment and why,
 // or (Err) the end of watching.
 type Change struct {
 	Env *Env
@@ -85,7 +85,7 @@ func (e *StaleError) Error() string {
 // Unavailable reports that AWS could not be reached for too long.
 func (e *StaleError) Unavailable() bool { return true }
 
-// Clock is the time source of a Watcher's schedule. Tests inject a fake
+// Clock is the time source of a watch's schedule. Tests inject a fake
 // one; I/O timeouts always use real time.
 type Clock interface {
 	Now() time.Time
@@ -93,7 +93,7 @@ type Clock interface {
 	NewTimer(d time.Duration) Timer
 }
 
-// Timer is the part of *time.Timer that a Watcher uses.
+// Timer is the part of *time.Timer that a watch uses.
 type Timer interface {
 	C() <-chan time.Time
 	// Stop prevents the timer from firing.
@@ -148,7 +148,7 @@ func (f failure) attrs() []any {
 // Run watches until ctx ends (it returns nil then) or, with MaxStale, until
 // checks have failed for too long (it sends the *StaleError as a Change,
 // then returns it). Changes go to out; Run waits for out to take each.
-func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
+func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 	if err := w.setup(); err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 	}
 }
 
-func (w *Watcher) setup() error {
+func (w *watcher) setup() error {
 	if w.Interval <= 0 {
 		w.Interval = DefaultInterval
 	}
@@ -266,16 +266,16 @@ func (w *Watcher) setup() error {
 }
 
 // pollable reports whether the current template has anything to poll.
-func (w *Watcher) pollable() bool {
+func (w *watcher) pollable() bool {
 	return slices.ContainsFunc(w.tm.fetches, func(f Fetch) bool { return !f.Pinned() })
 }
 
-func (w *Watcher) watchesFiles() bool {
+func (w *watcher) watchesFiles() bool {
 	return slices.ContainsFunc(w.files, func(f *watchedFile) bool { return f.Name != "-" })
 }
 
 // rnd returns a random duration in [0, d).
-func (w *Watcher) rnd(d time.Duration) time.Duration {
+func (w *watcher) rnd(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
@@ -284,16 +284,16 @@ func (w *Watcher) rnd(d time.Duration) time.Duration {
 
 // firstWait is a random point of the first interval: a fleet started at
 // once spreads its checks over a whole interval.
-func (w *Watcher) firstWait() time.Duration { return w.rnd(w.Interval) }
+func (w *watcher) firstWait() time.Duration { return w.rnd(w.Interval) }
 
 // nextWait is the interval with ±10% jitter: spread checks stay spread.
-func (w *Watcher) nextWait() time.Duration {
+func (w *watcher) nextWait() time.Duration {
 	return w.Interval - w.Interval/10 + w.rnd(w.Interval/5+1)
 }
 
 // backoff is the wait after the n-th failed check in a row: a random
 // point of [d/2, d], d = 1s·2^(n-1) capped at the interval.
-func (w *Watcher) backoff(n int) time.Duration {
+func (w *watcher) backoff(n int) time.Duration {
 	d := w.Interval
 	if n <= 30 {
 		d = min(d, backoffBase<<(n-1))
@@ -303,7 +303,7 @@ func (w *Watcher) backoff(n int) time.Duration {
 
 // settle records a check's outcome, logs the episode's start or end, and
 // returns the wait before the next check.
-func (w *Watcher) settle(res []failure) time.Duration {
+func (w *watcher) settle(res []failure) time.Duration {
 	now := w.clock.Now()
 	if len(res) == 0 {
 		if w.failing {
@@ -335,7 +335,7 @@ func send(ctx context.Context, out chan<- Change, c Change) {
 // reloadFiles looks at the env files (reads them all with force) and
 // parses them again when one changed. It reports whether there is a new
 // template to check.
-func (w *Watcher) reloadFiles(force bool) bool {
+func (w *watcher) reloadFiles(force bool) bool {
 	var changed []string
 	for _, wf := range w.files {
 		if wf.Name == "-" {
@@ -396,7 +396,7 @@ func sameFile(a, b os.FileInfo) bool {
 
 // resolverFor returns the resolver, making one if a changed file needs AWS
 // for the first time.
-func (w *Watcher) resolverFor(ctx context.Context) (*Resolver, error) {
+func (w *watcher) resolverFor(ctx context.Context) (*Resolver, error) {
 	if w.resolver != nil {
 		return w.resolver, nil
 	}
@@ -420,7 +420,7 @@ type rotation struct {
 // a Change when the environment differs. It returns the failures that
 // count against the current environment: a pending template's problems
 // are logged once and retried, but do not make AWS look unavailable.
-func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fails []failure) {
+func (w *watcher) check(ctx context.Context, out chan<- Change, spread bool) (fails []failure) {
 	start := w.clock.Now()
 	next := w.next
 	var needed []Fetch
@@ -552,7 +552,7 @@ func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fa
 }
 
 // warnPending logs, once per changed template, why it is not used yet.
-func (w *Watcher) warnPending(p *pending, fails []failure) {
+func (w *watcher) warnPending(p *pending, fails []failure) {
 	if p == nil || p.warned || len(fails) == 0 {
 		return
 	}
@@ -598,7 +598,7 @@ func renderFailures(err error) []failure {
 
 // fetchFailure describes a failed fetch of f; a check that ran out of time
 // says so (the resolver's words are about start-up).
-func (w *Watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure {
+func (w *watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure {
 	var fe *fetchError
 	if errors.As(err, &fe) {
 		fe = w.timedOut(ctx, fe)
@@ -608,7 +608,7 @@ func (w *Watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure 
 }
 
 // timedOut rewrites a failure caused by the check's deadline.
-func (w *Watcher) timedOut(ctx context.Context, fe *fetchError) *fetchError {
+func (w *watcher) timedOut(ctx context.Context, fe *fetchError) *fetchError {
 	if errors.Is(fe.cause, context.DeadlineExceeded) || (ctx.Err() != nil && fe.class == classUnavailable) {
 		c := *fe
 		c.class, c.code, c.msg = classUnavailable, "", "no answer within the check timeout ("+w.CheckTimeout.String()+")"

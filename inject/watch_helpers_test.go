@@ -126,14 +126,14 @@ func (b *logBuffer) count(msg string) int {
 	return strings.Count(b.String(), `msg="`+msg+`"`)
 }
 
-// watchTest runs a Watcher against the emulator on a fake clock. The
+// watchTest runs a watcher against the emulator on a fake clock. The
 // random source is fixed (the middle of every range), so waits are known.
 type watchTest struct {
 	t      *testing.T
 	s      *awsdev.Server
 	clk    *fakeClock
 	src    *Source
-	w      *Watcher
+	w      *watcher
 	out    chan Change
 	idle   chan struct{}
 	logs   *logBuffer
@@ -144,7 +144,7 @@ type watchTest struct {
 }
 
 // newWatchTest loads files against the emulator (cfg) and prepares the
-// Watcher of a Watch on them; set its options, then call start. The files
+// watcher of a Watch on them; set its options, then call start. The files
 // live in memory and are not watched; a test that writes them to disk
 // sets wt.src.files.
 func newWatchTest(t *testing.T, s *awsdev.Server, cfg aws.Config, files ...File) *watchTest {

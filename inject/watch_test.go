@@ -166,7 +166,7 @@ func TestWatchCallCounts(t *testing.T) {
 // later ones within ±10% of it, and back-off waits in [d/2, d] with d
 // doubling from 1s up to the interval.
 func TestWatchSchedule(t *testing.T) {
-	w := &Watcher{WatchOptions: WatchOptions{Interval: time.Minute}, randN: rand.Int64N}
+	w := &watcher{WatchOptions: WatchOptions{Interval: time.Minute}, randN: rand.Int64N}
 	for range 2000 {
 		if d := w.firstWait(); d < 0 || d >= time.Minute {
 			t.Fatalf("first wait %v", d)
