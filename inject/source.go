@@ -12,8 +12,8 @@ import (
 // Source is env files resolved into the child's environment, with what it
 // takes to keep that environment current: the template, the fetched
 // values and the resolver. Load returns one; Env gives the environment and
-// Watch keeps it current. A Source does not change after Load, so Watch
-// may run while Env is read.
+// Watch keeps it current. Env and Template do not change after Load, so
+// Watch may run while they are read.
 type Source struct {
 	tm       *Template
 	vals     *Values
@@ -116,8 +116,8 @@ func (s *Source) Env() *Env { return s.env }
 // Template is the parsed env files, for their counts and uses.
 func (s *Source) Template() *Template { return s.tm }
 
-// Calls is the number of AWS requests made so far for this Source, Watch's
-// polls included; 0 while nothing needed AWS.
+// Calls is the number of AWS requests that Load's resolver has made so
+// far, Watch's polls included; 0 when nothing needed AWS at Load.
 func (s *Source) Calls() int64 {
 	if s.resolver == nil {
 		return 0
