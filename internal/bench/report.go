@@ -254,7 +254,7 @@ func (r *report) writeDecisions(p printer) {
 	if c := r.cell(size200, viaEmulator, 20*time.Millisecond, credStatic, trustSystem); c != nil && len(c.baseline) > 0 {
 		p(" (%s s for 200 at 20 ms, against %s ms for rolesenv)", fmt.Sprintf("%.1f", c.baseline.median().Seconds()), ms(c.rolesenv.median()))
 	}
-	p(". In the fleet, templates of 10 secrets never touch BatchGetSecretValue's 100 TPS quota (parallel GetSecretValue, quota 10,000 TPS), and a throttled batch falls back to GetSecretValue at once, as inject's package documentation argues; nothing here argues for a different threshold.\n\n")
+	p(". In the fleet, templates of 10 secrets never touch BatchGetSecretValue's 100 TPS quota (parallel GetSecretValue, quota 10,000 TPS), and a throttled batch falls back to GetSecretValue at once, as *Batch or parallel* argues; nothing here argues for a different threshold.\n\n")
 
 	// Interval, jitter and spread.
 	sp := checkSpread(inject.DefaultInterval)
