@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 
@@ -87,11 +88,11 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 	}
 	a.log = log
 
-	res, err := a.resolveEnv(ctx, &ef, &cf, inject.Options{})
+	src, err := a.loadEnv(ctx, &ef, inject.Options{}, func(ctx context.Context) (aws.Config, error) { return a.awsConfig(ctx, &cf) })
 	if err != nil {
 		return err
 	}
-	env := res.env
+	env := src.Env()
 	if err := inject.CheckSize(nil, env.Environ()); err != nil {
 		return err
 	}
@@ -108,30 +109,12 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 	return w.Flush()
 }
 
-// resolution is what start-up resolution produced: the child's
-// environment, and for a watcher the template, the fetched values, the
-// resolver (nil when the template has no reference), the files as read and
-// the options Parse was given.
-type resolution struct {
-	tm       *inject.Template
-	env      *inject.Env
-	vals     *inject.Values
-	resolver *inject.Resolver
-	files    []inject.File
-	opts     inject.Options
-}
-
-// resolveEnv reads the env files and resolves the child's environment
+// loadEnv reads the env files and resolves the child's environment
 // within --timeout. opts may carry Remove and Set (the credentials
-// endpoint's variables); the flags fill in the rest. A template without
-// references asks for no AWS configuration and no credentials at all.
-func (a *app) resolveEnv(ctx context.Context, ef *envFlags, cf *credFlags, opts inject.Options) (*resolution, error) {
-	return a.resolveEnvWith(ctx, ef, opts, func(ctx context.Context) (aws.Config, error) { return a.awsConfig(ctx, cf) })
-}
-
-// resolveEnvWith is resolveEnv with the AWS configuration from config,
-// called only when a reference needs it.
-func (a *app) resolveEnvWith(ctx context.Context, ef *envFlags, opts inject.Options, config func(context.Context) (aws.Config, error)) (*resolution, error) {
+// endpoint's variables); the flags fill in the rest. config is asked for
+// the AWS configuration only when a reference needs it: a template without
+// references asks for no configuration and no credentials at all.
+func (a *app) loadEnv(ctx context.Context, ef *envFlags, opts inject.Options, config func(context.Context) (aws.Config, error)) (*inject.Source, error) {
 	if ef.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, ef.timeout)
@@ -142,31 +125,25 @@ func (a *app) resolveEnvWith(ctx context.Context, ef *envFlags, opts inject.Opti
 		return nil, err
 	}
 	opts.Environ, opts.FromEnv, opts.CleanEnv, opts.KeepEnv = a.environ, ef.fromEnv, ef.cleanEnv, ef.keepEnv
-	tm, err := inject.Parse(files, opts)
+	src, err := inject.Load(ctx, files, inject.LoadOptions{Options: opts, Config: config, Prepare: a.preconnect, Logger: a.log})
 	if err != nil {
-		return nil, err
+		return nil, withRegionHint(err)
 	}
-	for _, w := range tm.Warnings() {
-		a.log.Warn(w)
+	return src, nil
+}
+
+// regionHinted adds where a region comes from to an error of a fetch that
+// had none.
+type regionHinted struct{ error }
+
+func (e regionHinted) Unwrap() error { return e.error }
+func (e regionHinted) Hint() string  { return "set --region or AWS_REGION" }
+
+func withRegionHint(err error) error {
+	if errors.Is(err, inject.ErrNoRegion) {
+		return regionHinted{err}
 	}
-	res := &resolution{tm: tm, files: files, opts: opts}
-	if len(tm.Fetches()) == 0 {
-		res.vals = inject.NewValues()
-		res.env, err = tm.Render(res.vals)
-		return res, err
-	}
-	cfg, err := config(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cfg, release := a.preconnect(ctx, cfg, tm.Fetches())
-	defer release()
-	res.resolver = &inject.Resolver{Config: cfg, Logger: a.log}
-	res.env, res.vals, err = res.resolver.Resolve(ctx, tm)
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
+	return err
 }
 
 func renderJSON(w io.Writer, env *inject.Env, reveal bool) error {

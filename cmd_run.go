@@ -106,74 +106,43 @@ ignored.
 `
 
 // checkSpread is how long a scheduled check spaces its calls over: a
-// tenth of the interval, at most 10 s. A fleet's checks are spread by the
-// watcher's jitter, but each check sent its calls at once, and the
-// benchmark's fleet of 1,000 peaked at 3 times its mean rate per second;
-// spread over 10 s, the replay gives 1.7 times.
+// tenth of the interval, at most 10 s. The watch's jitter spreads a
+// fleet's checks, and the spread keeps each check's calls from arriving
+// at once (BENCHMARKS.md, Fleet).
 func checkSpread(interval time.Duration) time.Duration {
 	return min(interval/10, 10*time.Second)
 }
 
 // watchGCPercent is the garbage collector's target (GOGC) while rolesenv
-// watches. A watching rolesenv keeps little live (about 3 MB, mostly what
-// package initialisation leaves: the SDK's SSM schemas alone are 1.4 MB)
-// and a check allocates a few MB that die at once. At Go's default of 100
-// the heap grows to twice the live heap between collections; at 25 it
-// stays within a quarter more, for about a millisecond of collection more
-// per check. The benchmark's watcher of 50 references polled every second
-// (make bench, footprint): private memory 10.4 to 11.2 MB before, 8.0 to
-// 8.2 MB after; RSS 23.0 to 25.0 MB before, 20.6 to 21.2 MB after; no
-// measurable change of CPU per check.
+// watches. A watching rolesenv keeps little live (a few MB, mostly what
+// package initialisation leaves) and a check allocates a few MB that die
+// at once; at Go's default of 100 the heap grows to twice the live heap
+// between collections, at 25 within a quarter more, for about a
+// millisecond of collection more per check.
 const watchGCPercent = 25
 
-// settleForWatching is called once, when rolesenv stays to supervise and
+// trimForWatching is called once, when rolesenv stays to supervise and
 // watch, never with --once (whose exec replaces the process): it lowers
 // the garbage collector's target, unless GOGC is set in the environment,
 // and returns the memory that start-up used and no longer needs (TLS,
 // configuration, the first fetch) to the system at once, rather than over
 // minutes.
-func settleForWatching(log *slog.Logger) {
+func trimForWatching(log *slog.Logger) {
 	gogc := os.Getenv("GOGC")
 	if gogc == "" {
 		debug.SetGCPercent(watchGCPercent)
 		gogc = strconv.Itoa(watchGCPercent)
 	}
 	debug.FreeOSMemory()
-	log.Debug("memory settled for watching", "gogc", gogc)
+	log.Debug("memory trimmed for watching", "gogc", gogc)
 }
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
-	fs := newFlagSet("run", runUsage)
-	// The first argument that is not a flag starts the command: its own
-	// flags are not rolesenv's.
-	fs.SetInterspersed(false)
-	var rf runFlags
-	var ef envFlags
-	var cf credFlags
-	var lf logFlags
-	rf.register(fs)
-	ef.register(fs)
-	cf.register(fs)
-	lf.register(fs)
-	if err := fs.parse(a, args); err != nil {
-		if err == errHelp {
-			return nil
-		}
-		return err
+	ra, err := a.parseRun(args)
+	if ra == nil {
+		return err // help, or a usage error
 	}
-	argv := fs.Args()
-	if len(argv) == 0 {
-		return &usageError{msg: "no command given", hint: "rolesenv run [flags] -- COMMAND [ARGS...]"}
-	}
-	if err := cf.validate(fs); err != nil {
-		return err
-	}
-	log, err := lf.logger(a.stderr)
-	if err != nil {
-		return err
-	}
-	a.log = log
-	cfg, err := a.superviseConfig(fs, &rf, argv)
+	cfg, err := a.superviseConfig(ra.fs, &ra.rf, ra.argv)
 	if err != nil {
 		return err
 	}
@@ -191,8 +160,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	defer sup.Close()
 	startCtx, cancel := sup.Context(ctx)
 	defer cancel()
-	lc := &lazyConfig{a: a, cf: &cf}
-	st, err := a.prepareRun(startCtx, &rf, &ef, lc)
+	st, err := a.prepareRun(startCtx, &ra.rf, &ra.ef, &lazyConfig{a: a, cf: &ra.cf})
 	if st.creds != nil {
 		defer st.creds.Close()
 	}
@@ -203,14 +171,14 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		}
 		return err
 	}
-	env := st.res.env.Environ()
-	if err := inject.CheckSize(argv, env); err != nil {
+	env := st.src.Env().Environ()
+	if err := inject.CheckSize(ra.argv, env); err != nil {
 		return err
 	}
-	if rf.once {
+	if ra.rf.once {
 		return sup.Exec(env)
 	}
-	res, err := a.superviseWatching(ctx, sup, &rf, argv, st, limitRefresh(ctx, refresh, log), lc)
+	res, err := a.superviseWatching(ctx, sup, &ra.rf, ra.argv, st, limitRefresh(ctx, refresh, a.log))
 	if err != nil {
 		return err
 	}
@@ -218,6 +186,48 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		return exitStatus(res.ExitCode)
 	}
 	return nil
+}
+
+// runArgs is run's command line, parsed.
+type runArgs struct {
+	fs   *flagSet
+	rf   runFlags
+	ef   envFlags
+	cf   credFlags
+	argv []string // the command
+}
+
+// parseRun parses run's command line and sets up logging. It returns nil
+// after --help (with a nil error) and on a usage error.
+func (a *app) parseRun(args []string) (*runArgs, error) {
+	ra := &runArgs{fs: newFlagSet("run", runUsage)}
+	// The first argument that is not a flag starts the command: its own
+	// flags are not rolesenv's.
+	ra.fs.SetInterspersed(false)
+	var lf logFlags
+	ra.rf.register(ra.fs)
+	ra.ef.register(ra.fs)
+	ra.cf.register(ra.fs)
+	lf.register(ra.fs)
+	if err := ra.fs.parse(a, args); err != nil {
+		if err == errHelp {
+			return nil, nil
+		}
+		return nil, err
+	}
+	ra.argv = ra.fs.Args()
+	if len(ra.argv) == 0 {
+		return nil, &usageError{msg: "no command given", hint: "rolesenv run [flags] -- COMMAND [ARGS...]"}
+	}
+	if err := ra.cf.validate(ra.fs); err != nil {
+		return nil, err
+	}
+	log, err := lf.logger(a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	a.log = log
+	return ra, nil
 }
 
 // lazyConfig builds the AWS configuration the first time something needs
@@ -245,10 +255,10 @@ func (l *lazyConfig) get(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// runState is what start-up prepared: the resolution and the credentials
-// endpoint, if any.
+// runState is what start-up prepared: the env files' Source and the
+// credentials endpoint, if any.
 type runState struct {
-	res   *resolution
+	src   *inject.Source
 	creds *credserver.Server
 }
 
@@ -271,15 +281,15 @@ func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *la
 		}
 	}
 	start := time.Now()
-	res, err := a.resolveEnvWith(ctx, ef, opts, lc.get)
+	src, err := a.loadEnv(ctx, ef, opts, lc.get)
 	if err != nil {
 		return st, err
 	}
-	st.res = res
-	if n := res.tm.References(); n > 0 {
-		ms, calls := time.Since(start).Milliseconds(), res.resolver.Calls()
+	st.src = src
+	if tm := src.Template(); tm.References() > 0 {
+		n, ms, calls := tm.References(), time.Since(start).Milliseconds(), src.Calls()
 		a.log.Info(fmt.Sprintf("%d references resolved in %d ms with %d API calls", n, ms, calls),
-			"references", n, "fetches", len(res.tm.Fetches()), "duration_ms", ms, "api_calls", calls)
+			"references", n, "fetches", len(tm.Fetches()), "duration_ms", ms, "api_calls", calls)
 	} else {
 		a.log.Debug("no references to resolve: no AWS configuration, no credentials, nothing to poll")
 	}
@@ -319,22 +329,9 @@ func (a *app) startCredentialsEndpoint(ctx context.Context, timeout time.Duratio
 }
 
 // superviseWatching runs the child under the supervisor and feeds it what
-// the watcher reports: new environments, or the --max-stale error.
-func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, rf *runFlags, argv []string, st *runState, refresh <-chan struct{}, lc *lazyConfig) (supervise.Result, error) {
-	w := &inject.Watcher{
-		Template: st.res.tm,
-		Values:   st.res.vals,
-		Env:      st.res.env,
-		Resolver: st.res.resolver,
-		NewResolver: func(ctx context.Context) (*inject.Resolver, error) {
-			cfg, err := lc.get(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return &inject.Resolver{Config: cfg, Logger: a.log}, nil
-		},
-		Files:    st.res.files,
-		Options:  st.res.opts,
+// the watch reports: new environments, or the --max-stale error.
+func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, rf *runFlags, argv []string, st *runState, refresh <-chan struct{}) (supervise.Result, error) {
+	o := inject.WatchOptions{
 		Interval: rf.interval,
 		Spread:   checkSpread(rf.interval),
 		MaxStale: rf.maxStale,
@@ -350,42 +347,44 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 	changes := make(chan inject.Change)
 	updates := make(chan supervise.Update)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		// While the supervisor starts the child, not before it.
-		settleForWatching(a.log)
+		trimForWatching(a.log)
 		// A fatal error comes as a Change too.
-		_ = w.Run(wctx, changes)
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			var c inject.Change
-			select {
-			case c = <-changes:
-			case <-wctx.Done():
-				return
-			}
-			u := supervise.Update{Reason: c.Reason, Err: withFlagNames(c.Err)}
-			if c.Env != nil {
-				u.Env = c.Env.Environ()
-			}
-			select {
-			case updates <- u:
-			case <-wctx.Done():
-				return
-			}
-		}
-	}()
-	res, err := sup.Run(ctx, st.res.env.Environ(), updates)
+		_ = st.src.Watch(wctx, o, changes)
+	})
+	wg.Go(func() { forwardChanges(wctx, changes, updates) })
+	res, err := sup.Run(ctx, st.src.Env().Environ(), updates)
 	stop()
 	wg.Wait()
 	return res, err
 }
 
+// forwardChanges turns the watch's Changes into the supervisor's Updates
+// until ctx ends.
+func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update) {
+	for {
+		var c inject.Change
+		select {
+		case c = <-changes:
+		case <-ctx.Done():
+			return
+		}
+		u := supervise.Update{Reason: c.Reason, Err: withFlagNames(c.Err)}
+		if c.Env != nil {
+			u.Env = c.Env.Environ()
+		}
+		select {
+		case updates <- u:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // superviseConfig checks the run flags and turns them into the
-// supervisor's configuration.
+// supervisor's configuration: how the child runs, then (unless --once)
+// how it is restarted.
 func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervise.Config, error) {
 	cfg := supervise.Config{
 		Command:      argv[0],
@@ -393,60 +392,97 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 		NotifySocket: a.getenv("NOTIFY_SOCKET"),
 		Logger:       a.log,
 	}
+	if err := childConfig(fs, rf, &cfg); err != nil {
+		return cfg, err
+	}
+	if rf.once {
+		return cfg, a.checkOnce(fs)
+	}
+	if err := restartConfig(fs, rf, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := checkDurations(rf); err != nil {
+		return cfg, err
+	}
+	cfg.Debounce = rf.debounce
+	cfg.StopTimeout = rf.stopTimeout
+	cfg.MaxRestarts = rf.maxRestarts
+	cfg.RestartWindow = rf.restartWindow
+	return cfg, nil
+}
+
+// childConfig checks how the child runs: --child-credentials,
+// --parent-death-signal and --user.
+func childConfig(fs *flagSet, rf *runFlags, cfg *supervise.Config) error {
 	switch rf.childCredentials {
 	case "none":
 	case "endpoint":
 		if rf.once {
-			return cfg, &usageError{msg: "--child-credentials endpoint cannot be used with --once: nothing stays to serve the credentials"}
+			return &usageError{msg: "--child-credentials endpoint cannot be used with --once: nothing stays to serve the credentials"}
 		}
 	default:
-		return cfg, usageErrorf("invalid --child-credentials %q (want none or endpoint)", rf.childCredentials)
+		return usageErrorf("invalid --child-credentials %q (want none or endpoint)", rf.childCredentials)
 	}
 	sig, err := parseSignalFlag(fs, "parent-death-signal", rf.parentDeathSignal)
 	if err != nil {
-		return cfg, err
+		return err
 	}
 	cfg.ParentDeathSignal = sig
 	if rf.user != "" {
 		u, err := supervise.LookupUser(rf.user)
 		if err != nil {
-			return cfg, err
+			return err
 		}
 		cfg.User = u
 	}
-	if rf.once {
-		for _, name := range watchFlagNames {
-			if fs.onCommandLine[name] {
-				return cfg, &usageError{
-					msg:  fmt.Sprintf("--%s cannot be used with --once: nothing is watched", name),
-					hint: "drop --once to watch for rotation, or drop --" + name,
-				}
-			}
-			if fs.Changed(name) {
-				a.log.Debug("ignored with --once", "variable", envTwin(name))
+	return nil
+}
+
+// checkOnce refuses watching flags given with --once on the command line;
+// from ROLESENV_* they are ignored.
+func (a *app) checkOnce(fs *flagSet) error {
+	for _, name := range watchFlagNames {
+		if fs.onCommandLine[name] {
+			return &usageError{
+				msg:  fmt.Sprintf("--%s cannot be used with --once: nothing is watched", name),
+				hint: "drop --once to watch for rotation, or drop --" + name,
 			}
 		}
-		return cfg, nil
+		if fs.Changed(name) {
+			a.log.Debug("ignored with --once", "variable", envTwin(name))
+		}
 	}
+	return nil
+}
+
+// restartConfig checks how a change reaches the child: --on-change,
+// --stop-signal and --refresh-signal.
+func restartConfig(fs *flagSet, rf *runFlags, cfg *supervise.Config) error {
 	onChange, err := supervise.ParseOnChange(rf.onChange)
 	if err != nil {
-		return cfg, &usageError{msg: err.Error()}
+		return &usageError{msg: err.Error()}
 	}
 	cfg.OnChange = onChange
 	if cfg.StopSignal, err = parseSignalFlag(fs, "stop-signal", rf.stopSignal); err != nil {
-		return cfg, err
+		return err
 	}
 	if err := supervise.ValidateStopSignal(cfg.StopSignal); err != nil {
-		return cfg, usageErrorf("invalid --stop-signal: %v", err)
+		return usageErrorf("invalid --stop-signal: %v", err)
 	}
-	if rf.refreshSignal != "" {
-		if cfg.RefreshSignal, err = parseSignalFlag(fs, "refresh-signal", rf.refreshSignal); err != nil {
-			return cfg, err
-		}
-		if err := supervise.ValidateRefreshSignal(cfg.RefreshSignal); err != nil {
-			return cfg, usageErrorf("invalid --refresh-signal: %v", err)
-		}
+	if rf.refreshSignal == "" {
+		return nil
 	}
+	if cfg.RefreshSignal, err = parseSignalFlag(fs, "refresh-signal", rf.refreshSignal); err != nil {
+		return err
+	}
+	if err := supervise.ValidateRefreshSignal(cfg.RefreshSignal); err != nil {
+		return usageErrorf("invalid --refresh-signal: %v", err)
+	}
+	return nil
+}
+
+// checkDurations checks the watching durations and --max-restarts.
+func checkDurations(rf *runFlags) error {
 	for _, d := range []struct {
 		name     string
 		value    time.Duration
@@ -463,21 +499,17 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 			if d.positive {
 				want = "more than zero"
 			}
-			return cfg, usageErrorf("invalid --%s %v: want %s", d.name, d.value, want)
+			return usageErrorf("invalid --%s %v: want %s", d.name, d.value, want)
 		}
 	}
 	if rf.maxStale > 0 && rf.maxStale <= rf.interval {
-		return cfg, &usageError{msg: fmt.Sprintf("invalid --max-stale %v: want more than --interval (%v), or 0", rf.maxStale, rf.interval),
+		return &usageError{msg: fmt.Sprintf("invalid --max-stale %v: want more than --interval (%v), or 0", rf.maxStale, rf.interval),
 			hint: "--max-stale counts from the last successful check, and checks come every --interval"}
 	}
 	if rf.maxRestarts < 0 {
-		return cfg, usageErrorf("invalid --max-restarts %d: want 0 (no limit) or more", rf.maxRestarts)
+		return usageErrorf("invalid --max-restarts %d: want 0 (no limit) or more", rf.maxRestarts)
 	}
-	cfg.Debounce = rf.debounce
-	cfg.StopTimeout = rf.stopTimeout
-	cfg.MaxRestarts = rf.maxRestarts
-	cfg.RestartWindow = rf.restartWindow
-	return cfg, nil
+	return nil
 }
 
 // parseSignalFlag parses a signal flag's value. An error from a twin names

@@ -93,3 +93,7 @@ func (e *maxStaleError) Error() string {
 }
 
 func (e *maxStaleError) Unwrap() error { return e.StaleError }
+
+func (e *maxStaleError) Hint() string {
+	return "--max-stale bounds how long checks may fail; the warnings above name what failed"
+}

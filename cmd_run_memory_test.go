@@ -9,13 +9,13 @@ import (
 	"testing"
 )
 
-// TestRunSettlesMemoryOnlyWhenWatching: rolesenv lowers its garbage
+// TestRunTrimsMemoryOnlyWhenWatching: rolesenv lowers its garbage
 // collector's target when it stays to supervise and watch, and only then:
 // with --once the command replaces rolesenv at once. A GOGC in the
 // environment is kept.
-func TestRunSettlesMemoryOnlyWhenWatching(t *testing.T) {
+func TestRunTrimsMemoryOnlyWhenWatching(t *testing.T) {
 	t.Parallel()
-	const line = `msg="memory settled for watching"`
+	const line = `msg="memory trimmed for watching"`
 	for _, c := range []struct {
 		gogc string // "" leaves GOGC unset
 		args []string
@@ -44,27 +44,27 @@ func TestRunSettlesMemoryOnlyWhenWatching(t *testing.T) {
 		}
 		switch {
 		case c.want == "" && got != "":
-			t.Errorf("GOGC=%q rolesenv %s settled memory: %q", c.gogc, strings.Join(c.args, " "), got)
+			t.Errorf("GOGC=%q rolesenv %s trimmed memory: %q", c.gogc, strings.Join(c.args, " "), got)
 		case c.want != "" && !strings.Contains(got, c.want):
-			t.Errorf("GOGC=%q rolesenv %s: settle line %q, want one with %s; stderr:\n%s", c.gogc, strings.Join(c.args, " "), got, c.want, stderr.String())
+			t.Errorf("GOGC=%q rolesenv %s: trim line %q, want one with %s; stderr:\n%s", c.gogc, strings.Join(c.args, " "), got, c.want, stderr.String())
 		}
 	}
 }
 
-// TestSettleForWatching: the garbage collector's target is what the
+// TestTrimForWatching: the garbage collector's target is what the
 // function says it sets.
-func TestSettleForWatching(t *testing.T) {
+func TestTrimForWatching(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
 	log := slog.New(slog.DiscardHandler)
 
 	t.Setenv("GOGC", "")
-	settleForWatching(log)
+	trimForWatching(log)
 	if got := debug.SetGCPercent(100); got != watchGCPercent {
 		t.Errorf("GOGC unset: the target is %d after settling, want %d", got, watchGCPercent)
 	}
 	t.Setenv("GOGC", "80")
-	settleForWatching(log)
+	trimForWatching(log)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC=80: the target is %d after settling, want it left alone (100 here)", got)
 	}

@@ -32,9 +32,8 @@ import (
 // credentials, not two or three.
 //
 // The first TLS handshake also verifies a certificate against the
-// system's roots, which Go loads and parses on first use (about 10 ms of
-// CPU for the 290 certificates of a Debian system on a small machine).
-// warmRoots starts that in the background as soon as the AWS
+// system's roots, which Go loads and parses on first use, milliseconds of
+// CPU. warmRoots starts that in the background as soon as the AWS
 // configuration is needed, so that it overlaps connection set-up instead
 // of following the server's first answer.
 //
@@ -55,14 +54,15 @@ func (a *app) warmRoots() {
 	go func() { _, _ = x509.SystemCertPool() }()
 }
 
-// maxWarm bounds the connections opened ahead, whatever the template.
+// maxWarm bounds the connections opened ahead, whatever the plan.
 const maxWarm = 2 * inject.DefaultParallel
 
-// preconnect starts opening the connections that the first round of
-// fetches will use. It returns cfg with an HTTP client that takes them, and
-// a function that closes those left unused (call it when start-up
-// resolution is over).
-func (a *app) preconnect(ctx context.Context, cfg aws.Config, fetches []inject.Fetch) (aws.Config, func()) {
+// preconnect starts opening the connections that the resolver's first
+// round will use, as its plan says. It returns cfg with an HTTP client that
+// takes them, and a function that closes those left unused (call it when
+// start-up resolution is over). Its signature is inject.LoadOptions'
+// Prepare.
+func (a *app) preconnect(ctx context.Context, cfg aws.Config, p inject.Plan) (aws.Config, func()) {
 	if cfg.HTTPClient == nil {
 		// What each service client would make for itself. One shared
 		// transport still keeps a pool of connections per host.
@@ -78,9 +78,9 @@ func (a *app) preconnect(ctx context.Context, cfg aws.Config, fetches []inject.F
 		proxy = tr.Proxy
 		w.install(tr)
 	})
-	plan := firstRound(ctx, cfg, fetches)
-	addrs := make([]string, 0, len(plan))
-	for addr := range plan {
+	conns := connsPerAddr(ctx, cfg, p)
+	addrs := make([]string, 0, len(conns))
+	for addr := range conns {
 		addrs = append(addrs, addr)
 	}
 	sort.Strings(addrs)
@@ -93,7 +93,7 @@ func (a *app) preconnect(ctx context.Context, cfg aws.Config, fetches []inject.F
 				continue
 			}
 		}
-		n := min(plan[addr], left)
+		n := min(conns[addr], left)
 		w.warm(ctx, addr, n)
 		left -= n
 	}
@@ -103,52 +103,14 @@ func (a *app) preconnect(ctx context.Context, cfg aws.Config, fetches []inject.F
 	return cfg, w.release
 }
 
-// firstRound counts the requests that the resolver's first round sends to
-// each endpoint address (host:port), by the resolver's own rules (see
-// inject's package documentation): for each region, GetSecretValue for
-// each secret pinned to a stage or version; for AWSCURRENT secrets one
-// GetSecretValue each up to inject.DefaultParallel of them, else
-// BatchGetSecretValue 20 a call; GetParameters 10 names a call. At most
-// inject.DefaultParallel requests per endpoint are in flight at once.
-func firstRound(ctx context.Context, cfg aws.Config, fetches []inject.Fetch) map[string]int {
-	type key struct {
-		svc    inject.Service
-		region string
-	}
-	type counts struct{ current, pinned, params int }
-	byKey := map[key]*counts{}
-	for _, f := range fetches {
-		k := key{f.Service, f.Region}
-		if k.region == "" {
-			k.region = cfg.Region
-		}
-		c := byKey[k]
-		if c == nil {
-			c = &counts{}
-			byKey[k] = c
-		}
-		switch {
-		case f.Service == inject.ParameterStore:
-			c.params++
-		case f.Stage == "AWSCURRENT":
-			c.current++
-		default:
-			c.pinned++
-		}
-	}
+// connsPerAddr is how many connections the plan's requests need at each
+// endpoint address (host:port): one per request, at most as many as the
+// plan has in flight at once.
+func connsPerAddr(ctx context.Context, cfg aws.Config, p inject.Plan) map[string]int {
 	out := map[string]int{}
-	for k, c := range byKey {
-		if k.region == "" {
-			continue
-		}
-		n := c.pinned + (c.params+9)/10
-		if c.current <= inject.DefaultParallel {
-			n += c.current
-		} else {
-			n += (c.current + 19) / 20
-		}
-		if addr := endpointAddr(ctx, cfg, k.svc, k.region); addr != "" && n > 0 {
-			out[addr] = min(out[addr]+n, inject.DefaultParallel)
+	for _, c := range p.Calls {
+		if addr := endpointAddr(ctx, cfg, c.Service, c.Region); addr != "" && c.Requests > 0 {
+			out[addr] = min(out[addr]+c.Requests, p.InFlight)
 		}
 	}
 	return out

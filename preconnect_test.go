@@ -227,9 +227,16 @@ func fetches(svc inject.Service, region, stage string, n int) []inject.Fetch {
 	return out
 }
 
-// TestFirstRound: the connections counted per endpoint follow the
-// resolver's batching rules, and the endpoints are the SDK's.
-func TestFirstRound(t *testing.T) {
+// plan is a plan of one call of Secrets Manager in us-east-1.
+func plan(op string, n int) inject.Plan {
+	return inject.Plan{Calls: []inject.Call{{Service: inject.SecretsManager, Region: "us-east-1", Operation: op, Requests: n}},
+		InFlight: inject.DefaultParallel}
+}
+
+// TestPreconnectFollowsPlan: the connections opened ahead are the plan's
+// requests, counted per endpoint as the SDK resolves it, never more than
+// the plan has in flight at once.
+func TestPreconnectFollowsPlan(t *testing.T) {
 	testenv.IsolateAWS(t)
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://sm.example.test:8443")
@@ -239,6 +246,13 @@ func TestFirstRound(t *testing.T) {
 		t.Fatal(err)
 	}
 	const sm, ps = "sm.example.test:8443", "ssm.example.test:443"
+	mixed := inject.Plan{InFlight: inject.DefaultParallel, Calls: []inject.Call{
+		{Service: inject.SecretsManager, Region: "us-east-1", Operation: "GetSecretValue", Requests: 2},
+		{Service: inject.SecretsManager, Region: "us-east-1", Operation: "BatchGetSecretValue", Requests: 3},
+		{Service: inject.ParameterStore, Region: "us-east-1", Operation: "GetParameters", Requests: 2},
+	}}
+	narrow := plan("GetSecretValue", 6)
+	narrow.InFlight = 4
 	cat := func(ls ...[]inject.Fetch) []inject.Fetch {
 		var out []inject.Fetch
 		for _, l := range ls {
@@ -247,48 +261,51 @@ func TestFirstRound(t *testing.T) {
 		return out
 	}
 	for _, tc := range []struct {
-		name    string
-		fetches []inject.Fetch
-		want    map[string]int
+		name string
+		plan inject.Plan
+		want map[string]int
 	}{
-		{"none", nil, map[string]int{}},
-		{"5 secrets: GetSecretValue each", fetches(inject.SecretsManager, "", "AWSCURRENT", 5), map[string]int{sm: 5}},
-		{"10 secrets: GetSecretValue each", fetches(inject.SecretsManager, "", "AWSCURRENT", 10), map[string]int{sm: 10}},
-		{"50 secrets: 3 batches", fetches(inject.SecretsManager, "", "AWSCURRENT", 50), map[string]int{sm: 3}},
-		{"50 secrets, 2 pinned, 12 parameters", cat(
+		{"no calls", inject.Plan{InFlight: inject.DefaultParallel}, map[string]int{}},
+		{"5 requests", plan("GetSecretValue", 5), map[string]int{sm: 5}},
+		{"3 batches", plan("BatchGetSecretValue", 3), map[string]int{sm: 3}},
+		{"calls to one endpoint add up", mixed, map[string]int{sm: 5, ps: 2}},
+		{"200 requests: at most 10 at once", plan("GetSecretValue", 200), map[string]int{sm: 10}},
+		{"the plan's bound in flight", narrow, map[string]int{sm: 4}},
+		// The resolver's own plan of 50 AWSCURRENT secrets, 2 pinned and
+		// 12 parameters: 3 batches and 2 GetSecretValue, 2 GetParameters.
+		{"a resolver's plan", (&inject.Resolver{Config: cfg}).Plan(cat(
 			fetches(inject.SecretsManager, "", "AWSCURRENT", 50),
 			fetches(inject.SecretsManager, "", "AWSPREVIOUS", 2),
-			fetches(inject.ParameterStore, "", "", 12)), map[string]int{sm: 5, ps: 2}},
-		{"200 secrets: at most 10 at once", fetches(inject.SecretsManager, "", "AWSCURRENT", 200), map[string]int{sm: 10}},
+			fetches(inject.ParameterStore, "", "", 12))), map[string]int{sm: 5, ps: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := firstRound(context.Background(), cfg, tc.fetches)
+			got := connsPerAddr(context.Background(), cfg, tc.plan)
 			if len(got) != len(tc.want) {
-				t.Fatalf("firstRound = %v, want %v", got, tc.want)
+				t.Fatalf("connections %v, want %v", got, tc.want)
 			}
 			for k, v := range tc.want {
 				if got[k] != v {
-					t.Errorf("firstRound = %v, want %v", got, tc.want)
+					t.Errorf("connections %v, want %v", got, tc.want)
 				}
 			}
 		})
 	}
 
 	// Without endpoint settings: the regional endpoints, by the SDK's
-	// rules, for each region of the template.
+	// rules, for each region of the plan.
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "")
 	t.Setenv("AWS_ENDPOINT_URL_SSM", "")
 	cfg, err = config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := firstRound(context.Background(), cfg, cat(
-		fetches(inject.SecretsManager, "", "AWSCURRENT", 2),
-		fetches(inject.SecretsManager, "eu-west-1", "AWSCURRENT", 1)))
+	two := plan("GetSecretValue", 2)
+	two.Calls = append(two.Calls, inject.Call{Service: inject.SecretsManager, Region: "eu-west-1", Operation: "GetSecretValue", Requests: 1})
+	got := connsPerAddr(context.Background(), cfg, two)
 	want := map[string]int{"secretsmanager.us-east-1.amazonaws.com:443": 2, "secretsmanager.eu-west-1.amazonaws.com:443": 1}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("firstRound = %v, want %v", got, want)
+			t.Errorf("connections %v, want %v", got, want)
 		}
 	}
 
@@ -298,9 +315,9 @@ func TestFirstRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = firstRound(context.Background(), cfg, fetches(inject.SecretsManager, "", "AWSCURRENT", 1))
+	got = connsPerAddr(context.Background(), cfg, plan("GetSecretValue", 1))
 	if want := "secretsmanager-fips.us-east-1.amazonaws.com:443"; got[want] != 1 {
-		t.Errorf("with AWS_USE_FIPS_ENDPOINT: firstRound = %v, want %s", got, want)
+		t.Errorf("with AWS_USE_FIPS_ENDPOINT: connections %v, want %s", got, want)
 	}
 }
 
@@ -343,7 +360,7 @@ func TestPreconnectBehindProxy(t *testing.T) {
 				BaseEndpoint: aws.String("https://127.0.0.1:1"),
 				HTTPClient:   awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.Proxy = tc.proxy }),
 			}
-			_, release := a.preconnect(context.Background(), cfg, fetches(inject.SecretsManager, "", "AWSCURRENT", 3))
+			_, release := a.preconnect(context.Background(), cfg, plan("GetSecretValue", 3))
 			release()
 			if got := n.Load(); got != tc.want {
 				t.Errorf("%d connections dialled ahead, want %d", got, tc.want)
@@ -357,7 +374,7 @@ func TestPreconnectBehindProxy(t *testing.T) {
 func TestPreconnectOtherClient(t *testing.T) {
 	a := &app{log: slog.New(slog.DiscardHandler)}
 	hc := &http.Client{}
-	cfg, release := a.preconnect(context.Background(), aws.Config{HTTPClient: hc}, fetches(inject.SecretsManager, "", "AWSCURRENT", 3))
+	cfg, release := a.preconnect(context.Background(), aws.Config{HTTPClient: hc}, plan("GetSecretValue", 3))
 	defer release()
 	if cfg.HTTPClient != hc {
 		t.Error("a client that is not the SDK's was replaced")

@@ -33,8 +33,11 @@ const (
 type BatchMode int
 
 const (
-	// BatchAuto is the default: see the package documentation for the
-	// measurements behind it.
+	// BatchAuto is the default: GetSecretValue in parallel while a
+	// region has at most Parallel AWSCURRENT secrets (one round trip
+	// either way, on the larger quota), BatchGetSecretValue beyond. A
+	// batch that is throttled, fails or is denied falls back to
+	// GetSecretValue.
 	BatchAuto BatchMode = iota
 	// BatchNever fetches every secret with GetSecretValue, in parallel.
 	BatchNever
@@ -156,7 +159,7 @@ func (r *Resolver) useBatch(n int) bool {
 }
 
 // autoBatch is BatchAuto's rule: batch only when parallel GetSecretValue
-// would need more than one round trip. See the package documentation.
+// would need more than one round trip.
 func autoBatch(n, parallel int) bool {
 	return n > parallel
 }
@@ -189,11 +192,9 @@ func (r *Resolver) Resolve(ctx context.Context, t *Template) (*Env, *Values, err
 	return env, vals, nil
 }
 
-// Fetch fetches each distinct Fetch once: AWSCURRENT secrets of a region
-// in batches or in parallel (see Batch), other secrets with
-// GetSecretValue, parameters with GetParameters 10 names a call, all with
-// at most Parallel requests in flight. Failures are recorded per fetch in
-// the Values; Fetch itself does not fail.
+// Fetch fetches each distinct Fetch once, with the requests that Plan
+// describes, all with at most Parallel requests in flight. Failures are
+// recorded per fetch in the Values; Fetch itself does not fail.
 func (r *Resolver) Fetch(ctx context.Context, fs []Fetch) *Values {
 	vals := NewValues()
 	var mu sync.Mutex
@@ -202,10 +203,87 @@ func (r *Resolver) Fetch(ctx context.Context, fs []Fetch) *Values {
 		vals.set(f, v)
 		mu.Unlock()
 	}
-	var jobs []job
-	current := map[string][]Fetch{}
-	params := map[string][]Fetch{}
-	var regions, paramRegions []string
+	reqs, unplaced := r.requests(fs)
+	for _, f := range unplaced {
+		put(f, &fetched{err: noRegion(actionOf(f), f.ID)})
+	}
+	jobs := make([]job, len(reqs))
+	for i, q := range reqs {
+		switch q.op {
+		case opBatch:
+			jobs[i] = r.batchJob(q.fetches, q.region, put)
+		case opParams:
+			jobs[i] = r.paramsJob(q.fetches, q.region, put)
+		default:
+			jobs[i] = r.getJob(q.fetches[0], q.region, put)
+		}
+	}
+	r.run(ctx, jobs)
+	return vals
+}
+
+// Operations of a plan.
+const (
+	opGet    = "GetSecretValue"
+	opBatch  = "BatchGetSecretValue"
+	opParams = "GetParameters"
+)
+
+// Plan is what a first round of fetches sends: the requests Fetch makes
+// before any answer comes back (a failed batch or a throttled call adds
+// more later).
+type Plan struct {
+	// Calls are grouped by service, region and operation, in the order
+	// Fetch starts them.
+	Calls []Call
+	// InFlight bounds the requests in flight at once, all calls together.
+	InFlight int
+}
+
+// Call is the requests of one operation to one service in one region.
+type Call struct {
+	Service   Service
+	Region    string
+	Operation string // GetSecretValue, BatchGetSecretValue or GetParameters
+	Requests  int
+}
+
+// Plan says which requests Fetch would send first for fs. It sends
+// nothing. A fetch with no region to go to is in no call.
+func (r *Resolver) Plan(fs []Fetch) Plan {
+	reqs, _ := r.requests(fs)
+	p := Plan{InFlight: r.parallel()}
+	at := map[Call]int{} // index in p.Calls, by call without Requests
+	for _, q := range reqs {
+		k := Call{Service: SecretsManager, Region: q.region, Operation: q.op}
+		if q.op == opParams {
+			k.Service = ParameterStore
+		}
+		i, ok := at[k]
+		if !ok {
+			i = len(p.Calls)
+			at[k] = i
+			p.Calls = append(p.Calls, k)
+		}
+		p.Calls[i].Requests++
+	}
+	return p
+}
+
+// request is one request of a first round and the fetches it answers.
+type request struct {
+	op      string
+	region  string
+	fetches []Fetch
+}
+
+// requests is the batching rule, in one place: each distinct fetch once;
+// a secret pinned to a stage or version with GetSecretValue; AWSCURRENT
+// secrets of a region in batches of 20 or one by one (useBatch);
+// parameters 10 names a call (paramChunks). Fetches without a region are
+// returned apart.
+func (r *Resolver) requests(fs []Fetch) (reqs []request, unplaced []Fetch) {
+	current, params := &byRegion{}, &byRegion{}
 	seen := map[Fetch]bool{}
 	for _, f := range fs {
 		if seen[f] {
@@ -213,46 +291,60 @@ func (r *Resolver) Fetch(ctx context.Context, fs []Fetch) *Values {
 		}
 		seen[f] = true
 		region := r.region(f)
-		if region == "" {
-			put(f, &fetched{err: noRegion(actionOf(f), f.ID)})
-			continue
-		}
 		switch {
+		case region == "":
+			unplaced = append(unplaced, f)
 		case f.Service == ParameterStore:
-			if params[region] == nil {
-				paramRegions = append(paramRegions, region)
-			}
-			params[region] = append(params[region], f)
+			params.add(region, f)
 		case f.Stage == currentStage:
-			if current[region] == nil {
-				regions = append(regions, region)
-			}
-			current[region] = append(current[region], f)
+			current.add(region, f)
 		default:
-			jobs = append(jobs, r.getJob(f, region, put))
+			reqs = append(reqs, request{op: opGet, region: region, fetches: []Fetch{f}})
 		}
 	}
-	for _, region := range regions {
-		list := current[region]
-		if !r.useBatch(len(list)) {
-			for _, f := range list {
-				jobs = append(jobs, r.getJob(f, region, put))
-			}
-			continue
-		}
-		for len(list) > 0 {
-			n := min(len(list), secretsPerBatch)
-			jobs = append(jobs, r.batchJob(list[:n], region, put))
-			list = list[n:]
+	for _, region := range current.order {
+		reqs = append(reqs, r.currentRequests(region, current.m[region])...)
+	}
+	for _, region := range params.order {
+		for _, chunk := range paramChunks(params.m[region]) {
+			reqs = append(reqs, request{op: opParams, region: region, fetches: chunk})
 		}
 	}
-	for _, region := range paramRegions {
-		for _, chunk := range paramChunks(params[region]) {
-			jobs = append(jobs, r.paramsJob(chunk, region, put))
+	return reqs, unplaced
+}
+
+// currentRequests fetches a region's AWSCURRENT secrets in batches or one
+// by one.
+func (r *Resolver) currentRequests(region string, list []Fetch) []request {
+	var reqs []request
+	if !r.useBatch(len(list)) {
+		for _, f := range list {
+			reqs = append(reqs, request{op: opGet, region: region, fetches: []Fetch{f}})
 		}
+		return reqs
 	}
-	r.run(ctx, jobs)
-	return vals
+	for len(list) > 0 {
+		n := min(len(list), secretsPerBatch)
+		reqs = append(reqs, request{op: opBatch, region: region, fetches: list[:n]})
+		list = list[n:]
+	}
+	return reqs
+}
+
+// byRegion groups fetches by region, regions in order of appearance.
+type byRegion struct {
+	order []string
+	m     map[string][]Fetch
+}
+
+func (b *byRegion) add(region string, f Fetch) {
+	if b.m == nil {
+		b.m = map[string][]Fetch{}
+	}
+	if b.m[region] == nil {
+		b.order = append(b.order, region)
+	}
+	b.m[region] = append(b.m[region], f)
 }
 
 // Throttled calls at start-up are tried again, after the SDK's own
@@ -290,11 +382,15 @@ func waitThrottled(ctx context.Context, fe *fetchError, attempt int) bool {
 	}
 }
 
+// ErrNoRegion is in the chain of a fetch's error when neither the
+// reference nor the configuration names a region.
+var ErrNoRegion = errors.New("no AWS region is configured")
+
 // noRegion is the failure of a call that has no region to go to; every
 // call of the run fails the same way.
 func noRegion(action, resource string) *fetchError {
 	return &fetchError{action: action, resource: resource, class: classConfig,
-		msg: "no AWS region is configured (set --region or AWS_REGION)", shared: true}
+		msg: ErrNoRegion.Error(), cause: ErrNoRegion, shared: true}
 }
 
 func actionOf(f Fetch) string {
@@ -379,12 +475,9 @@ func (r *Resolver) batchJob(list []Fetch, region string, put func(Fetch, *fetche
 		if r.batchDenied.Load() {
 			return r.fallback(list, region, put)
 		}
-		ids := make([]string, len(list))
-		for i, f := range list {
-			ids[i] = f.ID
-		}
+		b := &batch{list: list, done: map[int]bool{}, put: put}
+		ids := b.ids()
 		start := time.Now()
-		done := map[int]bool{}
 		var token *string
 		for page := 0; page < 10; page++ {
 			r.calls.Add(1)
@@ -393,67 +486,91 @@ func (r *Resolver) batchJob(list []Fetch, region string, put func(Fetch, *fetche
 			out, err := r.secrets(region).BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids, NextToken: token},
 				func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
 			if err != nil {
-				fe := awsFailure("secretsmanager:BatchGetSecretValue", strings.Join(ids, ","), err)
-				switch fe.class {
-				case classDenied:
-					if !r.batchDenied.Swap(true) {
-						r.log().Info("BatchGetSecretValue is not allowed; fetching secrets one by one with GetSecretValue", "code", fe.code)
-					}
-				case classConfig:
-					// One bad id fails the whole batch: fetch one by one
-					// so each error names its own reference.
-				default:
-					if ctx.Err() != nil {
-						for i, f := range list {
-							if !done[i] {
-								put(f, &fetched{err: fe.forResource(f.ID)})
-							}
-						}
-						return nil
-					}
-					r.log().Debug("BatchGetSecretValue failed; fetching with GetSecretValue", "region", region, "code", fe.code)
-				}
-				return r.fallback(remaining(list, done), region, put)
+				return r.batchFailed(ctx, b, region, awsFailure("secretsmanager:BatchGetSecretValue", strings.Join(ids, ","), err))
 			}
-			for _, sv := range out.SecretValues {
-				for i, f := range list {
-					if done[i] || !secretMatches(f.ID, aws.ToString(sv.Name), aws.ToString(sv.ARN)) {
-						continue
-					}
-					done[i] = true
-					v := &fetched{ver: Version{ARN: aws.ToString(sv.ARN), Name: aws.ToString(sv.Name),
-						VersionID: aws.ToString(sv.VersionId), Stages: sv.VersionStages}}
-					setSecret(v, sv.SecretString, sv.SecretBinary)
-					put(f, v)
-				}
-			}
-			for _, e := range out.Errors {
-				for i, f := range list {
-					if done[i] || aws.ToString(e.SecretId) != f.ID {
-						continue
-					}
-					done[i] = true
-					put(f, &fetched{err: codeFailure("secretsmanager:GetSecretValue", f.ID, aws.ToString(e.ErrorCode), aws.ToString(e.Message))})
-				}
-			}
-			if token = out.NextToken; token == nil || len(done) == len(list) {
+			b.take(out)
+			if token = out.NextToken; token == nil || len(b.done) == len(list) {
 				break
 			}
 		}
 		r.log().Debug("fetched batch", "region", region, "secrets", len(list), "duration", time.Since(start).Round(time.Millisecond))
 		// Anything the batch did not answer for is fetched on its own.
-		return r.fallback(remaining(list, done), region, put)
+		return r.fallback(b.remaining(), region, put)
 	}
 }
 
-func remaining(list []Fetch, done map[int]bool) []Fetch {
+// batch is one BatchGetSecretValue request's fetches and which of them
+// have an answer.
+type batch struct {
+	list []Fetch
+	done map[int]bool // by index in list
+	put  func(Fetch, *fetched)
+}
+
+func (b *batch) ids() []string {
+	ids := make([]string, len(b.list))
+	for i, f := range b.list {
+		ids[i] = f.ID
+	}
+	return ids
+}
+
+// take records one page of answers: values and per-secret errors.
+func (b *batch) take(out *secretsmanager.BatchGetSecretValueOutput) {
+	for _, sv := range out.SecretValues {
+		for i, f := range b.list {
+			if b.done[i] || !secretMatches(f.ID, aws.ToString(sv.Name), aws.ToString(sv.ARN)) {
+				continue
+			}
+			b.done[i] = true
+			v := &fetched{ver: Version{ARN: aws.ToString(sv.ARN), Name: aws.ToString(sv.Name),
+				VersionID: aws.ToString(sv.VersionId), Stages: sv.VersionStages}}
+			setSecret(v, sv.SecretString, sv.SecretBinary)
+			b.put(f, v)
+		}
+	}
+	for _, e := range out.Errors {
+		for i, f := range b.list {
+			if b.done[i] || aws.ToString(e.SecretId) != f.ID {
+				continue
+			}
+			b.done[i] = true
+			b.put(f, &fetched{err: codeFailure("secretsmanager:GetSecretValue", f.ID, aws.ToString(e.ErrorCode), aws.ToString(e.Message))})
+		}
+	}
+}
+
+func (b *batch) remaining() []Fetch {
 	var out []Fetch
-	for i, f := range list {
-		if !done[i] {
+	for i, f := range b.list {
+		if !b.done[i] {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// batchFailed decides what follows a failed batch call: GetSecretValue
+// for each secret not answered yet, unless the deadline has passed.
+func (r *Resolver) batchFailed(ctx context.Context, b *batch, region string, fe *fetchError) []job {
+	switch fe.class {
+	case classDenied:
+		if !r.batchDenied.Swap(true) {
+			r.log().Info("BatchGetSecretValue is not allowed; fetching secrets one by one with GetSecretValue", "code", fe.code)
+		}
+	case classConfig:
+		// One bad id fails the whole batch: fetch one by one so each
+		// error names its own reference.
+	default:
+		if ctx.Err() != nil {
+			for _, f := range b.remaining() {
+				b.put(f, &fetched{err: fe.forResource(f.ID)})
+			}
+			return nil
+		}
+		r.log().Debug("BatchGetSecretValue failed; fetching with GetSecretValue", "region", region, "code", fe.code)
+	}
+	return r.fallback(b.remaining(), region, b.put)
 }
 
 func (r *Resolver) fallback(list []Fetch, region string, put func(Fetch, *fetched)) []job {
@@ -549,45 +666,54 @@ func (r *Resolver) paramsJobAttempt(list []Fetch, region string, put func(Fetch,
 		r.calls.Add(1)
 		out, err := r.params(region).GetParameters(ctx, &ssm.GetParametersInput{Names: names, WithDecryption: aws.Bool(true)})
 		if err != nil {
-			fe := awsFailure("ssm:GetParameters", strings.Join(names, ","), err)
-			if len(list) > 1 && (fe.class == classDenied || fe.class == classConfig) {
-				// Ask for each on its own, so each error names its own
-				// parameter.
-				var jobs []job
-				for _, f := range list {
-					jobs = append(jobs, r.paramsJob([]Fetch{f}, region, put))
-				}
-				return jobs
-			}
-			if waitThrottled(ctx, fe, attempt) {
-				return []job{r.paramsJobAttempt(list, region, put, attempt+1)}
-			}
-			for i, f := range list {
-				put(f, &fetched{err: fe.forResource(names[i])})
-			}
-			return nil
+			return r.paramsFailed(ctx, list, names, region, put, attempt, awsFailure("ssm:GetParameters", strings.Join(names, ","), err))
 		}
-		invalid := map[string]bool{}
-		for _, n := range out.InvalidParameters {
-			invalid[n] = true
-		}
-		for i, f := range list {
-			if invalid[names[i]] {
-				put(f, &fetched{err: paramNotFound(names[i])})
-				continue
-			}
-			j := paramIn(out.Parameters, f)
-			if j < 0 {
-				put(f, &fetched{err: &fetchError{action: "ssm:GetParameters", resource: names[i], code: "ParameterNotFound",
-					msg: "the answer did not include this parameter", class: classConfig}})
-				continue
-			}
-			p := out.Parameters[j]
-			put(f, &fetched{val: aws.ToString(p.Value), ver: Version{ARN: aws.ToString(p.ARN), Name: aws.ToString(p.Name), Version: p.Version}})
-			r.log().Debug("fetched", "ref", f.String(), "region", region, "version", p.Version)
-		}
+		r.takeParams(list, names, out, region, put)
 		r.log().Debug("fetched parameters", "region", region, "parameters", len(list), "duration", time.Since(start).Round(time.Millisecond))
 		return nil
+	}
+}
+
+// paramsFailed decides what follows a failed GetParameters call: each
+// name on its own when AWS refused the call (so each error names its own
+// parameter), the same call again when throttled, or the failure.
+func (r *Resolver) paramsFailed(ctx context.Context, list []Fetch, names []string, region string, put func(Fetch, *fetched), attempt int, fe *fetchError) []job {
+	if len(list) > 1 && (fe.class == classDenied || fe.class == classConfig) {
+		jobs := make([]job, len(list))
+		for i, f := range list {
+			jobs[i] = r.paramsJob([]Fetch{f}, region, put)
+		}
+		return jobs
+	}
+	if waitThrottled(ctx, fe, attempt) {
+		return []job{r.paramsJobAttempt(list, region, put, attempt+1)}
+	}
+	for i, f := range list {
+		put(f, &fetched{err: fe.forResource(names[i])})
+	}
+	return nil
+}
+
+// takeParams records a GetParameters answer for each fetch of the call.
+func (r *Resolver) takeParams(list []Fetch, names []string, out *ssm.GetParametersOutput, region string, put func(Fetch, *fetched)) {
+	invalid := map[string]bool{}
+	for _, n := range out.InvalidParameters {
+		invalid[n] = true
+	}
+	for i, f := range list {
+		if invalid[names[i]] {
+			put(f, &fetched{err: paramNotFound(names[i])})
+			continue
+		}
+		j := paramIn(out.Parameters, f)
+		if j < 0 {
+			put(f, &fetched{err: &fetchError{action: "ssm:GetParameters", resource: names[i], code: "ParameterNotFound",
+				msg: "the answer did not include this parameter", class: classConfig}})
+			continue
+		}
+		p := out.Parameters[j]
+		put(f, &fetched{val: aws.ToString(p.Value), ver: Version{ARN: aws.ToString(p.ARN), Name: aws.ToString(p.Name), Version: p.Version}})
+		r.log().Debug("fetched", "ref", f.String(), "region", region, "version", p.Version)
 	}
 }
 

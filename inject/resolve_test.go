@@ -206,7 +206,7 @@ func TestRegions(t *testing.T) {
 	r := f.resolver()
 	r.Config.Region = ""
 	_, _, err = r.Resolve(context.Background(), parse(t, "A=sm://a\n"))
-	if err == nil || err.Error() != "a.env:1: A: sm://a: secretsmanager:GetSecretValue on a: no AWS region is configured (set --region or AWS_REGION)" {
+	if err == nil || err.Error() != "a.env:1: A: sm://a: secretsmanager:GetSecretValue on a: no AWS region is configured" || !errors.Is(err, ErrNoRegion) {
 		t.Errorf("no region: %v", err)
 	}
 }

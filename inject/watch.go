@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// Defaults of a Watcher.
+// Defaults of Source.Watch.
 const (
-	// DefaultInterval is how often a Watcher checks for rotation.
+	// DefaultInterval is how often a watch checks for rotation.
 	DefaultInterval = 5 * time.Minute
 	// DefaultFileInterval is how often it looks at the env files (a stat
 	// each; a file is read only when its size, time or identity changed).
@@ -34,106 +34,10 @@ const (
 	maxCheckTimeout = 30 * time.Second
 )
 
-// Watcher keeps the child's environment current: it polls the references
-// of a Template for rotation and re-reads the env files when they change
-// on disk, and reports a new environment (a Change) only when the rendered
-// environment differs from the last one it reported. Run does the work; the
-// exported fields configure it and must not change while it runs.
-//
-// Polling: each Secrets Manager secret is asked DescribeSecret, one call per
-// distinct secret id however many variables, keys and stages use it, and the
-// version id that holds each referenced stage is compared with the one
-// fetched; GetSecretValue with that VersionId follows only when it moved. A
-// new AWSPENDING version therefore triggers nothing, and a move of AWSCURRENT
-// does. Parameters are polled with GetParameters, 10 selectors a call,
-// without decryption, and compared by Version; a parameter whose version
-// changed is fetched again, decrypted. References pinned to a version
-// (Fetch.Pinned) are never polled. Poll calls are made without the SDK's
-// retries: the Watcher's own back-off retries them, so a failing check
-// costs one call per secret and per 10 parameters, never three.
-//
-// Why these calls. For S secrets and P parameters a poll costs S
-// DescribeSecret and ceil(P/10) GetParameters calls, plus one
-// GetSecretValue per moved secret and one GetParameters per 10 changed
-// parameters. DescribeSecret has the largest quota of Secrets Manager
-// (40,000 a second per account and region, against 10,000 for
-// GetSecretValue and 100 for ListSecrets, which could list several
-// secrets' stages at once but filters names by prefix and needs
-// secretsmanager:ListSecrets on every resource), and it returns no value.
-// For parameters, GetParameters is cheaper than DescribeParameters in
-// calls: it answers 10 selectors in exactly one call, label and version
-// selectors included, where DescribeParameters answers "on a best-effort
-// basis" (fewer results than asked, with a NextToken, so an unknown
-// number of pages), cannot say which version a label points to, and
-// cannot be limited to named parameters in IAM. Without decryption
-// GetParameters costs no KMS call and needs no permission beyond the
-// ssm:GetParameters that resolution needs already.
-//
-// Timing: the first check comes at a random point of the first interval,
-// and each later one after the interval with ±10% jitter, so processes
-// started together do not poll in step and do not fall back into step.
-// After a failed check the next comes after an exponential back-off with
-// jitter: a random wait in [d/2, d] where d is 1s, 2s, 4s... capped at the
-// interval. A check gets the interval (at least 5 s, at most 30 s) to
-// finish.
-//
-// Failures (throttling, 5xx, timeouts, resets, DNS, credentials, a deleted
-// secret, revoked access) never reach the child: it keeps its last good
-// environment. The first failed check of an episode logs one warning with
-// the reference and the AWS error code, later ones only debug lines, and
-// the first good check logs the recovery and how long it took. With
-// MaxStale, an episode longer than MaxStale since the last good check
-// ends Run with a *StaleError, sent as a Change first.
-//
-// Env files: a file whose content changed is parsed again with the same
-// Options; a file that cannot be read or parsed is logged once and the
-// last good environment stays. New references are fetched (through
-// NewResolver if nothing needed AWS before); until they resolve, rotation
-// of the others still applies. Standard input ("-") is never re-read.
-type Watcher struct {
-	// Template, Values and Env are what start-up resolution produced.
-	Template *Template
-	Values   *Values
-	Env      *Env
-	// Resolver fetches and polls; nil when nothing needed AWS at
-	// start-up. NewResolver, when set, makes one the first time a
-	// changed env file needs it.
-	Resolver    *Resolver
-	NewResolver func(context.Context) (*Resolver, error)
-	// Files are the env files as read at start-up, Options what Parse
-	// was given.
-	Files   []File
-	Options Options
-
-	// Interval between checks (default DefaultInterval), FileInterval
-	// between looks at the env files (default DefaultFileInterval).
-	Interval     time.Duration
-	FileInterval time.Duration
-	// CheckTimeout bounds one check; zero means the interval, between 5 s
-	// and 30 s.
-	CheckTimeout time.Duration
-	// Spread, when set, spaces the calls of a scheduled check evenly over
-	// that long instead of sending them at once, so that the calls of a
-	// fleet do not bunch; the check's results are still applied together.
-	// It is kept under half the check timeout. A check asked for with
-	// Refresh is not spread.
-	Spread time.Duration
-	// MaxStale, when set, ends Run with a *StaleError once checks have
-	// failed for that long since the last good one.
-	MaxStale time.Duration
-	// Refresh triggers an immediate check (and a look at the files).
-	Refresh <-chan struct{}
-	// Accept, when set, vets a new environment before it is reported
-	// (rolesenv checks that exec can take it: CheckSize). One it refuses
-	// is a failed check: the child keeps its environment, the failure is
-	// warned about once per episode and counts toward MaxStale, and every
-	// later check tries again, so the environment is never taken as
-	// applied while the child does not have it.
-	Accept func(*Env) error
-	// Logger gets what happens, never a value; nil is quiet.
-	Logger *slog.Logger
-	// Clock drives the schedule; nil means the real clock.
-	Clock Clock
+// watcher is one run of Source.Watch: the state that a check changes.
+type watcher struct {
+	WatchOptions
+	src *Source // what Load resolved: the start-up state
 
 	log      *slog.Logger
 	clock    Clock
@@ -161,7 +65,7 @@ type Watcher struct {
 	waiting         func(busy int)                               // tests: called whenever Run waits
 }
 
-// Change is what a Watcher reports: the child's new environment and why,
+// Change is what a watch reports: the child's new environment and why,
 // or (Err) the end of watching.
 type Change struct {
 	Env *Env
@@ -172,9 +76,9 @@ type Change struct {
 	Err error
 }
 
-// StaleError is Run's end when checks kept failing for longer than
-// MaxStale. It classifies itself as AWS being unavailable (rolesenv exits
-// 69), whatever the last failure was.
+// StaleError ends a watch whose checks kept failing for longer than
+// MaxStale. It classifies itself as AWS being unavailable, whatever the
+// last failure was.
 type StaleError struct {
 	MaxStale time.Duration
 	Since    time.Duration // since the last good check
@@ -182,14 +86,14 @@ type StaleError struct {
 }
 
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("no successful check for rotation for %v (MaxStale %v); last failure: %s",
+	return fmt.Sprintf("no successful check for rotation for %v (at most %v allowed); last failure: %s",
 		e.Since.Round(time.Second), e.MaxStale, e.Last)
 }
 
 // Unavailable reports that AWS could not be reached for too long.
 func (e *StaleError) Unavailable() bool { return true }
 
-// Clock is the time source of a Watcher's schedule. Tests inject a fake
+// Clock is the time source of a watch's schedule. Tests inject a fake
 // one; I/O timeouts always use real time.
 type Clock interface {
 	Now() time.Time
@@ -197,7 +101,7 @@ type Clock interface {
 	NewTimer(d time.Duration) Timer
 }
 
-// Timer is the part of *time.Timer that a Watcher uses.
+// Timer is the part of *time.Timer that a watch uses.
 type Timer interface {
 	C() <-chan time.Time
 	// Stop prevents the timer from firing.
@@ -264,7 +168,7 @@ func (f failure) attrs() []any {
 // Run watches until ctx ends (it returns nil then) or, with MaxStale, until
 // checks have failed for too long (it sends the *StaleError as a Change,
 // then returns it). Changes go to out; Run waits for out to take each.
-func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
+func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 	if err := w.setup(); err != nil {
 		return err
 	}
@@ -328,7 +232,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 		case <-staleC:
 			staleT = nil
 			err := &StaleError{MaxStale: w.MaxStale, Since: w.clock.Now().Sub(w.lastOK), Last: w.lastErr}
-			w.log.Error("checks for rotation failed for longer than allowed (MaxStale); stopping",
+			w.log.Error("checks for rotation failed for longer than allowed; stopping",
 				"max_stale", w.MaxStale, "failed_checks", w.failed, "since", err.Since.Round(time.Millisecond))
 			send(ctx, out, Change{Err: err, Reason: "no successful check for too long"})
 			return err
@@ -357,10 +261,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 	}
 }
 
-func (w *Watcher) setup() error {
-	if w.Template == nil || w.Values == nil || w.Env == nil {
-		return errors.New("inject: Watcher needs the Template, Values and Env of start-up")
-	}
+func (w *watcher) setup() error {
 	if w.Interval <= 0 {
 		w.Interval = DefaultInterval
 	}
@@ -384,9 +285,9 @@ func (w *Watcher) setup() error {
 	if w.randN == nil {
 		w.randN = rand.Int64N
 	}
-	w.resolver, w.tm, w.vals, w.env = w.Resolver, w.Template, w.Values.Clone(), w.Env
+	w.resolver, w.tm, w.vals, w.env = w.src.resolver, w.src.tm, w.src.vals.Clone(), w.src.env
 	w.files = nil
-	for _, f := range w.Files {
+	for _, f := range w.src.files {
 		w.files = append(w.files, &watchedFile{File: f, digest: sha256.Sum256(f.Data)})
 	}
 	w.lastOK = w.clock.Now()
@@ -394,16 +295,16 @@ func (w *Watcher) setup() error {
 }
 
 // pollable reports whether the current template has anything to poll.
-func (w *Watcher) pollable() bool {
+func (w *watcher) pollable() bool {
 	return slices.ContainsFunc(w.tm.fetches, func(f Fetch) bool { return !f.Pinned() })
 }
 
-func (w *Watcher) watchesFiles() bool {
+func (w *watcher) watchesFiles() bool {
 	return slices.ContainsFunc(w.files, func(f *watchedFile) bool { return f.Name != "-" })
 }
 
 // rnd returns a random duration in [0, d).
-func (w *Watcher) rnd(d time.Duration) time.Duration {
+func (w *watcher) rnd(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
@@ -412,16 +313,16 @@ func (w *Watcher) rnd(d time.Duration) time.Duration {
 
 // firstWait is a random point of the first interval: a fleet started at
 // once spreads its checks over a whole interval.
-func (w *Watcher) firstWait() time.Duration { return w.rnd(w.Interval) }
+func (w *watcher) firstWait() time.Duration { return w.rnd(w.Interval) }
 
 // nextWait is the interval with ±10% jitter: spread checks stay spread.
-func (w *Watcher) nextWait() time.Duration {
+func (w *watcher) nextWait() time.Duration {
 	return w.Interval - w.Interval/10 + w.rnd(w.Interval/5+1)
 }
 
 // backoff is the wait after the n-th failed check in a row: a random
 // point of [d/2, d], d = 1s·2^(n-1) capped at the interval.
-func (w *Watcher) backoff(n int) time.Duration {
+func (w *watcher) backoff(n int) time.Duration {
 	d := w.Interval
 	if n <= 30 {
 		d = min(d, backoffBase<<(n-1))
@@ -431,7 +332,7 @@ func (w *Watcher) backoff(n int) time.Duration {
 
 // settle records a check's outcome, logs the episode's start, a new
 // cause within it, or its end, and returns the wait before the next check.
-func (w *Watcher) settle(res []failure) time.Duration {
+func (w *watcher) settle(res []failure) time.Duration {
 	now := w.clock.Now()
 	if len(res) == 0 {
 		if w.failing {
@@ -470,7 +371,7 @@ func (w *Watcher) settle(res []failure) time.Duration {
 // new ones. The credentials cache would otherwise hand out the same
 // rejected credentials until they reach their expiry time. It reports
 // whether it dropped them.
-func (w *Watcher) renewCredentials(res []failure) bool {
+func (w *watcher) renewCredentials(res []failure) bool {
 	if w.renewed || w.resolver == nil {
 		return false
 	}
@@ -495,7 +396,7 @@ func send(ctx context.Context, out chan<- Change, c Change) {
 // have taken too long as failed. Looks run off the watch loop and come
 // back on w.looked: a file that blocks (a hung network file system) holds
 // up one goroutine, never the loop.
-func (w *Watcher) lookAtFiles(force bool) {
+func (w *watcher) lookAtFiles(force bool) {
 	now := w.clock.Now()
 	look := w.lookFile
 	if look == nil {
@@ -531,7 +432,7 @@ func (w *Watcher) lookAtFiles(force bool) {
 }
 
 // busyLooks is the number of looks in flight that are not overdue.
-func (w *Watcher) busyLooks() int {
+func (w *watcher) busyLooks() int {
 	n := 0
 	for _, wf := range w.files {
 		if wf.inflight && !wf.overdue {
@@ -542,7 +443,7 @@ func (w *Watcher) busyLooks() int {
 }
 
 // took records a finished look.
-func (w *Watcher) took(l fileLook) {
+func (w *watcher) took(l fileLook) {
 	wf := l.wf
 	wf.inflight, wf.overdue = false, false
 	if l.err != nil {
@@ -567,7 +468,7 @@ func (w *Watcher) took(l fileLook) {
 }
 
 // fileProblem warns about a file that cannot be read, once per problem.
-func (w *Watcher) fileProblem(wf *watchedFile, msg string) {
+func (w *watcher) fileProblem(wf *watchedFile, msg string) {
 	if msg == wf.problem {
 		return
 	}
@@ -578,7 +479,7 @@ func (w *Watcher) fileProblem(wf *watchedFile, msg string) {
 // looksDone, once no look is in flight (an overdue one aside), parses the
 // files again if one changed, and reports whether a check is due: a new
 // template to resolve, or a refresh that waited for its looks.
-func (w *Watcher) looksDone() bool {
+func (w *watcher) looksDone() bool {
 	if w.busyLooks() > 0 {
 		return false
 	}
@@ -591,7 +492,7 @@ func (w *Watcher) looksDone() bool {
 
 // reparse parses the env files again when one changed, and makes the new
 // template pending. It reports whether there is one.
-func (w *Watcher) reparse() bool {
+func (w *watcher) reparse() bool {
 	changed := w.filesChanged
 	if len(changed) == 0 {
 		return false
@@ -601,7 +502,7 @@ func (w *Watcher) reparse() bool {
 	for i, wf := range w.files {
 		files[i] = wf.File
 	}
-	tm, err := Parse(files, w.Options)
+	tm, err := Parse(files, w.src.o.Options)
 	if err != nil {
 		w.log.Warn("env file changed but cannot be used; the command keeps its environment",
 			"files", changed, "error", oneLine(strings.ReplaceAll(err.Error(), "\n", "; ")))
@@ -617,14 +518,11 @@ func (w *Watcher) reparse() bool {
 
 // resolverFor returns the resolver, making one if a changed file needs AWS
 // for the first time.
-func (w *Watcher) resolverFor(ctx context.Context) (*Resolver, error) {
+func (w *watcher) resolverFor(ctx context.Context) (*Resolver, error) {
 	if w.resolver != nil {
 		return w.resolver, nil
 	}
-	if w.NewResolver == nil {
-		return nil, errors.New("no AWS configuration to resolve references with")
-	}
-	r, err := w.NewResolver(ctx)
+	r, err := w.src.newResolver(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -644,7 +542,7 @@ type rotation struct {
 // a Change when the environment differs. It returns the failures that
 // count against the current environment: a pending template's problems
 // are logged once and retried, but do not make AWS look unavailable.
-func (w *Watcher) check(ctx context.Context, out chan<- Change, spread bool) (fails []failure) {
+func (w *watcher) check(ctx context.Context, out chan<- Change, spread bool) (fails []failure) {
 	start := w.clock.Now()
 	next := w.next
 	p := w.plan(next)
@@ -685,7 +583,7 @@ type checkPlan struct {
 
 // plan sorts the fetches of the current and the pending template, each
 // once; pinned ones are not polled.
-func (w *Watcher) plan(next *pending) checkPlan {
+func (w *watcher) plan(next *pending) checkPlan {
 	needed := slices.Clone(w.tm.fetches)
 	if next != nil {
 		needed = append(needed, next.tm.fetches...)
@@ -721,7 +619,7 @@ type checkResult struct {
 
 // pollAndFetch polls, then fetches what moved and what was missing, all
 // within the check timeout.
-func (w *Watcher) pollAndFetch(ctx context.Context, r *Resolver, p checkPlan, spread bool) (res checkResult) {
+func (w *watcher) pollAndFetch(ctx context.Context, r *Resolver, p checkPlan, spread bool) (res checkResult) {
 	res.vals = w.vals.Clone()
 	calls0 := r.calls.Load()
 	defer func() { res.calls = r.calls.Load() - calls0 }()
@@ -764,7 +662,7 @@ func (w *Watcher) pollAndFetch(ctx context.Context, r *Resolver, p checkPlan, sp
 // renders (until then the current one takes the rotations), else with
 // the current one. On success the template and values are kept, and the
 // reasons name the changed files and the rotations.
-func (w *Watcher) adopt(next *pending, res *checkResult) (*Env, []string, error) {
+func (w *watcher) adopt(next *pending, res *checkResult) (*Env, []string, error) {
 	var env *Env
 	tm, reasons := w.tm, []string{}
 	if next != nil {
@@ -795,7 +693,7 @@ func (w *Watcher) adopt(next *pending, res *checkResult) (*Env, []string, error)
 
 // report sends env as a Change when it differs from what the command has
 // and Accept takes it; a refused environment is a failure.
-func (w *Watcher) report(ctx context.Context, out chan<- Change, env *Env, reasons []string) []failure {
+func (w *watcher) report(ctx context.Context, out chan<- Change, env *Env, reasons []string) []failure {
 	reason := strings.Join(reasons, "; ")
 	if env.Equal(w.env) {
 		if reason != "" {
@@ -816,7 +714,7 @@ func (w *Watcher) report(ctx context.Context, out chan<- Change, env *Env, reaso
 }
 
 // warnPending logs, once per changed template, why it is not used yet.
-func (w *Watcher) warnPending(p *pending, fails []failure) {
+func (w *watcher) warnPending(p *pending, fails []failure) {
 	if p == nil || p.warned || len(fails) == 0 {
 		return
 	}
@@ -862,7 +760,7 @@ func renderFailures(err error) []failure {
 
 // fetchFailure describes a failed fetch of f; a check that ran out of time
 // says so (the resolver's words are about start-up).
-func (w *Watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure {
+func (w *watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure {
 	var fe *fetchError
 	if errors.As(err, &fe) {
 		fe = w.timedOut(ctx, fe)
@@ -872,7 +770,7 @@ func (w *Watcher) fetchFailure(ctx context.Context, f Fetch, err error) failure 
 }
 
 // timedOut rewrites a failure caused by the check's deadline.
-func (w *Watcher) timedOut(ctx context.Context, fe *fetchError) *fetchError {
+func (w *watcher) timedOut(ctx context.Context, fe *fetchError) *fetchError {
 	if errors.Is(fe.cause, context.DeadlineExceeded) || (ctx.Err() != nil && fe.class == classUnavailable) {
 		c := *fe
 		c.class, c.code, c.msg = classUnavailable, "", "no answer within the check timeout ("+w.CheckTimeout.String()+")"

@@ -126,7 +126,7 @@ func TestWatchFaults(t *testing.T) {
 		warns, recovered := wt.logs.count(warn), wt.logs.count("watch recovered")
 		c.on()
 		s.ResetCalls()
-		client := wt.r.Calls()
+		client := wt.src.Calls()
 		var waits []time.Duration
 		for range attempts {
 			waits = append(waits, wt.step())
@@ -139,7 +139,7 @@ func TestWatchFaults(t *testing.T) {
 				break
 			}
 		}
-		if n := wt.r.Calls() - client; n != attempts*perCheck {
+		if n := wt.src.Calls() - client; n != attempts*perCheck {
 			t.Errorf("%s: %d calls in %d failed checks, want %d each", c.name, n, attempts, perCheck)
 		}
 		server := int64(0)

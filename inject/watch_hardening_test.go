@@ -351,7 +351,7 @@ func TestWatchRefusesSpecialFiles(t *testing.T) {
 			writeFile(t, path, "A=one\nB=sm://app/api\n")
 			files := []File{{Name: path, Data: []byte("A=one\nB=sm://app/api\n")}}
 			wt := newWatchTest(t, s, cfg, files...)
-			wt.w.Files = files
+			wt.w.src.files = files
 			wt.w.Interval = 10 * time.Second
 			wt.start()
 			wt.step()
@@ -425,7 +425,7 @@ func TestWatchLookBlocks(t *testing.T) {
 	writeFile(t, path, "B=sm://app/api\n")
 	files := []File{{Name: path, Data: []byte("B=sm://app/api\n")}}
 	wt := newWatchTest(t, s, cfg, files...)
-	wt.w.Files = files
+	wt.w.src.files = files
 	wt.w.Interval = 10 * time.Second
 	wt.w.MaxStale = 30 * time.Second
 	var block atomic.Bool

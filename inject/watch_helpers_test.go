@@ -126,46 +126,43 @@ func (b *logBuffer) count(msg string) int {
 	return strings.Count(b.String(), `msg="`+msg+`"`)
 }
 
-// watchTest runs a Watcher against the emulator on a fake clock. The
+// watchTest runs a watcher against the emulator on a fake clock. The
 // random source is fixed (the middle of every range), so waits are known.
 type watchTest struct {
 	t      *testing.T
 	s      *awsdev.Server
 	clk    *fakeClock
-	w      *Watcher
-	r      *Resolver
+	src    *Source
+	w      *watcher
 	out    chan Change
 	idle   chan struct{}
 	logs   *logBuffer
 	done   chan error
 	cancel context.CancelFunc
+	// configs counts the calls for an AWS configuration.
+	configs int
 }
 
-// newWatchTest resolves files against the emulator (cfg) and prepares a
-// Watcher for them; set its fields (Files, to watch files on disk), then
-// call start.
+// newWatchTest loads files against the emulator (cfg) and prepares the
+// watcher of a Watch on them; set its options, then call start. The files
+// live in memory and are not watched; a test that writes them to disk
+// sets wt.src.files.
 func newWatchTest(t *testing.T, s *awsdev.Server, cfg aws.Config, files ...File) *watchTest {
 	t.Helper()
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tm, err := Parse(files, Options{CleanEnv: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	wt := &watchTest{t: t, s: s, clk: newFakeClock(), logs: logs, out: make(chan Change, 16), idle: make(chan struct{}, 1)}
-	vals := NewValues()
-	var env *Env
-	if len(tm.Fetches()) > 0 {
-		wt.r = &Resolver{Config: cfg, Logger: log}
-		env, vals, err = wt.r.Resolve(context.Background(), tm)
-	} else {
-		env, err = tm.Render(vals)
-	}
+	src, err := Load(context.Background(), files, LoadOptions{Options: Options{CleanEnv: true}, Logger: log,
+		Config: func(context.Context) (aws.Config, error) {
+			wt.configs++
+			return cfg, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wt.w = &Watcher{Template: tm, Values: vals, Env: env, Resolver: wt.r, Options: Options{CleanEnv: true},
-		Interval: time.Minute, Logger: log, Clock: wt.clk}
+	wt.src = src
+	src.files = nil
+	wt.w = src.watcher(WatchOptions{Interval: time.Minute, Logger: log, Clock: wt.clk})
 	wt.w.randN = func(n int64) int64 { return n / 2 }
 	wt.w.idle = func() {
 		select {

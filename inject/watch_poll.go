@@ -29,7 +29,7 @@ func noRetrySSM(o *ssm.Options)           { o.RetryMaxAttempts = 1 }
 // selectors, at most Parallel requests at once, the calls spaced evenly
 // over spread (none: all at once). It returns what to fetch again and the
 // fetches that could not be polled.
-func (w *Watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch, spread time.Duration) ([]rotation, []failure) {
+func (w *watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch, spread time.Duration) ([]rotation, []failure) {
 	var mu sync.Mutex
 	var rotated []rotation
 	var fails []failure
@@ -94,7 +94,7 @@ func (w *Watcher) poll(ctx context.Context, r *Resolver, secrets, params []Fetch
 }
 
 // failAll is one failure for each fetch of a call that failed.
-func (w *Watcher) failAll(ctx context.Context, list []Fetch, fe *fetchError) []failure {
+func (w *watcher) failAll(ctx context.Context, list []Fetch, fe *fetchError) []failure {
 	fe = w.timedOut(ctx, fe)
 	out := make([]failure, len(list))
 	for i, f := range list {
@@ -104,7 +104,7 @@ func (w *Watcher) failAll(ctx context.Context, list []Fetch, fe *fetchError) []f
 }
 
 // describe polls one secret for every stage its fetches read.
-func (w *Watcher) describe(ctx context.Context, r *Resolver, region string, list []Fetch) ([]rotation, []failure) {
+func (w *watcher) describe(ctx context.Context, r *Resolver, region string, list []Fetch) ([]rotation, []failure) {
 	const action = "secretsmanager:DescribeSecret"
 	id := list[0].ID
 	all := func(fe *fetchError) []failure { return w.failAll(ctx, list, fe) }
@@ -149,7 +149,7 @@ func (w *Watcher) describe(ctx context.Context, r *Resolver, region string, list
 
 // pollParams polls up to 10 parameter selectors with one GetParameters
 // call, without decryption: only the versions are compared.
-func (w *Watcher) pollParams(ctx context.Context, r *Resolver, region string, list []Fetch) ([]rotation, []failure) {
+func (w *watcher) pollParams(ctx context.Context, r *Resolver, region string, list []Fetch) ([]rotation, []failure) {
 	const action = "ssm:GetParameters"
 	names := make([]string, len(list))
 	for i, f := range list {

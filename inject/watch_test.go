@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -167,7 +166,7 @@ func TestWatchCallCounts(t *testing.T) {
 // later ones within ±10% of it, and back-off waits in [d/2, d] with d
 // doubling from 1s up to the interval.
 func TestWatchSchedule(t *testing.T) {
-	w := &Watcher{Interval: time.Minute, randN: rand.Int64N}
+	w := &watcher{WatchOptions: WatchOptions{Interval: time.Minute}, randN: rand.Int64N}
 	for range 2000 {
 		if d := w.firstWait(); d < 0 || d >= time.Minute {
 			t.Fatalf("first wait %v", d)
@@ -303,7 +302,7 @@ func TestWatchFiles(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	files := []File{{Name: path, Data: data}, {Name: "-", Data: []byte("STDIN=kept\n")}}
 	wt := newWatchTest(t, s, cfg, files...)
-	wt.w.Files = files
+	wt.src.files = files
 	wt.w.Interval = 10 * time.Second
 	wt.start()
 	// tick fires the next timer: the file timer every second, a check
@@ -397,14 +396,9 @@ func TestWatchWithoutAWS(t *testing.T) {
 	writeFile(t, path, "A=one\n")
 	data, _ := os.ReadFile(path)
 	wt := newWatchTest(t, s, cfg, File{Name: path, Data: data})
-	wt.w.Files = []File{{Name: path, Data: data}}
-	made := 0
-	wt.w.NewResolver = func(context.Context) (*Resolver, error) {
-		made++
-		return &Resolver{Config: cfg}, nil
-	}
+	wt.src.files = []File{{Name: path, Data: data}}
 	wt.start()
-	if wt.w.Resolver != nil || wt.clk.pending() != 1 || wt.clk.lastArmed() != time.Second {
+	if wt.src.resolver != nil || wt.configs != 0 || wt.clk.pending() != 1 || wt.clk.lastArmed() != time.Second {
 		t.Fatalf("want only the file timer, %d timers", wt.clk.pending())
 	}
 	s.ResetCalls()
@@ -416,12 +410,12 @@ func TestWatchWithoutAWS(t *testing.T) {
 	if c := wt.change(); envVal(t, c.Env, "A") != "two" {
 		t.Error("file change not applied")
 	}
-	if len(calls(s)) != 0 || made != 0 {
-		t.Errorf("AWS was asked with nothing to resolve: %v, %d resolvers", calls(s), made)
+	if len(calls(s)) != 0 || wt.configs != 0 {
+		t.Errorf("AWS was asked with nothing to resolve: %v, %d configurations", calls(s), wt.configs)
 	}
 	writeFile(t, path, "A=two\nB=sm://app/api\n")
 	wt.step()
-	if c := wt.change(); envVal(t, c.Env, "B") != "SNTL-k1" || made != 1 {
+	if c := wt.change(); envVal(t, c.Env, "B") != "SNTL-k1" || wt.configs != 1 {
 		t.Error("the added reference was not resolved")
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/rolesenv/rolesenv/inject"
 )
 
-// stepClock is a Watcher clock that the harness drives: a timer fires
+// stepClock is a watch clock that the harness drives: a timer fires
 // only when fire is called, and every new timer is announced on created,
-// which tells the harness that a check has finished (the Watcher sets the
+// which tells the harness that a check has finished (the watch sets the
 // next one) without waiting on real time.
 type stepClock struct {
 	mu      sync.Mutex
@@ -55,13 +55,13 @@ func (c *stepClock) fire(d time.Duration) {
 }
 
 // scaledClock runs faster than real time: one real second is scale
-// seconds of the Watcher's schedule. Timers are real timers of the scaled
+// seconds of the watch's schedule. Timers are real timers of the scaled
 // duration.
 type scaledClock struct {
 	start, sim time.Time
 	scale      float64
 	// onTimer, when set, hears of every timer: when it is due, in
-	// simulated time since the clock started (the Watcher's schedule,
+	// simulated time since the clock started (the watch's schedule,
 	// before any delay of this machine).
 	onTimer func(due time.Duration)
 }

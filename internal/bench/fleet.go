@@ -24,7 +24,7 @@ import (
 // The fleet: many simulated instances in this process, each with its own
 // certificate, Roles Anywhere client, credentials, SDK HTTP client and
 // connections, resolving the same template as a rolesenv would (the inject
-// Resolver) and then watching it (the inject Watcher), against the
+// Resolver) and then watching it (inject's Source.Watch), against the
 // emulator with AWS's default quotas.
 
 // sizeFleet is the fleet's template: ten secrets and two parameters, one
@@ -71,7 +71,7 @@ func checkSpread(interval time.Duration) time.Duration {
 }
 
 // recorder counts requests per simulated second of a scaled clock, as
-// they are sent, and as the Watchers' timers schedule them.
+// they are sent, and as the watches' timers schedule them.
 type recorder struct {
 	clock    atomic.Pointer[scaledClock]
 	buckets  []atomic.Int64
@@ -132,10 +132,8 @@ type instance struct {
 	gen      *generation
 	cfg      aws.Config
 	hc       interface{ CloseIdleConnections() }
-	resolver *inject.Resolver
-	tm       *inject.Template
-	env      *inject.Env
-	vals     *inject.Values
+	files    []inject.File
+	src      *inject.Source // once started
 	attempts int
 }
 
@@ -239,7 +237,7 @@ type fleetHour struct {
 	real          time.Duration
 	calls         counts
 	perSecond     []int // requests sent, per simulated second
-	scheduled     []int // requests as the Watchers' timers place them
+	scheduled     []int // requests as the watches' timers place them
 	late          int64
 	warnings      int64 // failed checks (one warning per episode)
 	changes       int64
@@ -281,7 +279,7 @@ func (b *bench) newFleet(n int, rec *recorder) ([]*instance, error) {
 		if err := b.newGeneration(inst); err != nil {
 			return nil, err
 		}
-		if inst.tm, err = b.parseTemplate(sizeFleet); err != nil {
+		if inst.files, err = b.templateFiles(sizeFleet); err != nil {
 			return nil, err
 		}
 		fleet[i] = inst
@@ -347,7 +345,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 	for _, inst := range fleet {
 		wg.Go(func() {
 			<-gate
-			for inst.env == nil && inst.attempts < fs.attempts {
+			for inst.src == nil && inst.attempts < fs.attempts {
 				if inst.attempts > 0 {
 					select {
 					case <-ctx.Done():
@@ -356,12 +354,9 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 					}
 				}
 				inst.attempts++
-				if inst.resolver == nil {
-					inst.resolver = &inject.Resolver{Config: inst.cfg}
-				}
 				sctx, cancel := context.WithTimeout(ctx, fleetStartTimeout)
 				start := time.Now()
-				env, vals, err := inst.resolver.Resolve(sctx, inst.tm)
+				src, err := load(sctx, inst.files, inst.cfg)
 				cancel()
 				took := time.Since(start)
 				mu.Lock()
@@ -371,7 +366,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 						fs.failedFirst++
 					}
 				} else {
-					inst.env, inst.vals = env, vals
+					inst.src = src
 					fs.durations = append(fs.durations, took)
 					last = time.Now()
 					fs.startedAt = append(fs.startedAt, last.Sub(t0))
@@ -383,7 +378,6 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 					// the same certificate.
 					inst.gen.end()
 					inst.hc.CloseIdleConnections()
-					inst.resolver = nil
 					if err := b.newGeneration(inst); err != nil {
 						setupErr.CompareAndSwap(nil, &err)
 						return
@@ -401,7 +395,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 		fs.allStarted = last.Sub(t0)
 	}
 	for _, inst := range fleet {
-		if inst.env == nil {
+		if inst.src == nil {
 			fs.failed++
 		}
 	}
@@ -413,7 +407,7 @@ func (b *bench) startFleet(ctx context.Context, fs *fleetStart, fleet []*instanc
 	return err
 }
 
-// warnCounter is a slog handler that counts warnings (the Watcher logs
+// warnCounter is a slog handler that counts warnings (a watch logs
 // one per failed episode). It keeps no record's content.
 type warnCounter struct{ n *atomic.Int64 }
 
@@ -425,7 +419,7 @@ func (h warnCounter) Handle(context.Context, slog.Record) error {
 func (h warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h warnCounter) WithGroup(string) slog.Handler      { return h }
 
-// pollHour runs every started instance's Watcher through a simulated hour
+// pollHour runs every started instance's watch through a simulated hour
 // on a clock scale times faster than real time, with the quotas scaled
 // alike (so that requests per simulated second meet the real quotas; the
 // token buckets' bursts scale too, which is more lenient than AWS).
@@ -441,7 +435,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	var warns, changes atomic.Int64
 	logger := slog.New(warnCounter{&warns})
 	clock := newScaledClock(scale)
-	// Every timer of a Watcher places calls: a check's timer its first
+	// Every timer of a watch places calls: a check's timer its first
 	// call, and with a spread each further call has a timer of its own
 	// (the poll spaces them so); without one, the check's timer places
 	// all of its calls.
@@ -454,7 +448,7 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	var wg sync.WaitGroup
 	var running []*instance
 	for _, inst := range fleet {
-		if inst.env != nil {
+		if inst.src != nil {
 			running = append(running, inst)
 		}
 	}
@@ -464,10 +458,9 @@ func (b *bench) pollHour(ctx context.Context, fleet []*instance, rec *recorder, 
 	rec.clock.Store(clock)
 	start := time.Now()
 	for _, inst := range running {
-		w := &inject.Watcher{Template: inst.tm, Values: inst.vals, Env: inst.env, Resolver: inst.resolver,
-			Interval: h.interval, Spread: h.spread, Clock: clock, Logger: logger}
+		o := inject.WatchOptions{Interval: h.interval, Spread: h.spread, Clock: clock, Logger: logger}
 		out := make(chan inject.Change)
-		wg.Go(func() { _ = w.Run(hctx, out) })
+		wg.Go(func() { _ = inst.src.Watch(hctx, o, out) })
 		wg.Go(func() {
 			for {
 				select {

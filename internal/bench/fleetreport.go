@@ -211,7 +211,7 @@ func (r *report) peakRow() (targetRow, bool) {
 	case s.replay > 2:
 		row.why = fmt.Sprintf("The rule itself gives %.2f× when replayed without I/O: uncoordinated checks bunch by chance (see *Fleet*). Spreading a check's calls over longer, or coordinating the instances, would lower it.", s.replay)
 	case s.sched > 2:
-		row.why = "The Watchers' timers placed the calls that way although the rule's replay stays under twice the mean: a chance peak of this run; see *Fleet*."
+		row.why = "The watches' timers placed the calls that way although the rule's replay stays under twice the mean: a chance peak of this run; see *Fleet*."
 	default:
 		row.why = fmt.Sprintf("The timers placed the calls within the target (%.2f×), and the rule's replay agrees (%.2f×); the calls were sent later than scheduled when this machine fell behind the simulated clock (%.0f× real time). A slower simulated clock would measure the rule rather than the machine.",
 			s.sched, s.replay, h.scale)
@@ -219,7 +219,7 @@ func (r *report) peakRow() (targetRow, bool) {
 	return row, true
 }
 
-// replay runs the Watcher's timing rule without I/O for the fleet of h.
+// replay runs the watch's timing rule without I/O for the fleet of h.
 func replay(h *fleetHour, spread time.Duration) []int {
 	rng := rand.New(rand.NewPCG(1, 2))
 	return simulateSchedule(rng, h.instances, h.interval, time.Hour, callsPerCheck(), spread)
@@ -241,7 +241,7 @@ func (r *report) writeFleet(p printer) {
 	}
 	p("## 5. Fleet\n\n")
 	n := r.fleetStarts[0].instances
-	p("%d simulated instances in the harness, each with its own certificate (same CA), Roles Anywhere client and credentials, SDK HTTP client and connections, resolving a template of %d secrets and %d SecureString parameters with the inject Resolver (what `rolesenv run` does at start-up, with `--timeout`'s default %v as the deadline) and then watching it with the inject Watcher. The emulator enforces AWS's documented default quotas per account and region: GetSecretValue 10,000 TPS, BatchGetSecretValue 100, DescribeSecret 40,000, GetParameters 40 and CreateSession 10, the default that the IAM Roles Anywhere user guide documents (*Quotas*: \"Rate of CreateSession requests\", 10 per second, adjustable). ",
+	p("%d simulated instances in the harness, each with its own certificate (same CA), Roles Anywhere client and credentials, SDK HTTP client and connections, resolving a template of %d secrets and %d SecureString parameters with inject's Load (what `rolesenv run` does at start-up, with `--timeout`'s default %v as the deadline) and then watching it with inject's Source.Watch. The emulator enforces AWS's documented default quotas per account and region: GetSecretValue 10,000 TPS, BatchGetSecretValue 100, DescribeSecret 40,000, GetParameters 40 and CreateSession 10, the default that the IAM Roles Anywhere user guide documents (*Quotas*: \"Rate of CreateSession requests\", 10 per second, adjustable). ",
 		n, sizeFleet.secrets, sizeFleet.params, fleetStartTimeout)
 	p("A start that fails ends its process (the harness cuts off what the start left running, such as the signer's retries of CreateSession) and is restarted after %v, as a service manager would, with new connections and credentials.\n\n", r.fleetRestartDelay)
 	p("**The CreateSession quota is an assumption.** The first start uses the documented default, 10 a second. The second uses %s a second: the quota is adjustable and AWS grants increases on request, but documents no maximum, so %s is an assumed, modest increase (ten times the default), not a documented value. Throttled calls are retried until the deadline: the signer's CreateSession with its backoff (250 ms doubling to 10 s, with jitter), inject's GetSecretValue and GetParameters with a random wait of 0.5 s doubling to 5 s.\n\n",
@@ -300,7 +300,7 @@ func (r *report) writeFleet(p printer) {
 		return
 	}
 	p("### A simulated hour of polling\n\n")
-	p("The %d started instances of the last start then watch through one hour of a clock %.0f times faster than real time (the Watcher takes an injected Clock; %v of real time), at the default interval %v with the spread `rolesenv run` gives a check's calls at that interval (%v: `checkSpread`, a tenth of the interval, at most 10 s), on the same clock. The emulator's quotas are scaled by the same factor so that they hold per simulated second (their token buckets' bursts scale too, which is more lenient than AWS). All watchers start at the same instant, the worst case for the first-offset rule. The factor is what this machine keeps up with: at 60×, checks slipped behind their timers and bunched after each stall; the checks counted below against the rule's own count show whether it kept up. Credentials are not refreshed within the simulated hour (they follow real time).\n\n",
+	p("The %d started instances of the last start then watch through one hour of a clock %.0f times faster than real time (a watch takes an injected Clock (WatchOptions.Clock); %v of real time), at the default interval %v with the spread `rolesenv run` gives a check's calls at that interval (%v: `checkSpread`, a tenth of the interval, at most 10 s), on the same clock. The emulator's quotas are scaled by the same factor so that they hold per simulated second (their token buckets' bursts scale too, which is more lenient than AWS). All watchers start at the same instant, the worst case for the first-offset rule. The factor is what this machine keeps up with: at 60×, checks slipped behind their timers and bunched after each stall; the checks counted below against the rule's own count show whether it kept up. Credentials are not refreshed within the simulated hour (they follow real time).\n\n",
 		h.instances, h.scale, h.real.Round(time.Second), h.interval, h.spread)
 	p("| measure | value |\n| --- | --- |\n")
 	p("| calls in the hour | %s |\n", opsLine(h.calls.Calls, 1))
@@ -310,7 +310,7 @@ func (r *report) writeFleet(p printer) {
 	p("| CPU of the harness and the emulator over the hour | %.0f s in %v: %.0f%% of this machine |\n", h.cpu.Seconds(), h.real.Round(time.Second),
 		100*h.cpu.Seconds()/(h.real.Seconds()*float64(r.machine.cores)))
 	p("\n")
-	p("Peak over mean of the requests, by bucket of simulated time. *Sent*: requests as the instances sent them (this machine's scheduling delays included); *scheduled*: calls where the Watchers' timers put them (a check's first call at its timer, each other call at the timer the spread gives it); *replay*: the same rule replayed without I/O, with rolesenv's spread of %v and, for comparison, with a check's calls at once (as before the spread).\n\n", h.spread)
+	p("Peak over mean of the requests, by bucket of simulated time. *Sent*: requests as the instances sent them (this machine's scheduling delays included); *scheduled*: calls where the watches' timers put them (a check's first call at its timer, each other call at the timer the spread gives it); *replay*: the same rule replayed without I/O, with rolesenv's spread of %v and, for comparison, with a check's calls at once (as before the spread).\n\n", h.spread)
 	p("| bucket | mean requests | sent | scheduled | replay, spread over %v | replay, calls at once |\n| --- | --- | --- | --- | --- | --- |\n", h.spread)
 	for _, k := range []int{1, 10, 60} {
 		x := h.rates(k)

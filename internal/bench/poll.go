@@ -44,10 +44,10 @@ func (b *bench) sdkConfig() aws.Config {
 	}
 }
 
-// parseTemplate reads the template of s as rolesenv would. The Watchers
-// are not given the files: they watch no file, so their only timers are
-// their checks'.
-func (b *bench) parseTemplate(s size) (*inject.Template, error) {
+// templateFiles reads the template of s as rolesenv would, named as
+// standard input ("-"), which a watch never reads again: the watches look
+// at no file, so their only timers are their checks'.
+func (b *bench) templateFiles(s size) ([]inject.File, error) {
 	path, err := b.envFile(s)
 	if err != nil {
 		return nil, err
@@ -56,31 +56,36 @@ func (b *bench) parseTemplate(s size) (*inject.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inject.Parse([]inject.File{{Name: path, Data: data}}, inject.Options{CleanEnv: true})
+	return []inject.File{{Name: "-", Data: data}}, nil
 }
 
-// measurePolls runs a Watcher in this process on a stepped clock: each
+// load loads files against cfg as rolesenv would, with a clean
+// environment.
+func load(ctx context.Context, files []inject.File, cfg aws.Config) (*inject.Source, error) {
+	return inject.Load(ctx, files, inject.LoadOptions{Options: inject.Options{CleanEnv: true},
+		Config: func(context.Context) (aws.Config, error) { return cfg, nil }})
+}
+
+// measurePolls watches in this process on a stepped clock: each
 // check is triggered by the harness, and its calls are read from the
 // emulator's counters.
 func (b *bench) measurePolls(ctx context.Context, s size, polls int) (*pollRow, error) {
 	if err := b.setRTT(viaEmulator, 0); err != nil {
 		return nil, err
 	}
-	tm, err := b.parseTemplate(s)
+	files, err := b.templateFiles(s)
 	if err != nil {
 		return nil, err
 	}
-	r := &inject.Resolver{Config: b.sdkConfig()}
-	env, vals, err := r.Resolve(ctx, tm)
+	src, err := load(ctx, files, b.sdkConfig())
 	if err != nil {
 		return nil, err
 	}
 	clock := newStepClock()
-	w := &inject.Watcher{Template: tm, Values: vals, Env: env, Resolver: r, Clock: clock}
 	out := make(chan inject.Change, 16)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx, out) }()
+	go func() { done <- src.Watch(wctx, inject.WatchOptions{Clock: clock}, out) }()
 	defer func() {
 		cancel()
 		<-done
@@ -96,7 +101,7 @@ func (b *bench) measurePolls(ctx context.Context, s size, polls int) (*pollRow, 
 			return 0, fmt.Errorf("no check finished within a minute")
 		}
 	}
-	// pending is the wait of the timer the Watcher set last: its first
+	// pending is the wait of the timer the watch set last: its first
 	// check, then the next one after each check.
 	pending, err := next()
 	if err != nil {

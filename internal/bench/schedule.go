@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// simulateSchedule replays the Watcher's timing rule without any I/O: n
+// simulateSchedule replays the watch's timing rule without any I/O: n
 // instances start together; each checks first at a random point of the
 // first interval; a check's calls go out at once (spread 0) or the k-th
 // of them at spread·k/calls; the next check comes the interval ±10% after
-// the check's last call (the Watcher sets its timer once a check is done).
+// the check's last call (the watch sets its timer once a check is done).
 // It returns the calls per second over the horizon. The fleet measures the
-// same rule through the real Watcher; this shows what the rule alone
+// same rule through the real watch; this shows what the rule alone
 // gives, and what another spread would.
 func simulateSchedule(rng *rand.Rand, n int, interval, horizon time.Duration, calls int, spread time.Duration) []int {
 	secs := int(horizon / time.Second)
