@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/procsec"
 )
 
 // loop is the state of one Run. Only Run's goroutine touches it: it
@@ -193,7 +195,7 @@ func (l *loop) start(env []string) error {
 	setParentDeathSignal(sys, l.cfg.ParentDeathSignal, l.log)
 	files := []*os.File{orStd(l.cfg.Stdin, os.Stdin), orStd(l.cfg.Stdout, os.Stdout), orStd(l.cfg.Stderr, os.Stderr)}
 	argv := append([]string{l.cfg.Command}, l.cfg.Args...)
-	p, err := os.StartProcess(path, argv, &os.ProcAttr{Env: sortedEnv(env), Files: files, Sys: sys})
+	p, err := procsec.StartProcess(path, argv, &os.ProcAttr{Env: sortedEnv(env), Files: files, Sys: sys})
 	if err != nil {
 		if fg && !l.tty.ours() {
 			_ = l.tty.setForeground(l.tty.pgrp)

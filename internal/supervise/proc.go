@@ -6,6 +6,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/rolesenv/rolesenv/internal/procsec"
 )
 
 func envValue(env []string, name string) (string, bool) {
@@ -85,6 +87,6 @@ func (s *Supervisor) Exec(env []string) error {
 		}
 	}
 	argv := append([]string{s.cfg.Command}, s.cfg.Args...)
-	err = syscall.Exec(path, argv, sortedEnv(env))
+	err = procsec.Exec(path, argv, sortedEnv(env))
 	return &StartError{Command: s.cfg.Command, Err: err}
 }
