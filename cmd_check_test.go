@@ -743,3 +743,52 @@ func TestCheckMoto(t *testing.T) {
 		t.Errorf("--describe-only: exit %d, row %+v%s", code, row, dump(r))
 	}
 }
+
+// TestCheckTimeout: --timeout is one deadline for the whole check. A row
+// whose call it cut short says so, and the checks after it that need AWS
+// are not run, naming the timeout.
+func TestCheckTimeout(t *testing.T) {
+	f := newCheckFixture(t)
+	id, secret := f.srv.CreateUser("deploy", appPolicy)
+	t.Setenv("AWS_ACCESS_KEY_ID", id)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	writeTestFile(t, "app.env", appEnv, 0o644)
+
+	// STS does not answer in time: the credentials row says so, and the
+	// references are not run because of it.
+	f.srv.SetOperationLatency("sts:GetCallerIdentity", time.Minute)
+	code, r, _ := runCheckJSON(t, "check", "--env-file", "app.env", "--timeout", "300ms")
+	cred := r.row(t, "credentials", "")
+	if code != 1 || cred.Status != check.Fail || !strings.Contains(cred.Detail, "the --timeout of 300ms passed") || !strings.Contains(cred.Hint, "raise --timeout") {
+		t.Errorf("exit %d, credentials row = %+v", code, cred)
+	}
+	if row := r.row(t, "reference DB_USER", ""); row.Status != check.NotRun || !strings.Contains(row.Detail, "the --timeout of 300ms passed before this check") {
+		t.Errorf("DB_USER row = %+v", row)
+	}
+	f.srv.SetOperationLatency("sts:GetCallerIdentity", 0)
+
+	// Secrets Manager does not answer in time: its rows say so, the
+	// parameters' rows are ok.
+	for _, tc := range []struct{ op, flag string }{
+		{"secretsmanager:GetSecretValue", ""},
+		{"secretsmanager:DescribeSecret", "--describe-only"},
+	} {
+		f.srv.SetOperationLatency(tc.op, time.Minute)
+		args := []string{"check", "--env-file", "app.env", "--timeout", "2s"}
+		if tc.flag != "" {
+			args = append(args, tc.flag)
+		}
+		code, r, _ = runCheckJSON(t, args...)
+		f.srv.SetOperationLatency(tc.op, 0)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1%s", tc.op, code, dump(r))
+		}
+		if row := r.row(t, "reference API_TOKEN", ""); row.Status != check.Fail ||
+			!strings.Contains(row.Detail, "no answer before the check's deadline (--timeout)") || !strings.Contains(row.Hint, "raise --timeout") {
+			t.Errorf("%s: API_TOKEN row = %+v", tc.op, row)
+		}
+		if row := r.row(t, "reference PORT", ""); row.Status != check.OK {
+			t.Errorf("%s: PORT row = %+v", tc.op, row)
+		}
+	}
+}
