@@ -774,7 +774,8 @@ func TestCheckTimeout(t *testing.T) {
 		{"secretsmanager:DescribeSecret", "--describe-only"},
 	} {
 		f.srv.SetOperationLatency(tc.op, time.Minute)
-		args := []string{"check", "--env-file", "app.env", "--timeout", "2s"}
+		// Generous: the other calls must answer well within it.
+		args := []string{"check", "--env-file", "app.env", "--timeout", "10s"}
 		if tc.flag != "" {
 			args = append(args, tc.flag)
 		}
