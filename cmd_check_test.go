@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -768,21 +769,40 @@ func TestCheckTimeout(t *testing.T) {
 	f.srv.SetOperationLatency("sts:GetCallerIdentity", 0)
 
 	// Secrets Manager does not answer in time: its rows say so, the
-	// parameters' rows are ok.
-	for _, tc := range []struct{ op, flag string }{
+	// parameters' rows are ok. The two checks run side by side (each
+	// waits for its whole --timeout), each with its own delayed call.
+	cases := []struct{ op, flag string }{
 		{"secretsmanager:GetSecretValue", ""},
 		{"secretsmanager:DescribeSecret", "--describe-only"},
-	} {
+	}
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	results := make([]result, len(cases))
+	var wg sync.WaitGroup
+	for i, tc := range cases {
 		f.srv.SetOperationLatency(tc.op, time.Minute)
-		// Generous: the other calls must answer well within it.
-		args := []string{"check", "--env-file", "app.env", "--timeout", "10s"}
+		defer f.srv.SetOperationLatency(tc.op, 0)
+		// Generous: the calls that are not delayed must answer well within it.
+		args := []string{"check", "--format", "json", "--env-file", "app.env", "--timeout", "8s"}
 		if tc.flag != "" {
 			args = append(args, tc.flag)
 		}
-		code, r, _ = runCheckJSON(t, args...)
-		f.srv.SetOperationLatency(tc.op, 0)
-		if code != 1 {
-			t.Errorf("%s: exit %d, want 1%s", tc.op, code, dump(r))
+		wg.Go(func() {
+			var res result
+			res.code, res.stdout, res.stderr = runCLI(t, args...)
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	for i, tc := range cases {
+		var r report
+		if err := json.Unmarshal([]byte(results[i].stdout), &r); err != nil {
+			t.Fatalf("%s: no JSON (%v):\n%s\n%s", tc.op, err, results[i].stdout, results[i].stderr)
+		}
+		if results[i].code != 1 {
+			t.Errorf("%s: exit %d, want 1%s", tc.op, results[i].code, dump(r))
 		}
 		if row := r.row(t, "reference API_TOKEN", ""); row.Status != check.Fail ||
 			!strings.Contains(row.Detail, "no answer before the check's deadline (--timeout)") || !strings.Contains(row.Hint, "raise --timeout") {
