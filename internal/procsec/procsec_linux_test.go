@@ -1,9 +1,12 @@
 package procsec
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +31,15 @@ func TestMain(m *testing.M) {
 		report("child")
 	case "start", "exec":
 		os.Exit(protectThenRun(os.Getenv(childVar)))
+	case "hold", "hold-protected":
+		hold(os.Getenv(childVar) == "hold-protected")
+	case "read":
+		_, err := os.ReadFile("/proc/" + os.Getenv("PROCSEC_TEST_PID") + "/environ")
+		if err != nil {
+			fmt.Println("denied:", err)
+		} else {
+			fmt.Println("readable")
+		}
 	}
 	os.Exit(0)
 }
@@ -184,5 +196,87 @@ func TestStartProcessUnprotected(t *testing.T) {
 	}
 	if after != before {
 		t.Errorf("RLIMIT_CORE %+v after StartProcess, was %+v", after, before)
+	}
+}
+
+// hold (optionally after Protect) says "ready" and waits for its standard
+// input to close.
+func hold(protected bool) {
+	if protected {
+		if err := Protect(nil); err != nil {
+			fmt.Println("error", err)
+			return
+		}
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// TestProtectHidesEnviron: another process of the same user can read
+// /proc/PID/environ of an unprotected process, not of a protected one.
+// Run as root, both processes run as nobody (root could read anything).
+func TestProtectHidesEnviron(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cred *syscall.Credential
+	bin := self
+	if os.Geteuid() == 0 {
+		// A copy of the test binary that nobody can run.
+		dir := t.TempDir()
+		for _, d := range []string{filepath.Dir(dir), dir} { // both made by t.TempDir, mode 0700
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bin = filepath.Join(dir, "procsec.test")
+		data, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	for _, tc := range []struct{ mode, want string }{
+		{"hold", "readable"},
+		{"hold-protected", "denied: open /proc/"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			holder := exec.Command(bin)
+			holder.Env = childEnv(tc.mode)
+			holder.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			in, err := holder.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := holder.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := holder.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				in.Close()
+				_ = holder.Wait()
+			}()
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if line != "ready\n" {
+				t.Fatalf("the holder said %q (%v)", line, err)
+			}
+			reader := exec.Command(bin)
+			reader.Env = append(childEnv("read"), fmt.Sprintf("PROCSEC_TEST_PID=%d", holder.Process.Pid))
+			reader.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			got, err := reader.CombinedOutput()
+			if err != nil {
+				t.Fatalf("reader: %v\n%s", err, got)
+			}
+			if !strings.HasPrefix(string(got), tc.want) {
+				t.Errorf("reading the environ of a %s process: %q, want %q", tc.mode, got, tc.want)
+			}
+		})
 	}
 }
