@@ -17,7 +17,7 @@ export AWS_CONFIG_FILE := /nonexistent/rolesenv-make/config
 export AWS_SHARED_CREDENTIALS_FILE := /nonexistent/rolesenv-make/credentials
 export CGO_ENABLED := 0
 
-.PHONY: help build test check fmt vet staticcheck fuzz bench bench-quick demo release clean
+.PHONY: help build test test-short test-busy check fmt vet staticcheck fuzz bench bench-quick demo release clean
 
 help: ## show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,8 +25,25 @@ help: ## show this list
 build: ## build bin/rolesenv (static, version stamped)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
+TEST := CGO_ENABLED=1 $(GO) test -race -parallel 4 -timeout 12m ./...
+
 test: ## run every test with the race detector
-	CGO_ENABLED=1 $(GO) test -race -parallel 4 -timeout 12m ./...
+	$(TEST)
+
+test-short: ## quick tests for development: no race detector, no aws CLI, no moto_server
+	$(GO) test -short ./...
+
+# Two CPU-bound processes compete with the tests for the cores, as on a busy
+# CI machine: a test that assumes the machine is fast fails here. They are
+# killed however the tests end: the EXIT trap runs after a failure too, and
+# INT, TERM or HUP stop the tests and then the loops (the tests run in the
+# background so that the shell takes the signal at once).
+test-busy: ## run every test (as make test) while two busy loops compete for the cores
+	@yes >/dev/null & y1=$$!; yes >/dev/null & y2=$$!; \
+	trap 'kill $$y1 $$y2 2>/dev/null' EXIT; \
+	trap 'kill $$t 2>/dev/null; wait $$t; exit 130' INT TERM HUP; \
+	echo "test-busy: two busy loops (pids $$y1 $$y2) compete with the tests"; \
+	$(TEST) & t=$$!; wait $$t
 
 check: fmt vet staticcheck test fuzz ## what CI runs: gofmt, vet, staticcheck, race tests, short fuzzing
 

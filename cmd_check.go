@@ -48,7 +48,8 @@ Environment (as for 'rolesenv run'):
                          is a reference
   --clean-env            only the files' variables, and those --keep-env names
   --keep-env NAME,...    with --clean-env, also pass these inherited variables
-  --timeout D            give up after D, retries included (default 30s)
+  --timeout D            one deadline for the whole check, retries included
+                         (default 30s); what it cuts short says so
 
 Credentials and logging (as for 'rolesenv run'):
 ` + credLogUsage + `
@@ -114,10 +115,16 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 
 	c := &checker{a: a, ef: &ef, cf: &cf, ca: *caFile, describeOnly: *describeOnly, argv: fs.Args(), now: time.Now()}
 	rep := c.run(ctx)
-	if *format == "json" {
-		err = rep.WriteJSON(a.stdout)
+	return c.write(rep, *format)
+}
+
+// write writes the report and says whether anything failed.
+func (c *checker) write(rep *check.Report, format string) error {
+	var err error
+	if format == "json" {
+		err = rep.WriteJSON(c.a.stdout)
 	} else {
-		err = rep.WriteText(a.stdout)
+		err = rep.WriteText(c.a.stdout)
 	}
 	if err != nil {
 		return fmt.Errorf("failed to write the report: %w", err)
@@ -129,7 +136,9 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// checker runs the checks of one `rolesenv check`.
+// checker runs the checks of one `rolesenv check`. Its stages run in
+// order, each adding its rows to rep and leaving on the checker what the
+// later stages need.
 type checker struct {
 	a            *app
 	ef           *envFlags
@@ -139,6 +148,15 @@ type checker struct {
 	argv         []string
 	now          time.Time
 	rep          check.Report
+
+	// What the stages found, in the order they run.
+	tm        *inject.Template // the parsed env files; nil when they do not parse
+	uses      []inject.Use     // tm's references
+	blocked   string           // the first failed local check that rules out CreateSession
+	cfg       aws.Config       // with the credentials once they are checked
+	principal check.Principal  // who the credentials are
+	notRun    string           // why the AWS checks still to come cannot run; "" when they can
+	env       []string         // the command's environment, when it renders
 }
 
 func (c *checker) add(g check.Group, rows ...check.Row) {
@@ -151,43 +169,59 @@ func (c *checker) add(g check.Group, rows ...check.Row) {
 }
 
 // run runs every check, in order, each going on after earlier failures
-// where it can, within --timeout.
+// where it can. --timeout is one deadline for the whole check: the checks
+// that talk to AWS after it has passed are not run, and say so.
 func (c *checker) run(ctx context.Context) *check.Report {
 	if c.ef.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.ef.timeout)
 		defer cancel()
 	}
-	tm := c.template()
-	var uses []inject.Use
-	if tm != nil {
-		uses = tm.Uses()
-	}
-	blocked := ""
+	c.template()
 	if c.cf.rolesAnywhere() {
-		blocked = c.rolesAnywhere()
+		c.rolesAnywhere(ctx)
 	}
-	// AWS is needed for Roles Anywhere, for references, and when the
-	// files could not be parsed (their references are unknown).
-	needed := c.cf.rolesAnywhere() || len(uses) > 0 || tm == nil && len(c.ef.envFiles) > 0
-	var cfg aws.Config
-	var p check.Principal
-	reason := ""
-	if needed {
-		cfg, reason = c.awsConfig(ctx, uses)
-		p, reason = c.credentials(ctx, &cfg, reason, blocked)
+	if c.needsAWS() {
+		c.awsConfig(ctx)
+		c.credentials(ctx)
 	}
-	env := c.references(ctx, tm, uses, cfg, p, reason)
+	c.references(ctx)
 	if len(c.argv) > 0 {
-		c.add(check.Local, check.Command(c.argv, env, c.a.getenv("PATH"))...)
+		c.add(check.Local, check.Command(c.argv, c.env, c.a.getenv("PATH"))...)
 	}
 	return &c.rep
 }
 
+// needsAWS: AWS is needed for Roles Anywhere, for references, and when
+// the files could not be parsed (their references are unknown).
+func (c *checker) needsAWS() bool {
+	return c.cf.rolesAnywhere() || len(c.uses) > 0 || c.tm == nil && len(c.ef.envFiles) > 0
+}
+
+// expired reports whether --timeout has passed, and then makes it the
+// reason the checks still to come are not run.
+func (c *checker) expired(ctx context.Context) bool {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return false
+	}
+	if c.notRun == "" {
+		c.notRun = fmt.Sprintf("the --timeout of %v passed before this check", c.ef.timeout)
+	}
+	return true
+}
+
+// timedOut completes a failed row whose call --timeout cut short.
+func (c *checker) timedOut(r *check.Row, err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		r.Detail += fmt.Sprintf(" (the --timeout of %v passed)", c.ef.timeout)
+		r.Hint = check.DeadlineHint
+	}
+}
+
 // template reads and parses the env files: one row per file, one per
-// problem in it, and one per malformed reference. It returns nil when the
+// problem in it, and one per malformed reference. c.tm stays nil when the
 // files do not parse.
-func (c *checker) template() *inject.Template {
+func (c *checker) template() {
 	files, err := inject.ReadFiles(c.ef.envFiles, c.a.stdin)
 	readErr := map[string]error{}
 	for _, e := range flattenErrors(err) {
@@ -202,18 +236,35 @@ func (c *checker) template() *inject.Template {
 	var warnings []string
 	if tm != nil {
 		warnings = tm.Warnings()
+		c.tm, c.uses = tm, tm.Uses()
 	}
-	shown := map[string]bool{}
-	placed := map[string]bool{} // warnings shown on a file's row
-	for _, name := range c.ef.envFiles {
-		label := "env file " + name
-		if name == "-" {
-			label += " (standard input)"
+	shown, placed := c.fileRows(readErr, parseErrs, warnings)
+	for _, w := range warnings {
+		if !placed[w] {
+			c.add(check.Local, check.Row{Check: "env files", Status: check.Warn, Detail: w})
 		}
+	}
+	c.parseErrorRows(parseErrs, shown)
+	if tm == nil && len(c.ef.envFiles)+len(parseErrs) > 0 {
+		c.add(check.Reference, check.Row{Check: "references", Status: check.NotRun,
+			Detail: "the template has errors; its references are checked once it parses"})
+	}
+}
+
+// fileRows are the rows of each env file: cannot be read, its template
+// errors and warnings, or read and parsed. It returns the files shown and
+// the warnings placed on a file's row.
+func (c *checker) fileRows(readErr map[string]error, parseErrs []error, warnings []string) (shown, placed map[string]bool) {
+	shown, placed = map[string]bool{}, map[string]bool{}
+	for _, name := range c.ef.envFiles {
 		if shown[name] {
 			continue
 		}
 		shown[name] = true
+		label := "env file " + name
+		if name == "-" {
+			label += " (standard input)"
+		}
 		if e := readErr[name]; e != nil {
 			c.add(check.Local, check.Row{Check: label, Status: check.Fail, File: name, Detail: "cannot be read: " + e.Error()})
 			continue
@@ -237,11 +288,12 @@ func (c *checker) template() *inject.Template {
 			c.add(check.Local, check.Row{Check: label, Status: check.OK, File: name, Detail: "read and parsed"})
 		}
 	}
-	for _, w := range warnings {
-		if !placed[w] {
-			c.add(check.Local, check.Row{Check: "env files", Status: check.Warn, Detail: w})
-		}
-	}
+	return shown, placed
+}
+
+// parseErrorRows are the template errors no file's row shows: malformed
+// references, and problems of the environment or of no file.
+func (c *checker) parseErrorRows(parseErrs []error, shown map[string]bool) {
 	for _, e := range parseErrs {
 		var re *inject.ResolveError
 		switch {
@@ -254,11 +306,6 @@ func (c *checker) template() *inject.Template {
 			c.add(check.Local, check.Row{Check: "environment", Status: check.Fail, Variable: re.Var, Detail: templateError(re)})
 		}
 	}
-	if tm == nil && len(c.ef.envFiles)+len(parseErrs) > 0 {
-		c.add(check.Reference, check.Row{Check: "references", Status: check.NotRun,
-			Detail: "the template has errors; its references are checked once it parses"})
-	}
-	return tm
 }
 
 func flattenErrors(err error) []error {
@@ -295,53 +342,67 @@ func varWhere(re *inject.ResolveError) string {
 }
 
 // rolesAnywhere checks the Roles Anywhere settings and the identity's
-// files. It returns the name of the first failed check that makes
-// CreateSession impossible, or "".
-func (c *checker) rolesAnywhere() (blocked string) {
-	fail := func(r check.Row) {
-		r.Status = check.Fail
-		c.add(check.Local, r)
-		if blocked == "" {
-			blocked = r.Check
-		}
-	}
-	const settings = "Roles Anywhere settings"
-	if err := c.cf.requireRolesAnywhere(); err != nil {
-		fail(check.Row{Check: settings, Detail: err.Error(), Hint: hintOf(err)})
-	} else {
-		fips, dual := c.a.endpointVariants(context.Background(), nil)
-		region, endpoint, err := signer.CheckConfig(signer.Config{TrustAnchorARN: c.cf.trustAnchorARN,
-			ProfileARN: c.cf.profileARN, RoleARN: c.cf.roleARN, RoleSessionName: c.cf.roleSessionName,
-			Endpoint: c.a.rolesAnywhereEndpoint(c.cf), UseFIPS: fips, UseDualStack: dual})
-		if err != nil {
-			fail(check.Row{Check: settings, Detail: err.Error(), Hint: hintOf(err)})
-		} else {
-			c.add(check.Local, check.Row{Check: settings, Status: check.OK,
-				Detail: fmt.Sprintf("trust anchor and profile in %s, account %s; endpoint %s", region, arnAccount(c.cf.trustAnchorARN), endpoint)})
-		}
-	}
-	d := time.Duration(c.cf.sessionDuration) * time.Second
-	if d < signer.MinDuration || d > signer.MaxDuration {
-		fail(check.Row{Check: "session duration", Detail: fmt.Sprintf("%d seconds is out of bounds (900 to 43200)", c.cf.sessionDuration),
-			Hint: "set --session-duration between 900 and the profile's maximum"})
-	} else {
-		c.add(check.Local, check.Row{Check: "session duration", Status: check.OK,
-			Detail: fmt.Sprintf("%d seconds (the profile's maximum is checked by CreateSession)", c.cf.sessionDuration)})
-	}
+// files. c.blocked names the first failed check that makes CreateSession
+// impossible.
+func (c *checker) rolesAnywhere(ctx context.Context) {
+	c.settings(ctx)
+	c.sessionDuration()
 	pass, err := c.a.passphrase(c.cf)
 	if err != nil {
-		fail(check.Row{Check: "private key passphrase", Detail: err.Error(), Hint: hintOf(err)})
+		c.localFailure(check.Row{Check: "private key passphrase", Detail: err.Error(), Hint: hintOf(err)})
 	}
 	if c.cf.certificate == "" {
-		return blocked
+		return
 	}
-	rows, b := check.Identity(check.IdentityFiles{Certificate: c.cf.certificate, PrivateKey: c.cf.privateKey,
+	rows, blocked := check.Identity(check.IdentityFiles{Certificate: c.cf.certificate, PrivateKey: c.cf.privateKey,
 		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass}, c.now)
 	c.add(check.Local, rows...)
-	if blocked == "" {
-		blocked = b
+	if c.blocked == "" {
+		c.blocked = blocked
 	}
-	return blocked
+}
+
+// localFailure adds a failed local row that rules out CreateSession.
+func (c *checker) localFailure(r check.Row) {
+	r.Status = check.Fail
+	c.add(check.Local, r)
+	if c.blocked == "" {
+		c.blocked = r.Check
+	}
+}
+
+// settings checks the ARNs, the session name and the endpoint as the
+// signer will use them.
+func (c *checker) settings(ctx context.Context) {
+	const name = "Roles Anywhere settings"
+	if err := c.cf.requireRolesAnywhere(); err != nil {
+		c.localFailure(check.Row{Check: name, Detail: err.Error(), Hint: hintOf(err)})
+		return
+	}
+	fips, dual := c.a.endpointVariants(ctx, nil)
+	region, endpoint, err := signer.CheckConfig(signer.Config{TrustAnchorARN: c.cf.trustAnchorARN,
+		ProfileARN: c.cf.profileARN, RoleARN: c.cf.roleARN, RoleSessionName: c.cf.roleSessionName,
+		Endpoint: c.a.rolesAnywhereEndpoint(c.cf), UseFIPS: fips, UseDualStack: dual})
+	if err != nil {
+		c.localFailure(check.Row{Check: name, Detail: err.Error(), Hint: hintOf(err)})
+		return
+	}
+	c.add(check.Local, check.Row{Check: name, Status: check.OK,
+		Detail: fmt.Sprintf("trust anchor and profile in %s, account %s; endpoint %s", region, arnAccount(c.cf.trustAnchorARN), endpoint)})
+}
+
+// sessionDuration checks --session-duration against the signer's bounds;
+// the profile's own maximum is CreateSession's to check.
+func (c *checker) sessionDuration() {
+	const name = "session duration"
+	lo, hi := int(signer.MinDuration/time.Second), int(signer.MaxDuration/time.Second)
+	if d := time.Duration(c.cf.sessionDuration) * time.Second; d < signer.MinDuration || d > signer.MaxDuration {
+		c.localFailure(check.Row{Check: name, Detail: fmt.Sprintf("%d seconds is out of bounds (%d to %d)", c.cf.sessionDuration, lo, hi),
+			Hint: fmt.Sprintf("set --session-duration between %d and the profile's maximum", lo)})
+		return
+	}
+	c.add(check.Local, check.Row{Check: name, Status: check.OK,
+		Detail: fmt.Sprintf("%d seconds (the profile's maximum is checked by CreateSession)", c.cf.sessionDuration)})
 }
 
 // hintOf is the first hint in err's tree, as printError shows it, or "".
@@ -355,63 +416,81 @@ func hintOf(err error) string {
 
 // awsConfig loads the AWS configuration as run does, without credentials
 // yet: its region (--region, the SDK's, then the trust anchor's), and
-// endpoints. It returns why the credentials cannot be checked, or "".
-func (c *checker) awsConfig(ctx context.Context, uses []inject.Use) (aws.Config, string) {
+// endpoints, into c.cfg.
+func (c *checker) awsConfig(ctx context.Context) {
 	const name = "AWS configuration"
 	cfg, err := c.a.awsConfig(ctx, &credFlags{region: c.cf.region})
 	if err != nil {
 		c.add(check.Credentials, check.Row{Check: name, Status: check.Fail, Detail: err.Error()})
-		return cfg, "the AWS configuration could not be loaded"
+		c.notRun = "the AWS configuration could not be loaded"
+		return
 	}
 	taRegion := arnRegion(c.cf.trustAnchorARN)
 	if cfg.Region == "" {
 		cfg.Region = taRegion
 	}
+	c.cfg = cfg
 	if cfg.Region == "" {
-		for _, u := range uses {
-			if u.Ref.Region == "" {
-				c.add(check.Credentials, check.Row{Check: name, Status: check.Fail, Detail: "no AWS region is configured",
-					Hint: "set --region, ROLESENV_REGION or AWS_REGION"})
-				return cfg, ""
-			}
-		}
-		c.add(check.Credentials, check.Row{Check: name, Status: check.OK, Detail: "no default region; every reference names its own"})
-		return cfg, ""
+		c.noRegion(name)
+		return
 	}
 	detail := "region " + cfg.Region
 	if taRegion != "" && taRegion != cfg.Region {
 		detail += "; IAM Roles Anywhere is called in the trust anchor's region " + taRegion
 	}
 	c.add(check.Credentials, check.Row{Check: name, Status: check.OK, Detail: detail})
-	return cfg, ""
 }
 
-// credentials obtains credentials as run would and says whose they are;
-// cfg gets them for the references. It returns the caller, and why the
-// references cannot be checked, or "".
-func (c *checker) credentials(ctx context.Context, cfg *aws.Config, reason, blocked string) (check.Principal, string) {
-	p := check.Principal{Region: cfg.Region}
+// noRegion is the row of a configuration without a region: a failure
+// when a reference needs the default region.
+func (c *checker) noRegion(name string) {
+	for _, u := range c.uses {
+		if u.Ref.Region == "" {
+			c.add(check.Credentials, check.Row{Check: name, Status: check.Fail, Detail: "no AWS region is configured",
+				Hint: "set --region, ROLESENV_REGION or AWS_REGION"})
+			return
+		}
+	}
+	c.add(check.Credentials, check.Row{Check: name, Status: check.OK, Detail: "no default region; every reference names its own"})
+}
+
+// credentials obtains credentials as run would and says whose they are:
+// c.cfg gets them and c.principal names them for the references.
+func (c *checker) credentials(ctx context.Context) {
+	c.principal = check.Principal{Region: c.cfg.Region}
 	row := check.Row{Group: check.Credentials, Check: "credentials"}
 	switch {
-	case blocked != "":
-		row.Status, row.Detail = check.NotRun, "the local check \""+blocked+"\" failed"
+	case c.blocked != "":
+		row.Status, row.Detail = check.NotRun, "the local check \""+c.blocked+"\" failed"
 		c.add(check.Credentials, row)
-		return p, "the credentials were not checked"
-	case reason != "":
-		row.Status, row.Detail = check.NotRun, reason
+		c.notRun = "the credentials were not checked"
+		return
+	case c.expired(ctx) || c.notRun != "":
+		row.Status, row.Detail = check.NotRun, c.notRun
 		c.add(check.Credentials, row)
-		return p, reason
+		return
 	case c.cf.rolesAnywhere():
-		return c.rolesAnywhereCredentials(ctx, cfg, row, p)
+		row = c.rolesAnywhereCredentials(ctx, row)
+	default:
+		row = c.defaultChainCredentials(ctx, row)
 	}
-	creds, err := cfg.Credentials.Retrieve(ctx)
+	c.add(check.Credentials, row)
+	if row.Status == check.Fail && !c.expired(ctx) {
+		c.notRun = "the credentials check failed"
+	}
+}
+
+// defaultChainCredentials asks the default chain for credentials and STS
+// whose they are.
+func (c *checker) defaultChainCredentials(ctx context.Context, row check.Row) check.Row {
+	creds, err := c.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		row.Status, row.Detail = check.Fail, "the default credential chain found no usable credentials: "+inject.CredentialError(err)
 		row.Hint = "set the Roles Anywhere flags, or configure the default chain (AWS_PROFILE, a credential_process, an instance role)"
-		c.add(check.Credentials, row)
-		return p, "the credentials check failed"
+		c.timedOut(&row, err)
+		return row
 	}
-	stsCfg := cfg.Copy()
+	stsCfg := c.cfg.Copy()
 	if stsCfg.Region == "" {
 		stsCfg.Region = "us-east-1" // STS answers in every region; the identity is the same
 	}
@@ -419,32 +498,30 @@ func (c *checker) credentials(ctx context.Context, cfg *aws.Config, reason, bloc
 	if err != nil {
 		row.Status, row.Detail = check.Fail, "sts:GetCallerIdentity failed: "+inject.CredentialError(err)
 		row.Hint = "AWS did not accept the credentials of " + creds.Source
-		c.add(check.Credentials, row)
-		return p, "the credentials check failed"
+		c.timedOut(&row, err)
+		return row
 	}
-	p.ARN = aws.ToString(out.Arn)
-	row.Status, row.Detail = check.OK, "default chain ("+creds.Source+"): "+p.ARN
+	c.principal.ARN = aws.ToString(out.Arn)
+	row.Status, row.Detail = check.OK, "default chain ("+creds.Source+"): "+c.principal.ARN
 	if creds.CanExpire {
 		row.Detail += ", expires " + creds.Expires.UTC().Format(time.RFC3339)
 	}
-	c.add(check.Credentials, row)
-	return p, ""
+	return row
 }
 
 // rolesAnywhereCredentials calls CreateSession with the certificate.
-func (c *checker) rolesAnywhereCredentials(ctx context.Context, cfg *aws.Config, row check.Row, p check.Principal) (check.Principal, string) {
+func (c *checker) rolesAnywhereCredentials(ctx context.Context, row check.Row) check.Row {
 	row.Action = "rolesanywhere:CreateSession"
-	client, err := c.a.rolesAnywhereClient(ctx, c.cf, cfg.ConfigSources)
+	client, err := c.a.rolesAnywhereClient(ctx, c.cf, c.cfg.ConfigSources)
 	if err == nil {
 		prov := signer.NewProvider(client, signer.ProviderOptions{Logger: c.a.log})
 		var creds *signer.Credentials
 		if creds, err = prov.Credentials(ctx); err == nil {
-			cfg.Credentials = prov
-			p.ARN = creds.AssumedRoleARN
+			c.cfg.Credentials = prov
+			c.principal.ARN = creds.AssumedRoleARN
 			row.Status = check.OK
 			row.Detail = "IAM Roles Anywhere: " + creds.AssumedRoleARN + ", expires " + creds.Expiration.UTC().Format(time.RFC3339)
-			c.add(check.Credentials, row)
-			return p, ""
+			return row
 		}
 	}
 	row.Status, row.Detail, row.Hint = check.Fail, err.Error(), hintOf(err)
@@ -455,8 +532,8 @@ func (c *checker) rolesAnywhereCredentials(ctx context.Context, cfg *aws.Config,
 			row.Hint = createSessionHint(client)
 		}
 	}
-	c.add(check.Credentials, row)
-	return p, "the credentials check failed"
+	c.timedOut(&row, err)
+	return row
 }
 
 // createSessionHint explains a refused CreateSession: no identity policy
@@ -476,35 +553,37 @@ func createSessionHint(client *signer.Client) string {
 }
 
 // references checks every reference, one row per variable and
-// reference, and returns the command's environment when it renders (for
-// the command check), else nil.
-func (c *checker) references(ctx context.Context, tm *inject.Template, uses []inject.Use, cfg aws.Config, p check.Principal, reason string) []string {
-	if tm == nil {
-		return nil
-	}
-	if len(uses) == 0 {
-		env, err := tm.Render(inject.NewValues())
-		if err != nil {
-			return nil
-		}
-		if len(c.ef.envFiles) > 0 || c.ef.fromEnv {
-			c.add(check.Reference, check.Row{Check: "references", Status: check.OK, Detail: "none to resolve"})
-		}
-		return env.Environ()
-	}
+// reference, and keeps the command's environment in c.env when it renders
+// (for the command check).
+func (c *checker) references(ctx context.Context) {
 	switch {
-	case reason != "":
-		c.add(check.Reference, check.Skipped(uses, reason)...)
-		return nil
+	case c.tm == nil:
+		return
+	case len(c.uses) == 0:
+		c.noReferences()
+		return
+	case c.expired(ctx) || c.notRun != "":
+		c.add(check.Reference, check.Skipped(c.uses, c.notRun)...)
+		return
 	case c.describeOnly:
-		c.add(check.Reference, check.Describe(ctx, cfg, uses, p)...)
-		return nil
+		c.add(check.Reference, check.Describe(ctx, c.cfg, c.uses, c.principal)...)
+		return
 	}
-	vals := check.Fetch(ctx, &inject.Resolver{Config: cfg, Logger: c.a.log}, tm.Fetches())
-	c.add(check.Reference, check.Resolved(tm, uses, vals, p)...)
-	env, err := tm.Render(vals)
+	vals := check.Fetch(ctx, &inject.Resolver{Config: c.cfg, Logger: c.a.log}, c.tm.Fetches())
+	c.add(check.Reference, check.Resolved(c.tm, c.uses, vals, c.principal)...)
+	if env, err := c.tm.Render(vals); err == nil {
+		c.env = env.Environ()
+	}
+}
+
+// noReferences is the row of files with nothing to resolve.
+func (c *checker) noReferences() {
+	env, err := c.tm.Render(inject.NewValues())
 	if err != nil {
-		return nil
+		return
 	}
-	return env.Environ()
+	if len(c.ef.envFiles) > 0 || c.ef.fromEnv {
+		c.add(check.Reference, check.Row{Check: "references", Status: check.OK, Detail: "none to resolve"})
+	}
+	c.env = env.Environ()
 }

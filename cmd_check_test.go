@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -741,5 +742,74 @@ func TestCheckMoto(t *testing.T) {
 	code, r, _ = runCheckJSON(t, "check", "--env-file", "app.env", "--describe-only")
 	if row := r.row(t, "reference DB_PASSWORD", ""); code != 0 || row.Status != check.OK || row.Note == "" {
 		t.Errorf("--describe-only: exit %d, row %+v%s", code, row, dump(r))
+	}
+}
+
+// TestCheckTimeout: --timeout is one deadline for the whole check. A row
+// whose call it cut short says so, and the checks after it that need AWS
+// are not run, naming the timeout.
+func TestCheckTimeout(t *testing.T) {
+	f := newCheckFixture(t)
+	id, secret := f.srv.CreateUser("deploy", appPolicy)
+	t.Setenv("AWS_ACCESS_KEY_ID", id)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	writeTestFile(t, "app.env", appEnv, 0o644)
+
+	// STS does not answer in time: the credentials row says so, and the
+	// references are not run because of it.
+	f.srv.SetOperationLatency("sts:GetCallerIdentity", time.Minute)
+	code, r, _ := runCheckJSON(t, "check", "--env-file", "app.env", "--timeout", "300ms")
+	cred := r.row(t, "credentials", "")
+	if code != 1 || cred.Status != check.Fail || !strings.Contains(cred.Detail, "the --timeout of 300ms passed") || !strings.Contains(cred.Hint, "raise --timeout") {
+		t.Errorf("exit %d, credentials row = %+v", code, cred)
+	}
+	if row := r.row(t, "reference DB_USER", ""); row.Status != check.NotRun || !strings.Contains(row.Detail, "the --timeout of 300ms passed before this check") {
+		t.Errorf("DB_USER row = %+v", row)
+	}
+	f.srv.SetOperationLatency("sts:GetCallerIdentity", 0)
+
+	// Secrets Manager does not answer in time: its rows say so, the
+	// parameters' rows are ok. The two checks run side by side (each
+	// waits for its whole --timeout), each with its own delayed call.
+	cases := []struct{ op, flag string }{
+		{"secretsmanager:GetSecretValue", ""},
+		{"secretsmanager:DescribeSecret", "--describe-only"},
+	}
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	results := make([]result, len(cases))
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		f.srv.SetOperationLatency(tc.op, time.Minute)
+		defer f.srv.SetOperationLatency(tc.op, 0)
+		// Generous: the calls that are not delayed must answer well within it.
+		args := []string{"check", "--format", "json", "--env-file", "app.env", "--timeout", "8s"}
+		if tc.flag != "" {
+			args = append(args, tc.flag)
+		}
+		wg.Go(func() {
+			var res result
+			res.code, res.stdout, res.stderr = runCLI(t, args...)
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	for i, tc := range cases {
+		var r report
+		if err := json.Unmarshal([]byte(results[i].stdout), &r); err != nil {
+			t.Fatalf("%s: no JSON (%v):\n%s\n%s", tc.op, err, results[i].stdout, results[i].stderr)
+		}
+		if results[i].code != 1 {
+			t.Errorf("%s: exit %d, want 1%s", tc.op, results[i].code, dump(r))
+		}
+		if row := r.row(t, "reference API_TOKEN", ""); row.Status != check.Fail ||
+			!strings.Contains(row.Detail, "no answer before the check's deadline (--timeout)") || !strings.Contains(row.Hint, "raise --timeout") {
+			t.Errorf("%s: API_TOKEN row = %+v", tc.op, row)
+		}
+		if row := r.row(t, "reference PORT", ""); row.Status != check.OK {
+			t.Errorf("%s: PORT row = %+v", tc.op, row)
+		}
 	}
 }

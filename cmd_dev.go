@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -78,7 +79,7 @@ func cmdDev(ctx context.Context, a *app, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d, err := startDev(devOptions{dir: *dir, port: *port, http: *plain, self: self})
+	d, err := startDev(devOptions{dir: *dir, port: *port, http: *plain, self: self, log: log})
 	if err != nil {
 		return err
 	}
@@ -94,7 +95,8 @@ type devOptions struct {
 	dir  string
 	port int
 	http bool
-	self string // the rolesenv binary, for credential_process
+	self string       // the rolesenv binary, for credential_process
+	log  *slog.Logger // for warnings about DIR; nil: quiet
 }
 
 // devState is what DIR keeps across restarts, besides the PEM files.
@@ -129,8 +131,22 @@ func startDev(o devOptions) (*devEnv, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before DIR is made (a refusal leaves nothing behind) and
+	// after (someone else may have made it in between).
+	if _, err := checkDevDir(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &configError{msg: fmt.Sprintf("failed to create %s: %v", o.dir, err)}
+	}
+	warnings, err := checkDevDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		if o.log != nil {
+			o.log.Warn(w)
+		}
 	}
 	ca, err := loadOrCreateCA(dir)
 	if err != nil {
@@ -404,6 +420,108 @@ func commandName(self string) string {
 		}
 	}
 	return self
+}
+
+// checkDevDir looks at where DIR is before anything is written there.
+// DIR holds a CA key and client keys, and its env.sh is sourced by users:
+// whoever can replace a file in it, or DIR itself, runs commands in their
+// shells. So DIR is refused when it, or a directory on the way to it, can
+// be written by every user without the sticky bit (anyone could rename
+// DIR or env.sh away and put their own in place), when DIR itself is
+// writable by others at all, or when DIR, or a symbolic link on the way
+// to it, belongs to another user (other than root). A directory writable
+// by its group only is a warning: with a group per user, the usual
+// set-up with umask 002, that group is the user alone.
+//
+// Both the path as given and the path with its links resolved are looked
+// at.
+func checkDevDir(dir string) (warnings []string, err error) {
+	existing, exists := dir, true
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			exists, existing = false, filepath.Dir(p)
+		case err != nil:
+			return nil, &configError{msg: fmt.Sprintf("failed to look at %s: %v", p, err)}
+		default:
+			w, err := judgeDevPath(p, fi, p == dir)
+			if err != nil {
+				return nil, err
+			}
+			warnings = append(warnings, w...)
+		}
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	real, err := filepath.EvalSymlinks(existing)
+	if err != nil {
+		return nil, &configError{msg: fmt.Sprintf("failed to look at %s: %v", existing, err)}
+	}
+	if real == existing {
+		return warnings, nil
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil, &configError{msg: fmt.Sprintf("failed to look at %s: %v", p, err)}
+		}
+		w, err := judgeDevPath(p, fi, exists && p == real)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, w...)
+		if p == filepath.Dir(p) {
+			return warnings, nil
+		}
+	}
+}
+
+// judgeDevPath applies checkDevDir's rules to one path: DIR itself when
+// isDir, else a directory or link on the way to it.
+func judgeDevPath(p string, fi fs.FileInfo, isDir bool) (warnings []string, err error) {
+	refuse := func(format string, args ...any) error {
+		return &configError{msg: fmt.Sprintf(format, args...),
+			hint: "use a directory that only you can write to, under directories that only root or you can write to (the default .rolesenv-dev in your project, or one under your home directory)"}
+	}
+	mode := fi.Mode()
+	sticky := mode&fs.ModeSticky != 0
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		if !trustedOwner(fi) {
+			return nil, refuse("%s is a symbolic link owned by another user (uid %d), who can point it elsewhere", p, ownerOf(fi))
+		}
+	case isDir && !trustedOwner(fi):
+		return nil, refuse("%s belongs to another user (uid %d), who can replace env.sh and the keys in it", p, ownerOf(fi))
+	case isDir && mode&0o002 != 0:
+		return nil, refuse("%s is writable by every user, who could replace env.sh and the keys in it", p)
+	case mode&0o002 != 0 && !sticky:
+		return nil, refuse("%s is writable by every user without the sticky bit: anyone can replace what is under it", p)
+	case mode&0o020 != 0 && !sticky:
+		return []string{fmt.Sprintf("%s is writable by its group (gid %d), whose members can replace what is under it", p, groupOf(fi))}, nil
+	}
+	return nil, nil
+}
+
+// trustedOwner reports whether fi belongs to rolesenv's user or to root.
+func trustedOwner(fi fs.FileInfo) bool {
+	uid := ownerOf(fi)
+	return uid == 0 || uid == os.Geteuid()
+}
+
+func ownerOf(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return os.Geteuid() // no owner to compare: nothing to refuse on
+}
+
+func groupOf(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Gid)
+	}
+	return -1
 }
 
 // writeFile writes data with mode perm through a temporary file of its

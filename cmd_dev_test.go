@@ -2,7 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,5 +123,140 @@ func TestDevAdminProfileWithAWSCLI(t *testing.T) {
 	}
 	if got := awsCLI("ssm", "get-parameter", "--name", "/demo/token", "--with-decryption", "--query", "Parameter.Value"); got != "demo-token-1" {
 		t.Errorf("/demo/token = %q", got)
+	}
+}
+
+// TestDevDirChecks: DIR is refused where another user could replace
+// env.sh or the keys (a directory on the way writable by every user
+// without the sticky bit, DIR writable by others, DIR or a link on the
+// way owned by another user), accepted with a warning under a directory
+// writable by its group, and accepted quietly in a sticky directory such
+// as /tmp.
+func TestDevDirChecks(t *testing.T) {
+	const nobody = 65534
+	asRoot := func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give a file to another user")
+		}
+	}
+	mkdir := func(t *testing.T, p string, mode os.FileMode) {
+		t.Helper()
+		if err := os.Mkdir(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, base string) string // returns DIR
+		refuse string
+		warn   string
+	}{
+		{"new, in a private directory", func(t *testing.T, base string) string {
+			return filepath.Join(base, "a", "dev")
+		}, "", ""},
+		{"under a world-writable directory", func(t *testing.T, base string) string {
+			mkdir(t, filepath.Join(base, "ww"), 0o777)
+			return filepath.Join(base, "ww", "x", "dev")
+		}, "ww is writable by every user without the sticky bit", ""},
+		{"in a sticky world-writable directory", func(t *testing.T, base string) string {
+			mkdir(t, filepath.Join(base, "tmp"), os.ModeSticky|0o777)
+			return filepath.Join(base, "tmp", "dev")
+		}, "", ""},
+		{"DIR world-writable with the sticky bit", func(t *testing.T, base string) string {
+			mkdir(t, filepath.Join(base, "dev"), os.ModeSticky|0o777)
+			return filepath.Join(base, "dev")
+		}, "dev is writable by every user, who could replace env.sh", ""},
+		{"under a group-writable directory", func(t *testing.T, base string) string {
+			mkdir(t, filepath.Join(base, "grp"), 0o770)
+			return filepath.Join(base, "grp", "dev")
+		}, "", "grp is writable by its group"},
+		{"DIR owned by another user", func(t *testing.T, base string) string {
+			asRoot(t)
+			mkdir(t, filepath.Join(base, "dev"), 0o700)
+			if err := os.Chown(filepath.Join(base, "dev"), nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(base, "dev")
+		}, "dev belongs to another user (uid 65534)", ""},
+		{"a link owned by another user", func(t *testing.T, base string) string {
+			asRoot(t)
+			mkdir(t, filepath.Join(base, "mine"), 0o700)
+			if err := os.Symlink(filepath.Join(base, "mine"), filepath.Join(base, "link")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(filepath.Join(base, "link"), nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(base, "link", "dev")
+		}, "link is a symbolic link owned by another user (uid 65534)", ""},
+		{"a link to a world-writable directory", func(t *testing.T, base string) string {
+			mkdir(t, filepath.Join(base, "ww"), 0o777)
+			if err := os.Symlink(filepath.Join(base, "ww"), filepath.Join(base, "link")); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(base, "link", "dev")
+		}, "ww is writable by every user without the sticky bit", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.setup(t, t.TempDir())
+			warnings, err := checkDevDir(dir)
+			switch {
+			case tc.refuse == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.refuse != "" && (err == nil || !strings.Contains(err.Error(), tc.refuse)):
+				t.Fatalf("got %v, want a refusal with %q", err, tc.refuse)
+			}
+			got := strings.Join(warnings, "\n")
+			if (tc.warn == "") != (got == "") || !strings.Contains(got, tc.warn) {
+				t.Errorf("warnings %q, want %q", got, tc.warn)
+			}
+		})
+	}
+}
+
+// TestDevDirRefusedOrMade: startDev writes nothing where DIR is refused,
+// and makes a new DIR with mode 0700 whatever the umask, warning in its
+// log about a group-writable directory above it.
+func TestDevDirRefusedOrMade(t *testing.T) {
+	testenv.IsolateAWS(t)
+	base := t.TempDir()
+	ww := filepath.Join(base, "ww")
+	if err := os.Mkdir(ww, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ww, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startDev(devOptions{dir: filepath.Join(ww, "dev"), self: "/usr/local/bin/rolesenv"})
+	if err == nil || !strings.Contains(err.Error(), "writable by every user") {
+		t.Fatalf("startDev under a world-writable directory: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(ww, "dev")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused DIR was created: %v", err)
+	}
+
+	grp := filepath.Join(base, "grp")
+	if err := os.Mkdir(grp, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(grp, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	var logBuf bytes.Buffer
+	dir := filepath.Join(grp, "dev")
+	d, err := startDev(devOptions{dir: dir, self: "/usr/local/bin/rolesenv", log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv.Close()
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("DIR: %v, %v; want mode 0700", st.Mode().Perm(), err)
+	}
+	if !strings.Contains(logBuf.String(), "level=WARN") || !strings.Contains(logBuf.String(), grp+" is writable by its group") {
+		t.Errorf("no warning about %s in the log:\n%s", grp, logBuf.String())
 	}
 }

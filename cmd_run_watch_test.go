@@ -203,6 +203,7 @@ func (p *runProc) stop() int {
 // Log messages the tests wait for.
 const (
 	logChecked   = `msg=checked`
+	logRefresh   = `msg="refresh requested: checking now"`
 	logWarn      = `msg="watch failed; the command keeps its environment"`
 	logRecovered = `msg="watch recovered"`
 	logRestarted = `msg="child restarted"`
@@ -291,15 +292,23 @@ func writeEnvFile(t *testing.T, content string) string {
 // rotationScenario runs one rolesenv through every rotation case, with the
 // aws CLI rotating: a put-secret-value restarts the command once with the
 // new value; an AWSPENDING-only put restarts nothing; rotating a JSON key
-// that no variable uses restarts nothing; five rotations inside the
-// debounce window restart once; past the restart budget the change is
-// deferred and logged.
+// that no variable uses restarts nothing; five rotations before a check
+// restart once, with the last value; past the restart budget the change
+// is deferred and logged.
+//
+// Nothing here depends on how fast the machine is: rolesenv checks only
+// when the test sends the refresh signal (the --interval is so long that
+// its first check, at a random point of the first interval, practically
+// never comes), so every rotation is made before the check that sees it,
+// however long the aws CLI takes. The debounce is then short: it delays
+// a restart, and nothing happens meanwhile. The debounce's timing is
+// tested on a fake clock in internal/supervise.
 //
 // transient is how many watch failures may occur, each followed by a
 // recovery (the last may be cut short by the stop): none against the
-// emulator; against moto_server, whose
-// development HTTP server closes every connection after its answer, a
-// poll now and then fails on the connection and the next one recovers.
+// emulator; against moto_server, whose development HTTP server closes
+// every connection after its answer, a poll now and then fails on the
+// connection and a later one recovers.
 func rotationScenario(t *testing.T, env []string, transient int) {
 	cli := func(args ...string) { awsCLI(t, env, args...) }
 	put := func(id, value string, extra ...string) {
@@ -308,30 +317,37 @@ func rotationScenario(t *testing.T, env []string, transient int) {
 	cli("secretsmanager", "create-secret", "--name", "rot/api", "--secret-string", "api-1")
 	cli("secretsmanager", "create-secret", "--name", "rot/db", "--secret-string", `{"user":"u","password":"pw-1","unused":"x-1"}`)
 	file := writeEnvFile(t, "API=sm://rot/api\nPASS=sm://rot/db#password\n")
-	p := startRun(t, env, "run", "--env-file", file, "--interval", "100ms", "--debounce", "4s",
-		"--max-restarts", "2", "--restart-window", "1h", "--log-level", "debug",
+	p := startRun(t, env, "run", "--env-file", file, "--interval", "10000h", "--refresh-signal", "USR1",
+		"--debounce", "100ms", "--max-restarts", "2", "--restart-window", "1h", "--log-level", "debug",
 		"--", "rolesenv-testchild", "printvars", "API", "PASS")
 	p.waitOut("start API=api-1 PASS=pw-1")
 
 	put("rot/api", "api-2")
+	p.checkClean()
 	p.waitOut("start API=api-2 PASS=pw-1")
 
 	// AWSPENDING only: two full checks after the put find nothing.
 	put("rot/api", "api-pending", "--version-stages", "AWSPENDING")
-	p.waitLog(logChecked, p.countLog(logChecked)+2)
+	p.checkClean()
+	p.checkClean()
 	if n := p.countLog(`msg="rotation detected" ref=sm://rot/api`); n != 1 {
 		t.Errorf("%d rotations of sm://rot/api detected after an AWSPENDING put, want the first only", n)
 	}
 
 	put("rot/db", `{"user":"u","password":"pw-1","unused":"x-2"}`)
+	p.checkClean()
 	p.waitLog(`msg="nothing the command receives changed" reason="sm://rot/db rotated`, 1)
 
+	// The last check was clean: no retry is pending, so no check comes
+	// before the next signal.
 	for i := 3; i <= 7; i++ {
 		put("rot/api", fmt.Sprintf("api-%d", i))
 	}
+	p.checkClean()
 	p.waitOut("start API=api-7 PASS=pw-1")
 
 	put("rot/api", "api-8")
+	p.checkClean()
 	p.waitLog(logDeferred, 1)
 
 	want := []string{"start API=api-1 PASS=pw-1", "start API=api-2 PASS=pw-1", "start API=api-7 PASS=pw-1"}
@@ -349,6 +365,51 @@ func rotationScenario(t *testing.T, env []string, transient int) {
 	} else if n > 0 {
 		t.Logf("%d transient watch failures, each followed by a recovery", n)
 	}
+}
+
+// checkNow sends the refresh signal (USR1) and returns the log line of
+// the check it started: the first "checked" line after the refresh line
+// the signal caused. The check runs as soon as the watcher takes the
+// signal, so it sees everything done before checkNow was called.
+func (p *runProc) checkNow() string {
+	p.t.Helper()
+	n := p.countLog(logRefresh)
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		p.t.Fatal(err)
+	}
+	var line string
+	p.waitFor("the check asked for with the refresh signal", &p.log, func(l []string) bool {
+		seen := 0
+		for i, s := range l {
+			if !strings.Contains(s, logRefresh) {
+				continue
+			}
+			if seen++; seen == n+1 {
+				for _, s := range l[i+1:] {
+					if strings.Contains(s, logChecked) {
+						line = s
+						return true
+					}
+				}
+				return false
+			}
+		}
+		return false
+	})
+	return line
+}
+
+// checkClean asks for checks until one has no failure. After it, the
+// watcher has no retry pending and checks again only when asked (or at
+// its --interval).
+func (p *runProc) checkClean() {
+	p.t.Helper()
+	for range 10 {
+		if strings.Contains(p.checkNow(), " failures=0 ") {
+			return
+		}
+	}
+	p.t.Fatal("ten checks in a row failed")
 }
 
 // TestRunRotationDev is the rotation scenario against the emulator.

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
+	"github.com/rolesenv/rolesenv/internal/procsec"
 )
 
 // Set with -ldflags "-X main.version=... -X main.commit=...".
@@ -70,6 +71,7 @@ var commands = []command{
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
 	a.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	procsec.Protect(a.log) // before any secret or key is read: no core file of rolesenv
 	err := dispatch(ctx, a, args)
 	code := exitcode.Of(err)
 	if err != nil && !exitcode.Quiet(err) {

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -106,46 +107,9 @@ func (d *describer) region(f inject.Fetch) string {
 // stages asked of it) and one DescribeParameters per 50 parameter names
 // of a region, at most inject.DefaultParallel calls at a time.
 func (d *describer) run(ctx context.Context, fetches []inject.Fetch) {
-	type key struct{ region, id string }
-	secrets := map[key][]inject.Fetch{}
-	var secretKeys []key
-	params := map[string][]inject.Fetch{}
-	var regions []string
-	for _, f := range fetches {
-		region := d.region(f)
-		if region == "" {
-			d.set(f, described{status: Fail, detail: "no AWS region is configured", hint: "set --region or AWS_REGION"})
-			continue
-		}
-		if f.Service == inject.ParameterStore {
-			if params[region] == nil {
-				regions = append(regions, region)
-			}
-			params[region] = append(params[region], f)
-			continue
-		}
-		k := key{region, f.ID}
-		if secrets[k] == nil {
-			secretKeys = append(secretKeys, k)
-		}
-		secrets[k] = append(secrets[k], f)
-	}
-	var jobs []func()
-	for _, k := range secretKeys {
-		jobs = append(jobs, func() { d.secret(ctx, k.region, k.id, secrets[k]) })
-	}
-	for _, region := range regions {
-		list := params[region]
-		for len(list) > 0 {
-			n := min(len(list), 50)
-			chunk := list[:n]
-			jobs = append(jobs, func() { d.parameters(ctx, region, chunk) })
-			list = list[n:]
-		}
-	}
 	sem := make(chan struct{}, inject.DefaultParallel)
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for _, j := range d.jobs(ctx, fetches) {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -157,29 +121,58 @@ func (d *describer) run(ctx context.Context, fetches []inject.Fetch) {
 	wg.Wait()
 }
 
+// jobs groups the fetches into the calls that describe them: one per
+// secret, one per 50 parameters of a region. A fetch without a region
+// fails at once.
+func (d *describer) jobs(ctx context.Context, fetches []inject.Fetch) []func() {
+	type key struct{ region, id string }
+	secrets := map[key][]inject.Fetch{}
+	var secretKeys []key
+	params := map[string][]inject.Fetch{}
+	var regions []string
+	for _, f := range fetches {
+		region := d.region(f)
+		switch {
+		case region == "":
+			d.set(f, described{status: Fail, detail: "no AWS region is configured", hint: "set --region or AWS_REGION"})
+		case f.Service == inject.ParameterStore:
+			if params[region] == nil {
+				regions = append(regions, region)
+			}
+			params[region] = append(params[region], f)
+		default:
+			k := key{region, f.ID}
+			if secrets[k] == nil {
+				secretKeys = append(secretKeys, k)
+			}
+			secrets[k] = append(secrets[k], f)
+		}
+	}
+	var jobs []func()
+	for _, k := range secretKeys {
+		jobs = append(jobs, func() { d.secret(ctx, k.region, k.id, secrets[k]) })
+	}
+	for _, region := range regions {
+		for list := params[region]; len(list) > 0; {
+			chunk := list[:min(len(list), 50)]
+			jobs = append(jobs, func() { d.parameters(ctx, region, chunk) })
+			list = list[len(chunk):]
+		}
+	}
+	return jobs
+}
+
 // secret describes one secret for every stage or version asked of it.
 func (d *describer) secret(ctx context.Context, region, id string, fs []inject.Fetch) {
 	c := secretsmanager.NewFromConfig(d.cfg, func(o *secretsmanager.Options) { o.Region = region })
 	out, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
 	if err != nil {
-		r := failed(err, actionDescribeSecret, id)
-		if r.denied {
-			r.resource = resourceARN(fs[0], d.regioned(region))
-		}
-		if !r.denied && r.failure.notFound {
-			r.hint = notFoundHint(fs[0])
-		}
-		for _, f := range fs {
-			d.set(f, r)
-		}
+		d.setAll(fs, d.secretFailed(err, region, id, fs[0]))
 		return
 	}
 	if out.DeletedDate != nil {
-		r := described{status: Fail, detail: "the secret is scheduled for deletion on " + stamp(*out.DeletedDate),
-			hint: "restore it with RestoreSecret, or point the reference at another secret"}
-		for _, f := range fs {
-			d.set(f, r)
-		}
+		d.setAll(fs, described{status: Fail, detail: "the secret is scheduled for deletion on " + stamp(*out.DeletedDate),
+			hint: "restore it with RestoreSecret, or point the reference at another secret"})
 		return
 	}
 	var deprecated map[string]bool // versions without a stage, listed on demand
@@ -197,21 +190,43 @@ func (d *describer) secret(ctx context.Context, region, id string, fs []inject.F
 		// version can still be read until Secrets Manager prunes it.
 		if deprecated == nil {
 			var r described
-			deprecated, r = d.deprecatedVersions(ctx, c, id)
-			if deprecated == nil {
+			if deprecated, r = d.deprecatedVersions(ctx, c, id); deprecated == nil {
 				d.set(f, r)
 				continue
 			}
 		}
-		switch {
-		case deprecated[f.VersionID]:
-			d.set(f, described{status: OK, version: shortID(f.VersionID),
-				detail: "exists: version " + shortID(f.VersionID) + " (deprecated: it has no stage)"})
-		default:
-			d.set(f, described{status: Fail, code: "ResourceNotFoundException",
-				detail: "the secret has no version " + f.VersionID, hint: notFoundHint(f)})
-		}
+		d.set(f, deprecatedVersion(f, deprecated))
 	}
+}
+
+func (d *describer) setAll(fs []inject.Fetch, r described) {
+	for _, f := range fs {
+		d.set(f, r)
+	}
+}
+
+// secretFailed is a DescribeSecret that AWS refused or failed; f is one
+// of the fetches it was for.
+func (d *describer) secretFailed(err error, region, id string, f inject.Fetch) described {
+	r := failed(err, actionDescribeSecret, id)
+	if r.denied {
+		r.resource = resourceARN(f, d.regioned(region))
+	}
+	if !r.denied && r.failure.notFound {
+		r.hint = notFoundHint(f)
+	}
+	return r
+}
+
+// deprecatedVersion is a pinned version that no stage holds: it exists if
+// it is among the deprecated versions.
+func deprecatedVersion(f inject.Fetch, deprecated map[string]bool) described {
+	if deprecated[f.VersionID] {
+		return described{status: OK, version: shortID(f.VersionID),
+			detail: "exists: version " + shortID(f.VersionID) + " (deprecated: it has no stage)"}
+	}
+	return described{status: Fail, code: "ResourceNotFoundException",
+		detail: "the secret has no version " + f.VersionID, hint: notFoundHint(f)}
 }
 
 func (d *describer) regioned(region string) Principal {
@@ -356,6 +371,9 @@ func arnAccount(id string) string {
 func failed(err error, action, resource string) described {
 	fl := describe(err)
 	r := described{status: Fail, code: fl.code, detail: action + " failed: " + errorText(fl, err), failure: fl}
+	if errors.Is(err, context.DeadlineExceeded) {
+		r.detail, r.hint = action+" failed: "+deadlineDetail, DeadlineHint
+	}
 	if fl.denied {
 		r.denied, r.action, r.resource = true, action, resource
 	}

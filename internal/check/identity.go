@@ -44,83 +44,106 @@ const passphraseHint = "the passphrase comes from ROLESENV_PRIVATE_KEY_PASSPHRAS
 // that does not verify against f.CA does not block: the service has the
 // last word on trust, and its answer is worth seeing too.
 func Identity(f IdentityFiles, now time.Time) (rows []Row, blocked string) {
-	add := func(r Row) {
-		r.Group = Local
-		rows = append(rows, r)
-		if r.Status == Fail && blocked == "" && !strings.HasPrefix(r.Check, "chain to ") && !strings.HasPrefix(r.Check, "CA certificate") {
-			blocked = r.Check
+	c := &identityCheck{f: f, l: load(f), now: now, keyName: f.PrivateKey}
+	if c.keyName == "" {
+		c.keyName = f.Certificate
+	}
+	c.files()
+	c.certificate()
+	if c.l.cert != nil && (len(c.l.chain) > 0 || f.CA != "") {
+		for _, r := range chainRows(f, c.l, now) {
+			c.add(r)
 		}
 	}
-	l := load(f)
-	keyName := f.PrivateKey
-	if keyName == "" {
-		keyName = f.Certificate
-	}
+	c.signerVerdict()
+	return c.rows, c.blocked
+}
 
-	// The files.
-	switch {
-	case l.certErr != nil:
-		add(fileFailure("certificate "+f.Certificate, l.certErr))
-	default:
-		c := l.cert
-		add(Row{Check: "certificate " + f.Certificate, Status: OK,
-			Detail: fmt.Sprintf("subject %s, serial %s, issued by %s", name(c.Subject.String()), c.SerialNumber, name(c.Issuer.String()))})
+// identityCheck is one run of Identity: what was read, and the rows so
+// far.
+type identityCheck struct {
+	f       IdentityFiles
+	l       loaded
+	now     time.Time
+	keyName string // the file the key is in
+	rows    []Row
+	blocked string
+}
+
+// add adds a row; a failure that the signer would refuse to sign over
+// blocks CreateSession (the chain to the CA does not: the service has
+// the last word on trust).
+func (c *identityCheck) add(r Row) {
+	r.Group = Local
+	c.rows = append(c.rows, r)
+	if r.Status == Fail && c.blocked == "" && !strings.HasPrefix(r.Check, "chain to ") && !strings.HasPrefix(r.Check, "CA certificate") {
+		c.blocked = r.Check
+	}
+}
+
+// files: each file reads and parses, and the key file's permissions.
+func (c *identityCheck) files() {
+	f, l := c.f, c.l
+	if l.certErr != nil {
+		c.add(fileFailure("certificate "+f.Certificate, l.certErr))
+	} else {
+		c.add(Row{Check: "certificate " + f.Certificate, Status: OK,
+			Detail: fmt.Sprintf("subject %s, serial %s, issued by %s", name(l.cert.Subject.String()), l.cert.SerialNumber, name(l.cert.Issuer.String()))})
 	}
 	switch {
 	case l.keyErr != nil:
-		add(fileFailure("private key "+keyName, l.keyErr))
+		c.add(fileFailure("private key "+c.keyName, l.keyErr))
 	case l.key == nil:
-		add(Row{Check: "private key " + keyName, Status: NotRun, Detail: "not read: the certificate file could not be parsed"})
+		c.add(Row{Check: "private key " + c.keyName, Status: NotRun, Detail: "not read: the certificate file could not be parsed"})
 	default:
 		detail := keyType(l.key.Public())
-		if keyName == f.Certificate {
+		if c.keyName == f.Certificate {
 			detail += ", in the certificate file"
 		}
-		add(Row{Check: "private key " + keyName, Status: OK, Detail: detail})
-		add(permissions(keyName, l.keyMode))
+		c.add(Row{Check: "private key " + c.keyName, Status: OK, Detail: detail})
+		c.add(permissions(c.keyName, l.keyMode))
 	}
 	if f.Intermediates != "" || len(l.chain) > 0 {
-		add(intermediates(f, l, now))
+		c.add(intermediates(f, l, c.now))
 	}
+}
 
-	// The certificate itself.
+// certificate: the key matches it, its dates and its usage.
+func (c *identityCheck) certificate() {
+	l := c.l
+	if l.cert == nil {
+		for _, name := range []string{"key matches certificate", "certificate validity", "certificate usage"} {
+			c.add(Row{Check: name, Status: NotRun, Detail: "the certificate could not be read"})
+		}
+		return
+	}
 	switch {
-	case l.cert == nil:
-		for _, c := range []string{"key matches certificate", "certificate validity", "certificate usage"} {
-			add(Row{Check: c, Status: NotRun, Detail: "the certificate could not be read"})
-		}
+	case l.key == nil:
+		c.add(Row{Check: "key matches certificate", Status: NotRun, Detail: "the private key could not be read"})
+	case !samePublicKey(l.cert.PublicKey, l.key.Public()):
+		c.add(Row{Check: "key matches certificate", Status: Fail,
+			Detail: fmt.Sprintf("the private key %s does not belong to the certificate %s", c.keyName, c.f.Certificate),
+			Hint:   "compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`"})
 	default:
-		switch {
-		case l.key == nil:
-			add(Row{Check: "key matches certificate", Status: NotRun, Detail: "the private key could not be read"})
-		case !samePublicKey(l.cert.PublicKey, l.key.Public()):
-			add(Row{Check: "key matches certificate", Status: Fail,
-				Detail: fmt.Sprintf("the private key %s does not belong to the certificate %s", keyName, f.Certificate),
-				Hint:   "compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`"})
-		default:
-			add(Row{Check: "key matches certificate", Status: OK, Detail: "the key's public half is the certificate's"})
-		}
-		add(validity(l.cert, now))
-		add(usage(l.cert))
+		c.add(Row{Check: "key matches certificate", Status: OK, Detail: "the key's public half is the certificate's"})
 	}
-	if l.cert != nil && (len(l.chain) > 0 || f.CA != "") {
-		for _, r := range chainRows(f, l, now) {
-			add(r)
-		}
-	}
+	c.add(validity(l.cert, c.now))
+	c.add(usage(l.cert))
+}
 
-	// The signer's own checks are the last word on what it will sign:
-	// if they refuse what the rows above passed, say so.
-	if blocked == "" && l.cert != nil && l.key != nil {
-		id, err := signer.NewIdentity(l.cert, l.chain, l.key)
-		if err == nil {
-			_, err = id.Check(now)
-		}
-		if err != nil {
-			add(Row{Check: "local checks", Status: Fail, Detail: err.Error()})
-		}
+// signerVerdict: the signer's own checks are the last word on what it
+// will sign; if they refuse what the rows passed, say so.
+func (c *identityCheck) signerVerdict() {
+	if c.blocked != "" || c.l.cert == nil || c.l.key == nil {
+		return
 	}
-	return rows, blocked
+	id, err := signer.NewIdentity(c.l.cert, c.l.chain, c.l.key)
+	if err == nil {
+		_, err = id.Check(c.now)
+	}
+	if err != nil {
+		c.add(Row{Check: "local checks", Status: Fail, Detail: err.Error()})
+	}
 }
 
 // loaded is what could be read of an identity's files.

@@ -134,10 +134,21 @@ func shortID(id string) string {
 	return id
 }
 
+// A row whose call the check's deadline cut short says so, with
+// DeadlineHint.
+const (
+	deadlineDetail = "no answer before the check's deadline (--timeout)"
+	DeadlineHint   = "raise --timeout, or find what slows AWS down (--log-level debug shows every call)"
+)
+
 // failedUse is the row of a use that could not be rendered.
 func failedUse(u inject.Use, re *inject.ResolveError, p Principal) Row {
 	r := useRow(u, Fail, re.Err.Error())
 	r.Code = re.Code
+	if errors.Is(re, context.DeadlineExceeded) {
+		r.Detail += " (" + deadlineDetail + ")"
+		r.Hint = DeadlineHint
+	}
 	fl := describe(re)
 	if !fl.denied {
 		if fl.notFound {

@@ -5,6 +5,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/rolesenv/rolesenv/internal/procsec"
 )
 
 func envValue(env []string, name string) (string, bool) {
@@ -65,7 +67,7 @@ func (s *Supervisor) Exec(env []string) error {
 		return err
 	}
 	argv := append([]string{s.cfg.Command}, s.cfg.Args...)
-	err = syscall.Exec(path, argv, sortedEnv(env))
+	err = procsec.Exec(path, argv, sortedEnv(env))
 	return &StartError{Command: s.cfg.Command, Err: err}
 }
 

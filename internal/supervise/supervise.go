@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/procsec"
 )
 
 // OnChange says what a new environment does to the running child.
@@ -202,7 +204,7 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 		chld:         make(chan os.Signal, 1),
 		handoff:      make(chan struct{}),
 		early:        make(chan struct{}),
-		startProcess: os.StartProcess,
+		startProcess: procsec.StartProcess,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -23,8 +23,17 @@ import (
 // from a skip into a failure, so CI never skips silently.
 const RequireToolsVar = "ROLESENV_TEST_REQUIRE_TOOLS"
 
+// slowTools start a process per call or a server of their own: the aws
+// CLI (a Python interpreter per call) and moto_server. Tests that need
+// them are skipped under -short, which is for development; make test and
+// CI never pass -short.
+var slowTools = map[string]bool{"aws": true, "moto_server": true}
+
 // RequireTool skips the test when name is not on the PATH, or fails it when
-// RequireToolsVar is 1. It returns the tool's path.
+// RequireToolsVar is 1. Under -short it also skips the tests that run the
+// aws CLI or moto_server (after the check for a missing tool, so a
+// machine that lacks one still fails with RequireToolsVar=1). It returns
+// the tool's path.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
@@ -34,7 +43,29 @@ func RequireTool(t testing.TB, name string) string {
 		}
 		t.Skipf("%s is not on the PATH; install it to run this test (CI requires it)", name)
 	}
+	if Short(name) {
+		t.Skipf("-short: skipping a test that runs %s (make test runs it)", name)
+	}
 	return p
+}
+
+// Short reports whether the tests that need the tool name are skipped
+// because of -short.
+func Short(name string) bool { return testing.Short() && slowTools[name] }
+
+// Lookup is RequireTool for callers without a testing.TB (testscript
+// conditions): the tool's path, or "" when a test should go without it
+// (not on the PATH, or skipped under -short), or an error when it is
+// missing and RequireToolsVar is 1.
+func Lookup(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	switch {
+	case err != nil && os.Getenv(RequireToolsVar) == "1":
+		return "", fmt.Errorf("%s is required (%s=1) but not on the PATH", name, RequireToolsVar)
+	case err != nil, Short(name):
+		return "", nil
+	}
+	return p, nil
 }
 
 // IsolateAWS points every AWS setting of this process at nothing: no
