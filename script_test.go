@@ -58,13 +58,8 @@ func TestScripts(t *testing.T) {
 			if !ok {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
-			if _, err := exec.LookPath(tool); err != nil {
-				if os.Getenv(testenv.RequireToolsVar) == "1" {
-					return false, fmt.Errorf("%s is required (%s=1) but not on the PATH", tool, testenv.RequireToolsVar)
-				}
-				return false, nil
-			}
-			return true, nil
+			p, err := testenv.Lookup(tool)
+			return p != "", err
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"bg":       cmdBackground,
