@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,18 +55,53 @@ func TestRunIntervalFloor(t *testing.T) {
 	}
 }
 
-// fakeAfter is a time.After whose channels the test fires.
+// fakeAfter is a clock and a time.After whose channels the test fires.
+// The limiter calls it from its own goroutine: asked tells the test each
+// wait the limiter asked for, which is how the test knows it happened.
 type fakeAfter struct {
+	mu    sync.Mutex
 	now   time.Time
 	waits []chan time.Time
-	asked []time.Duration
+	asked chan time.Duration
+}
+
+func newFakeAfter() *fakeAfter {
+	return &fakeAfter{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), asked: make(chan time.Duration, 16)}
+}
+
+func (f *fakeAfter) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeAfter) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
 }
 
 func (f *fakeAfter) after(d time.Duration) <-chan time.Time {
 	c := make(chan time.Time, 1)
+	f.mu.Lock()
 	f.waits = append(f.waits, c)
-	f.asked = append(f.asked, d)
+	f.mu.Unlock()
+	f.asked <- d
 	return c
+}
+
+// fire ends the i-th wait.
+func (f *fakeAfter) fire(i int) {
+	f.mu.Lock()
+	c, now := f.waits[i], f.now
+	f.mu.Unlock()
+	c <- now
+}
+
+func (f *fakeAfter) held() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.waits)
 }
 
 // TestRefreshLimiter: the first request passes at once, requests within
@@ -73,10 +110,10 @@ func (f *fakeAfter) after(d time.Duration) <-chan time.Time {
 // after the gap passes at once.
 func TestRefreshLimiter(t *testing.T) {
 	in, out := make(chan struct{}), make(chan struct{}, 1)
-	clk := &fakeAfter{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	// The limiter runs on the test's goroutine, one request at a time:
-	// each send on in returns once the limiter took it.
-	l := refreshLimiter{gap: 5 * time.Second, now: func() time.Time { return clk.now }, after: clk.after, log: slog.New(slog.DiscardHandler)}
+	clk := newFakeAfter()
+	// in is unbuffered: each send returns once the limiter has handled
+	// every earlier request and taken this one.
+	l := refreshLimiter{gap: 5 * time.Second, now: clk.Now, after: clk.after, log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.run(ctx, in, out); close(done) }()
@@ -95,29 +132,40 @@ func TestRefreshLimiter(t *testing.T) {
 	}
 	in <- struct{}{} // taken only after the previous ones were handled
 	take()
-	if passed != 1 || len(clk.waits) != 1 || clk.asked[0] != 5*time.Second {
-		t.Fatalf("200 requests at once: %d passed, %d held (%v), want 1 and 1 for 5s", passed, len(clk.waits), clk.asked)
+	if d := <-clk.asked; passed != 1 || clk.held() != 1 || d != 5*time.Second {
+		t.Fatalf("200 requests at once: %d passed, %d held (for %v), want 1 and 1 for 5s", passed, clk.held(), d)
 	}
-	clk.now = clk.now.Add(5 * time.Second)
-	clk.waits[0] <- clk.now
-	in <- struct{}{} // after the held one was passed on: merged into the next gap
-	take()
-	if passed != 2 || len(clk.waits) != 2 {
-		t.Fatalf("after the gap: %d passed, %d held, want 2 and 2", passed, len(clk.waits))
+	clk.advance(5 * time.Second)
+	clk.fire(0)
+	<-out // the held request passes when the gap has passed
+	passed++
+	in <- struct{}{} // after it was passed on: held for the next gap
+	if d := <-clk.asked; passed != 2 || clk.held() != 2 || d != 5*time.Second {
+		t.Fatalf("after the gap: %d passed, %d held (for %v), want 2 and 2 for 5s", passed, clk.held(), d)
 	}
-	clk.now = clk.now.Add(time.Hour)
-	clk.waits[1] <- clk.now
-	in <- struct{}{}
-	in <- struct{}{}
-	// Not taken: the watcher is busy; the next request merges into it.
-	if passed != 2 || len(out) != 1 {
-		t.Fatalf("%d passed, %d waiting, want one waiting", passed, len(out))
+	clk.advance(time.Hour)
+	clk.fire(1)
+	// Not taken: the watcher is busy with the request that passed.
+	deadline := time.After(time.Minute)
+	for len(out) == 0 {
+		select {
+		case <-deadline:
+			t.Fatal("the held request did not pass when its wait ended")
+		default:
+			runtime.Gosched()
+		}
 	}
-	clk.now = clk.now.Add(time.Hour)
+	in <- struct{}{} // within the gap again: held
+	in <- struct{}{} // merged into the held one
+	<-clk.asked
+	if passed != 2 || len(out) != 1 || clk.held() != 3 {
+		t.Fatalf("%d passed, %d waiting, %d held, want 2, 1 and 3", passed, len(out), clk.held())
+	}
+	clk.advance(time.Hour)
 	in <- struct{}{}
 	in <- struct{}{}
-	if len(out) != 1 {
-		t.Errorf("%d waiting: requests while one waits are not merged", len(out))
+	if len(out) != 1 || clk.held() != 3 {
+		t.Errorf("%d waiting, %d held: requests while one is held are not merged", len(out), clk.held())
 	}
 }
 
