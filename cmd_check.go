@@ -335,8 +335,13 @@ func (c *checker) rolesAnywhere() (blocked string) {
 	if c.cf.certificate == "" {
 		return blocked
 	}
+	hw, err := c.a.hardwareKey(c.cf)
+	if err != nil {
+		fail(check.Row{Check: "TPM key " + c.cf.privateKey, Detail: err.Error(), Hint: hintOf(err)})
+		return blocked
+	}
 	rows, b := check.Identity(check.IdentityFiles{Certificate: c.cf.certificate, PrivateKey: c.cf.privateKey,
-		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass}, c.now)
+		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass, Key: hw}, c.now)
 	c.add(check.Local, rows...)
 	if blocked == "" {
 		blocked = b
