@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/rolesenv/rolesenv/internal/awsdev"
 	"github.com/rolesenv/rolesenv/internal/devpki"
 	"github.com/rolesenv/rolesenv/internal/exitcode"
+	"github.com/rolesenv/rolesenv/internal/testenv"
 	"github.com/rolesenv/rolesenv/internal/tpmkey"
 	"github.com/rolesenv/rolesenv/internal/tpmkey/swtpmtest"
 )
@@ -26,7 +28,7 @@ import (
 // own signature check verifies), then a CA of the test's own, which it
 // makes a trust anchor of the emulator. It returns the certificate's path
 // and the anchor's ARN.
-func tpmIdentity(t *testing.T, e *raEmulator, ref string, opts tpmkey.Options) (string, string) {
+func tpmIdentity(t testing.TB, e *raEmulator, ref string, opts tpmkey.Options) (string, string) {
 	t.Helper()
 	key, err := tpmkey.Open(ref, opts)
 	if err != nil {
@@ -71,7 +73,7 @@ func (e *raEmulator) tpmArgs(cert, anchor, ref, device string, extra ...string) 
 	}, extra...)
 }
 
-func writeSecretFile(t *testing.T, dir, name, content string) string {
+func writeSecretFile(t testing.TB, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
@@ -250,5 +252,94 @@ func TestTPMRunRefresh(t *testing.T) {
 	}
 	if n := len(p.starts()); n != 1 {
 		t.Errorf("the command started %d times, want once", n)
+	}
+}
+
+// BenchmarkTimeToCredentials: credential-process from start to the
+// credentials, in process, against the emulator: a P-256 key file, and a
+// P-256 key in swtpm (a key file under a persistent parent), whose
+// start-up adds opening the key and one probe signature to the
+// CreateSession signature.
+func BenchmarkTimeToCredentials(b *testing.B) {
+	testenv.IsolateAWS(b)
+	srv, err := awsdev.Start(awsdev.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	e := &raEmulator{Server: srv, dir: b.TempDir()}
+	e.role = srv.CreateRole("reader", awsdev.RoleOptions{Policy: awsdev.AllowAll})
+	e.profile = srv.CreateProfile(awsdev.ProfileOptions{RoleARNs: []string{e.role}})
+	e.caFile = filepath.Join(e.dir, "ca.pem")
+	if err := os.WriteFile(e.caFile, srv.CAPEM(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("AWS_CA_BUNDLE", e.caFile)
+	tpm := swtpmtest.Start(b)
+	ref := tpm.NewKeyFile(b, "k", swtpmtest.KeyOptions{Kind: swtpmtest.ECC256, Parent: "0x81000001"})
+	cert, anchor := tpmIdentity(b, e, ref, tpmkey.Options{Device: tpm.Socket, NoPassword: true})
+
+	ca, err := devpki.NewCA(devpki.Options{CommonName: "file CA"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := ca.Leaf(devpki.Options{CommonName: "file workload"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fileCert, fileKey := writeSecretFile(b, e.dir, "file.crt", string(leaf.CertPEM())), writeSecretFile(b, e.dir, "file.key", string(leaf.KeyPEM()))
+	fileAnchor := e.CreateTrustAnchor(ca.Cert, awsdev.TrustAnchorOptions{})
+
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"file-p256", []string{"--certificate", fileCert, "--private-key", fileKey, "--trust-anchor-arn", fileAnchor,
+			"--profile-arn", e.profile, "--role-arn", e.role, "--endpoint", e.URL()}},
+		{"swtpm-p256", e.tpmArgs(cert, anchor, ref, tpm.Socket, "--no-tpm-key-password")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if code, _, stderr := runCLI(b, append([]string{"credential-process"}, c.args...)...); code != 0 {
+					b.Fatalf("exit %d: %s", code, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestTPMTwoProcesses: rolesenv processes that sign with one key on one
+// TPM at the same time all get credentials (swtpm has no resource
+// manager: a process that finds the TPM's object slots taken waits).
+func TestTPMTwoProcesses(t *testing.T) {
+	t.Parallel() // rolesenv runs as subprocesses with their own environment
+	e := newRAEmulator(t)
+	tpm := swtpmtest.Start(t)
+	ref := tpm.NewKeyFile(t, "k", swtpmtest.KeyOptions{Kind: swtpmtest.ECC256})
+	cert, anchor := tpmIdentity(t, e, ref, tpmkey.Options{Device: tpm.Socket, NoPassword: true})
+	args := append([]string{"credential-process"}, e.tpmArgs(cert, anchor, ref, tpm.Socket, "--no-tpm-key-password")...)
+	const procs, rounds = 3, 3
+	errs := make(chan string, procs*rounds)
+	done := make(chan struct{})
+	for range procs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range rounds {
+				cmd := rolesenvCmd(t, e.runEnv(), args...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					errs <- fmt.Sprintf("%v: %s", err, out)
+				}
+			}
+		}()
+	}
+	for range procs {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := e.Calls(opCreateSession); n != procs*rounds {
+		t.Errorf("%d CreateSession calls, want %d", n, procs*rounds)
 	}
 }
