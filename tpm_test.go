@@ -244,6 +244,12 @@ func TestTPMRunRefresh(t *testing.T) {
 	p.waitFor("a refresh that fails for the TPM", &p.log, func(l []string) bool {
 		return count(l, "cannot be reached") > 0
 	})
+	for _, l := range p.lines(&p.log) {
+		if strings.Contains(l, "cannot be reached") {
+			t.Logf("while the TPM is away: %s", l)
+			break
+		}
+	}
 	stalled := e.Calls(opCreateSession)
 	tpm.Restart(t)
 	p.waitFor("a refresh after the TPM is back", &p.log, func([]string) bool { return e.Calls(opCreateSession) > stalled })
