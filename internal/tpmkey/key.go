@@ -78,7 +78,7 @@ func Recognize(ref string) bool {
 func ParseHandle(ref string) (tpm2.TPMHandle, error) {
 	s, ok := strings.CutPrefix(ref, HandlePrefix)
 	if !ok {
-		return 0, fmt.Errorf("%w: %q is not %s0x81......", ErrUnsupported, ref, HandlePrefix)
+		return 0, fmt.Errorf("%w: %q is not %s0x81nnnnnn", ErrUnsupported, ref, HandlePrefix)
 	}
 	v, err := strconv.ParseUint(s, 0, 32)
 	if err != nil || !persistent(tpm2.TPMHandle(v)) {
