@@ -206,8 +206,13 @@ func (k *Key) probe() error {
 // Public returns the key's public key (*rsa.PublicKey or *ecdsa.PublicKey).
 func (k *Key) Public() crypto.PublicKey { return k.pub }
 
-// String names the key and its TPM.
+// String names the key and its TPM; GoString and Format print the same,
+// never the password.
 func (k *Key) String() string { return "TPM key " + k.name + " on " + k.device }
+
+func (k *Key) GoString() string { return k.String() }
+
+func (k *Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
 
 // Device is the TPM the key is used on.
 func (k *Key) Device() string { return k.device }

@@ -90,6 +90,11 @@ func TestPersistentHandle(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify(t, k.Public(), sig)
+	for _, format := range []string{"%v", "%+v", "%#v", "%s", "%x", "%q"} {
+		if out := fmt.Sprintf(format, k); contains(out, "pw") || contains(out, "0x70, 0x77") {
+			t.Errorf("%s of the key prints the password: %s", format, out)
+		}
+	}
 }
 
 func wantErr(t *testing.T, err, cause error, config bool) {
