@@ -354,8 +354,13 @@ func (c *checker) rolesAnywhere(ctx context.Context) {
 	if c.cf.certificate == "" {
 		return
 	}
+	hw, err := c.a.hardwareKey(c.cf)
+	if err != nil {
+		c.localFailure(check.Row{Check: "TPM key " + c.cf.privateKey, Detail: err.Error(), Hint: hintOf(err)})
+		return
+	}
 	rows, blocked := check.Identity(check.IdentityFiles{Certificate: c.cf.certificate, PrivateKey: c.cf.privateKey,
-		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass}, c.now)
+		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass, Key: hw}, c.now)
 	c.add(check.Local, rows...)
 	if c.blocked == "" {
 		c.blocked = blocked

@@ -40,6 +40,12 @@ Roles Anywhere:
   --private-key-passphrase-file FILE
                              passphrase of an encrypted key or PKCS#12 bundle;
                              or set ROLESENV_PRIVATE_KEY_PASSPHRASE
+  --tpm-device PATH          TPM of a TPM key (--private-key handle:0x81000001
+                             or a TSS2 PEM file); default /dev/tpmrm0
+  --tpm-key-password-file FILE
+                             the TPM key's password; or set
+                             ROLESENV_TPM_KEY_PASSWORD
+  --no-tpm-key-password      the TPM key has no password
 
 Caching and deadline:
   --cache-file FILE          keep credentials in FILE (created with mode 0600)

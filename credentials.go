@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/internal/tpmkey"
 	"github.com/rolesenv/rolesenv/signer"
 )
 
@@ -52,12 +54,20 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 	if err != nil {
 		return nil, err
 	}
-	src, err := signer.NewFileIdentity(signer.LoadOptions{
+	opts := signer.LoadOptions{
 		Certificate:   cf.certificate,
 		PrivateKey:    cf.privateKey,
 		Intermediates: cf.intermediates,
 		Passphrase:    pass,
-	}, nil, a.log)
+	}
+	hw, err := a.hardwareKey(cf)
+	if err != nil {
+		return nil, err
+	}
+	if hw != nil {
+		opts.PrivateKey, opts.Signer, opts.KeyName = "", hw, cf.privateKey
+	}
+	src, err := signer.NewFileIdentity(opts, nil, a.log)
 	if err != nil {
 		return nil, withPassphraseHint(cf.withFlag(err))
 	}
@@ -217,6 +227,72 @@ func withPassphraseHint(err error) error {
 		return passphraseHinted{err}
 	}
 	return err
+}
+
+// tpmPasswordEnv holds the password of a TPM key, the twin the refused
+// --tpm-key-password would have.
+const tpmPasswordEnv = "ROLESENV_TPM_KEY_PASSWORD"
+
+// hardwareKey opens the TPM key --private-key names (a TSS2 PEM file or
+// handle:0x...), proving that it signs; nil for a key in a file.
+func (a *app) hardwareKey(cf *credFlags) (crypto.Signer, error) {
+	if cf.privateKey == "" || !tpmkey.Recognize(cf.privateKey) {
+		if cf.tpmDevice != "" || cf.tpmPasswordFile != "" || cf.noTPMPassword {
+			return nil, &usageError{msg: "--tpm-device, --tpm-key-password-file and --no-tpm-key-password need a TPM key in --private-key",
+				hint: "name a key file in the TSS2 PEM form, or a persistent key as handle:0x81000001"}
+		}
+		return nil, nil
+	}
+	pw, err := a.tpmPassword(cf)
+	if err != nil {
+		return nil, err
+	}
+	key, err := tpmkey.Open(cf.privateKey, tpmkey.Options{Device: cf.tpmDevice, Password: pw, NoPassword: cf.noTPMPassword})
+	if err != nil {
+		return nil, tpmHinted{err}
+	}
+	a.log.Debug("TPM key opened", "key", cf.privateKey, "device", key.Device())
+	return key, nil
+}
+
+// tpmPassword reads the TPM key's password from --tpm-key-password-file
+// or ROLESENV_TPM_KEY_PASSWORD; nil when neither is set.
+func (a *app) tpmPassword(cf *credFlags) ([]byte, error) {
+	env := a.getenv(tpmPasswordEnv)
+	switch {
+	case env != "" && cf.tpmPasswordFile != "":
+		return nil, &usageError{msg: "both " + tpmPasswordEnv + " and --tpm-key-password-file are set", hint: "set only one of them"}
+	case env != "" && cf.noTPMPassword:
+		return nil, &usageError{msg: "both " + tpmPasswordEnv + " and --no-tpm-key-password are set", hint: "set only one of them"}
+	case env != "":
+		return []byte(env), nil
+	case cf.tpmPasswordFile == "":
+		return nil, nil
+	}
+	data, err := readSmallFile(cf.tpmPasswordFile, 64<<10)
+	if err != nil {
+		return nil, &configError{msg: fmt.Sprintf("TPM key password file %s: %v", cf.tpmPasswordFile, err)}
+	}
+	data = []byte(strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"))
+	if len(data) == 0 {
+		return nil, &configError{msg: fmt.Sprintf("TPM key password file %s is empty", cf.tpmPasswordFile),
+			hint: "for a key without a password, use --no-tpm-key-password"}
+	}
+	return data, nil
+}
+
+// tpmHinted adds the flags that matter to a TPM key error.
+type tpmHinted struct{ error }
+
+func (e tpmHinted) Unwrap() error { return e.error }
+func (e tpmHinted) Hint() string {
+	switch {
+	case errors.Is(e.error, tpmkey.ErrPasswordRequired), errors.Is(e.error, tpmkey.ErrWrongPassword):
+		return "the password comes from " + tpmPasswordEnv + " or --tpm-key-password-file; --no-tpm-key-password says the key has none"
+	case errors.Is(e.error, tpmkey.ErrNoDevice), errors.Is(e.error, tpmkey.ErrUnreachable), errors.Is(e.error, fs.ErrPermission):
+		return "name the TPM with --tpm-device (or ROLESENV_TPM_DEVICE); the user needs read-write access to it"
+	}
+	return ""
 }
 
 // rolesAnywhereEndpoint is --endpoint, then AWS_ENDPOINT_URL_ROLESANYWHERE,

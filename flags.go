@@ -16,7 +16,9 @@ import (
 const envPrefix = "ROLESENV_"
 
 // noTwin lists the flags that shape output and so have no environment twin.
-var noTwin = map[string]bool{"format": true, "reveal": true, "help": true}
+// --tpm-key-password has none either: it is refused, and its would-be twin
+// ROLESENV_TPM_KEY_PASSWORD is where the password comes from instead.
+var noTwin = map[string]bool{"format": true, "reveal": true, "help": true, "tpm-key-password": true}
 
 // envTwin returns the environment variable that sets flag name.
 func envTwin(name string) string {
@@ -146,6 +148,9 @@ type credFlags struct {
 	privateKey      string
 	intermediates   string
 	passphraseFile  string
+	tpmDevice       string
+	tpmPasswordFile string
+	noTPMPassword   bool
 	trustAnchorARN  string
 	profileARN      string
 	roleARN         string
@@ -162,15 +167,17 @@ type credFlags struct {
 	systemStoreName   string
 	useLatestExpiring bool
 	tpmKeyPassword    string
-	noTPMKeyPassword  bool
 	reusePIN          bool
 }
 
 func (c *credFlags) register(fs *flagSet) {
 	fs.StringVar(&c.certificate, "certificate", "", "end-entity certificate (PEM or DER), or a PKCS#12 bundle")
-	fs.StringVar(&c.privateKey, "private-key", "", "private key (PKCS#8, PKCS#1 or SEC1; PEM or DER)")
+	fs.StringVar(&c.privateKey, "private-key", "", "private key (PKCS#8, PKCS#1 or SEC1; PEM or DER), or a TPM key (TSS2 PEM file, handle:0x81000001)")
 	fs.StringVar(&c.intermediates, "intermediates", "", "intermediate certificates (PEM bundle, leaf first)")
 	fs.StringVar(&c.passphraseFile, "private-key-passphrase-file", "", "file holding the passphrase of an encrypted key or bundle")
+	fs.StringVar(&c.tpmDevice, "tpm-device", "", "TPM character device or software TPM socket (default /dev/tpmrm0)")
+	fs.StringVar(&c.tpmPasswordFile, "tpm-key-password-file", "", "file holding the TPM key's password")
+	fs.BoolVar(&c.noTPMPassword, "no-tpm-key-password", false, "the TPM key has no password")
 	fs.StringVar(&c.trustAnchorARN, "trust-anchor-arn", "", "Roles Anywhere trust anchor ARN")
 	fs.StringVar(&c.profileARN, "profile-arn", "", "Roles Anywhere profile ARN")
 	fs.StringVar(&c.roleARN, "role-arn", "", "IAM role ARN to assume")
@@ -185,11 +192,10 @@ func (c *credFlags) register(fs *flagSet) {
 	fs.StringVar(&c.certSelector, "cert-selector", "", "not supported yet")
 	fs.StringVar(&c.systemStoreName, "system-store-name", "", "not supported yet")
 	fs.BoolVar(&c.useLatestExpiring, "use-latest-expiring-certificate", false, "not supported yet")
-	fs.StringVar(&c.tpmKeyPassword, "tpm-key-password", "", "not supported yet")
-	fs.BoolVar(&c.noTPMKeyPassword, "no-tpm-key-password", false, "not supported yet")
+	fs.StringVar(&c.tpmKeyPassword, "tpm-key-password", "", "refused")
 	fs.BoolVar(&c.reusePIN, "reuse-pin", false, "not supported yet")
 	for _, name := range []string{"no-verify-ssl", "pkcs8-password", "cert-selector", "system-store-name",
-		"use-latest-expiring-certificate", "tpm-key-password", "no-tpm-key-password", "reuse-pin"} {
+		"use-latest-expiring-certificate", "tpm-key-password", "reuse-pin"} {
 		_ = fs.MarkHidden(name)
 	}
 }
@@ -204,8 +210,14 @@ func (c *credFlags) validate(fs *flagSet) error {
 		return &usageError{msg: "--pkcs8-password is refused: a passphrase on the command line is visible to every user of the machine",
 			hint: "set ROLESENV_PRIVATE_KEY_PASSPHRASE or use --private-key-passphrase-file"}
 	}
-	for _, name := range []string{"cert-selector", "system-store-name", "use-latest-expiring-certificate",
-		"tpm-key-password", "no-tpm-key-password", "reuse-pin"} {
+	if fs.Changed("tpm-key-password") {
+		return &usageError{msg: "--tpm-key-password is refused: a password on the command line is visible to every user of the machine",
+			hint: "set " + tpmPasswordEnv + " or use --tpm-key-password-file"}
+	}
+	if c.noTPMPassword && c.tpmPasswordFile != "" {
+		return &usageError{msg: "--no-tpm-key-password and --tpm-key-password-file are both given", hint: "give only one of them"}
+	}
+	for _, name := range []string{"cert-selector", "system-store-name", "use-latest-expiring-certificate", "reuse-pin"} {
 		if fs.Changed(name) {
 			return &usageError{msg: fmt.Sprintf("--%s is not supported yet: rolesenv reads certificates and keys from files", name)}
 		}

@@ -35,7 +35,8 @@ Run 'rolesenv COMMAND --help' for a command's flags.
 // check and render share.
 const credLogUsage = `  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
   --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
-  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE
+  --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE,
+  --tpm-device PATH, --tpm-key-password-file FILE, --no-tpm-key-password
   --log-level LEVEL      debug, info, warn or error (default info)
   --log-format FORMAT    text or json (default text)
   --debug                same as --log-level debug

@@ -38,6 +38,10 @@ type LoadOptions struct {
 	Intermediates string
 	// Passphrase decrypts an encrypted key or a PKCS#12 bundle.
 	Passphrase []byte
+	// Signer is a key that is not read from a file (a TPM, a token),
+	// used instead of PrivateKey; KeyName names it in messages.
+	Signer  crypto.Signer
+	KeyName string
 }
 
 // LoadFiles reads and parses an identity. It checks that every file can be
@@ -66,7 +70,7 @@ func LoadFiles(opts LoadOptions) (*Identity, error) {
 	var inlineKey crypto.Signer
 	switch {
 	case isPEM(certData):
-		certs, key, err := parsePEMCertificateFile(certData, opts.Passphrase, opts.PrivateKey == "" || opts.PrivateKey == opts.Certificate)
+		certs, key, err := parsePEMCertificateFile(certData, opts.Passphrase, opts.Signer == nil && (opts.PrivateKey == "" || opts.PrivateKey == opts.Certificate))
 		if err != nil {
 			return nil, fileErr(opts.Certificate, "certificate", err)
 		}
@@ -87,6 +91,8 @@ func LoadFiles(opts LoadOptions) (*Identity, error) {
 	}
 
 	switch {
+	case opts.Signer != nil:
+		id.key, id.keyPath = opts.Signer, opts.KeyName
 	case opts.PrivateKey != "" && opts.PrivateKey != opts.Certificate:
 		keyData, mode, err := readFile(opts.PrivateKey, "private key")
 		if err != nil {

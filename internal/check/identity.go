@@ -26,7 +26,8 @@ type IdentityFiles struct {
 	// CA is the trust anchor's CA certificate (optional): with it the
 	// chain is verified up to the trust anchor.
 	CA         string
-	Passphrase []byte // for an encrypted key or a PKCS#12 bundle
+	Passphrase []byte        // for an encrypted key or a PKCS#12 bundle
+	Key        crypto.Signer // a key not in a file (a TPM); PrivateKey names it
 }
 
 // passphraseHint says where rolesenv takes a passphrase from.
@@ -165,6 +166,9 @@ func load(f IdentityFiles) loaded {
 	var l loaded
 	opts := signer.LoadOptions{Certificate: f.Certificate, PrivateKey: f.PrivateKey,
 		Intermediates: f.Intermediates, Passphrase: f.Passphrase}
+	if f.Key != nil {
+		opts.PrivateKey, opts.Signer, opts.KeyName = "", f.Key, f.PrivateKey
+	}
 	id, err := signer.LoadFiles(opts)
 	if err != nil && fileOf(err) == "intermediates" {
 		l.chainErr = err
@@ -188,7 +192,9 @@ func load(f IdentityFiles) loaded {
 		}
 	default:
 		l.certErr = err
-		if f.PrivateKey != "" && f.PrivateKey != f.Certificate {
+		if f.Key != nil {
+			l.key = f.Key
+		} else if f.PrivateKey != "" && f.PrivateKey != f.Certificate {
 			data, rerr := readBounded(f.PrivateKey)
 			switch {
 			case rerr != nil:
