@@ -51,82 +51,110 @@ func LoadFiles(opts LoadOptions) (*Identity, error) {
 	if opts.Certificate == "" {
 		return nil, &ConfigError{Field: "certificate", Msg: "no certificate file given"}
 	}
-	certData, certMode, err := readFile(opts.Certificate, "certificate")
+	id := &Identity{certPath: opts.Certificate, keyPath: opts.PrivateKey, chainPath: opts.Intermediates}
+	inlineKey, certMode, err := id.loadCertificate(opts)
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{certPath: opts.Certificate, keyPath: opts.PrivateKey, chainPath: opts.Intermediates}
-	fileErr := func(path, what string, err error) error {
-		fe := &FileError{Path: path, What: what, Err: err}
-		switch {
-		case errors.Is(err, ErrLegacyPEMEncryption):
-			fe.hint = "convert the key to encrypted PKCS#8: openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW"
-		case errors.Is(err, ErrUnsupportedKey):
-			fe.hint = "IAM Roles Anywhere accepts RSA keys of 2048 to 4096 bits and ECDSA keys on P-256, P-384 and P-521"
-		}
-		return fe
+	if err := id.loadKey(opts, inlineKey, certMode); err != nil {
+		return nil, err
 	}
+	if err := id.loadIntermediates(opts); err != nil {
+		return nil, err
+	}
+	id.Intermediates = dedupChain(id.Certificate, id.Intermediates)
+	if err := checkPublicKey(id.Certificate.PublicKey); err != nil {
+		return nil, fileError(opts.Certificate, "certificate", err)
+	}
+	return id, nil
+}
 
-	var inlineKey crypto.Signer
+// fileError is a file's parse failure, with a hint where one helps.
+func fileError(path, what string, err error) error {
+	fe := &FileError{Path: path, What: what, Err: err}
 	switch {
-	case isPEM(certData):
-		certs, key, err := parsePEMCertificateFile(certData, opts.Passphrase, opts.Signer == nil && (opts.PrivateKey == "" || opts.PrivateKey == opts.Certificate))
-		if err != nil {
-			return nil, fileErr(opts.Certificate, "certificate", err)
-		}
-		id.Certificate, id.Intermediates, inlineKey = certs[0], certs[1:], key
-	default:
-		if cert, err := x509.ParseCertificate(certData); err == nil {
-			id.Certificate = cert
-			break
-		}
-		if !looksLikePKCS12(certData) {
-			return nil, fileErr(opts.Certificate, "certificate", fmt.Errorf("%w: neither a PEM or DER certificate nor a PKCS#12 bundle", ErrMalformed))
-		}
-		key, leaf, chain, err := ParsePKCS12(certData, opts.Passphrase)
-		if err != nil {
-			return nil, fileErr(opts.Certificate, "PKCS#12 bundle", err)
-		}
-		id.Certificate, id.Intermediates, inlineKey = leaf, chain, key
+	case errors.Is(err, ErrLegacyPEMEncryption):
+		fe.hint = "convert the key to encrypted PKCS#8: openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW"
+	case errors.Is(err, ErrUnsupportedKey):
+		fe.hint = "IAM Roles Anywhere accepts RSA keys of 2048 to 4096 bits and ECDSA keys on P-256, P-384 and P-521"
 	}
+	return fe
+}
 
+// loadCertificate reads the certificate file: PEM (which may also hold
+// the chain and the key), DER, or a PKCS#12 bundle. It returns a key the
+// file held, and the file's mode.
+func (id *Identity) loadCertificate(opts LoadOptions) (crypto.Signer, fs.FileMode, error) {
+	certData, certMode, err := readFile(opts.Certificate, "certificate")
+	if err != nil {
+		return nil, 0, err
+	}
+	if isPEM(certData) {
+		wantKey := opts.Signer == nil && (opts.PrivateKey == "" || opts.PrivateKey == opts.Certificate)
+		certs, key, err := parsePEMCertificateFile(certData, opts.Passphrase, wantKey)
+		if err != nil {
+			return nil, 0, fileError(opts.Certificate, "certificate", err)
+		}
+		id.Certificate, id.Intermediates = certs[0], certs[1:]
+		return key, certMode, nil
+	}
+	if cert, err := x509.ParseCertificate(certData); err == nil {
+		id.Certificate = cert
+		return nil, certMode, nil
+	}
+	if !looksLikePKCS12(certData) {
+		return nil, 0, fileError(opts.Certificate, "certificate", fmt.Errorf("%w: neither a PEM or DER certificate nor a PKCS#12 bundle", ErrMalformed))
+	}
+	key, leaf, chain, err := ParsePKCS12(certData, opts.Passphrase)
+	if err != nil {
+		return nil, 0, fileError(opts.Certificate, "PKCS#12 bundle", err)
+	}
+	id.Certificate, id.Intermediates = leaf, chain
+	return key, certMode, nil
+}
+
+// loadKey takes the key from opts.Signer, the key file, or the
+// certificate file (inlineKey), in that order.
+func (id *Identity) loadKey(opts LoadOptions, inlineKey crypto.Signer, certMode fs.FileMode) error {
 	switch {
 	case opts.Signer != nil:
 		id.key, id.keyPath = opts.Signer, opts.KeyName
 	case opts.PrivateKey != "" && opts.PrivateKey != opts.Certificate:
 		keyData, mode, err := readFile(opts.PrivateKey, "private key")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		key, err := ParsePrivateKey(keyData, opts.Passphrase)
 		if err != nil {
-			return nil, fileErr(opts.PrivateKey, "private key", err)
+			return fileError(opts.PrivateKey, "private key", err)
 		}
 		id.key, id.keyMode = key, mode
 	case inlineKey != nil:
 		id.key, id.keyPath, id.keyMode = inlineKey, opts.Certificate, certMode
 	default:
-		return nil, &ConfigError{Field: "private key",
+		return &ConfigError{Field: "private key",
 			Msg:  "no private key given, and the certificate file " + opts.Certificate + " holds none",
 			hint: "name the key file, or use a PKCS#12 bundle or a PEM file that holds both"}
 	}
+	return nil
+}
 
-	if opts.Intermediates != "" {
-		data, _, err := readFile(opts.Intermediates, "intermediates")
-		if err != nil {
-			return nil, err
-		}
-		chain, err := ParseCertificates(data)
-		if err != nil {
-			return nil, fileErr(opts.Intermediates, "intermediates", err)
-		}
-		id.Intermediates = append(id.Intermediates, chain...)
+// loadIntermediates appends the intermediates file's certificates, in
+// the order given.
+func (id *Identity) loadIntermediates(opts LoadOptions) error {
+	if opts.Intermediates == "" {
+		return nil
 	}
-	id.Intermediates = dedupChain(id.Certificate, id.Intermediates)
-	if err := checkPublicKey(id.Certificate.PublicKey); err != nil {
-		return nil, fileErr(opts.Certificate, "certificate", err)
+	data, _, err := readFile(opts.Intermediates, "intermediates")
+	if err != nil {
+		return err
 	}
-	return id, nil
+	chain, err := ParseCertificates(data)
+	if err != nil {
+		return fileError(opts.Intermediates, "intermediates", err)
+	}
+	id.Intermediates = append(id.Intermediates, chain...)
+	return nil
 }
 
 // ErrLegacyPEMEncryption is the cause for a key encrypted the pre-PKCS#8
