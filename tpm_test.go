@@ -233,7 +233,7 @@ func TestTPMRunRefresh(t *testing.T) {
 	e.SetCredentialLifetime(3 * time.Second)
 	mustDo[string](t)(e.CreateSecret("tpm/api", "api-1"))
 	file := writeEnvFile(t, "API=sm://tpm/api\n")
-	p := startRun(t, e.runEnv(), append(append([]string{"run", "--env-file", file, "--interval", "200ms", "--log-level", "debug"},
+	p := startRun(t, e.runEnv(), append(append([]string{"run", "--env-file", file, "--interval", "1s", "--log-level", "debug"},
 		e.tpmArgs(cert, anchor, ref, tpm.Socket, "--no-tpm-key-password")...),
 		"--", "rolesenv-testchild", "printvars", "API")...)
 	p.waitOut("start API=api-1")

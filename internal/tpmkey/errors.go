@@ -33,9 +33,11 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Unavailable reports a TPM that could not be reached or was busy: trying
-// again later may succeed.
-func (e *Error) Unavailable() bool { return errors.Is(e.Err, ErrUnreachable) }
+// Unavailable reports a TPM that could not be reached, was busy, or is in
+// dictionary-attack lockout: trying again later may succeed.
+func (e *Error) Unavailable() bool {
+	return errors.Is(e.Err, ErrUnreachable) || errors.Is(e.Err, ErrLockout)
+}
 
 // Config reports a problem that trying again unchanged does not solve:
 // a wrong or missing password, a missing key, a key of another TPM.

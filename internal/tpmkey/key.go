@@ -232,12 +232,13 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		return nil, refused
 	}
 	var sig *tpm2.TPMTSignature
+	giveUp := time.Now().Add(busyFor)
 	for attempt := 1; ; attempt++ {
 		err = k.withTPM(func(t transport.TPM) error {
 			sig, err = k.signOnce(t, scheme, digest)
 			return err
 		})
-		if err == nil || !errors.Is(err, errBusy) || attempt >= busyAttempts {
+		if err == nil || !errors.Is(err, errBusy) || time.Now().After(giveUp) {
 			break
 		}
 		// Another process holds the TPM or its object slots: wait a
@@ -246,7 +247,11 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	}
 	if err != nil {
 		e := k.err("sign", err)
-		if errors.Is(err, ErrWrongPassword) || errors.Is(err, ErrLockout) {
+		// A refused password is never sent again: each try counts toward
+		// the TPM's lockout. A lockout itself is not remembered: the TPM
+		// checks no password while locked, and signing works again once
+		// its recovery time has passed.
+		if errors.Is(err, ErrWrongPassword) {
 			k.mu.Lock()
 			k.refused = e
 			k.mu.Unlock()
@@ -257,12 +262,15 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 }
 
 const (
-	busyAttempts = 12
-	busyDelay    = 20 * time.Millisecond
+	// busyFor bounds how long a signature waits for a busy TPM: other
+	// processes hold its object slots for a few milliseconds each, but a
+	// loaded machine stretches that.
+	busyFor   = 10 * time.Second
+	busyDelay = 20 * time.Millisecond
 )
 
 // errBusy marks a TPM that asked to be tried again (or a device another
-// process holds open); after busyAttempts it counts as unreachable.
+// process holds open); after busyFor it counts as unreachable.
 var errBusy = fmt.Errorf("%w: the TPM is busy", ErrUnreachable)
 
 func (k *Key) err(op string, err error) error {

@@ -220,3 +220,16 @@ func TestConcurrentSigners(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLockoutIsTemporary: a dictionary-attack lockout ends by itself, so
+// it classifies as unavailable (tried again later), not as configuration.
+func TestLockoutIsTemporary(t *testing.T) {
+	e := &tpmkey.Error{Key: "k.pem", Device: "/dev/tpmrm0", Op: "sign", Err: tpmkey.ErrLockout}
+	if !e.Unavailable() || e.Config() {
+		t.Errorf("lockout: unavailable %v, config %v; want true, false", e.Unavailable(), e.Config())
+	}
+	w := &tpmkey.Error{Key: "k.pem", Device: "/dev/tpmrm0", Op: "sign", Err: tpmkey.ErrWrongPassword}
+	if w.Unavailable() || !w.Config() {
+		t.Errorf("wrong password: unavailable %v, config %v; want false, true", w.Unavailable(), w.Config())
+	}
+}
