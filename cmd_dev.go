@@ -492,7 +492,9 @@ func judgeDevPath(p string, fi fs.FileInfo, isDir bool) (warnings []string, err 
 		if !trustedOwner(fi) {
 			return nil, refuse("%s is a symbolic link owned by another user (uid %d), who can point it elsewhere", p, ownerOf(fi))
 		}
-	case isDir && !trustedOwner(fi):
+	case !trustedOwner(fi):
+		// A directory on the way counts too: its owner can rename DIR
+		// away and put another in its place.
 		return nil, refuse("%s belongs to another user (uid %d), who can replace env.sh and the keys in it", p, ownerOf(fi))
 	case isDir && mode&0o002 != 0:
 		return nil, refuse("%s is writable by every user, who could replace env.sh and the keys in it", p)

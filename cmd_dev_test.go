@@ -181,6 +181,14 @@ func TestDevDirChecks(t *testing.T) {
 			}
 			return filepath.Join(base, "dev")
 		}, "dev belongs to another user (uid 65534)", ""},
+		{"under a directory owned by another user", func(t *testing.T, base string) string {
+			asRoot(t)
+			mkdir(t, filepath.Join(base, "theirs"), 0o755)
+			if err := os.Chown(filepath.Join(base, "theirs"), nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(base, "theirs", "dev")
+		}, "theirs belongs to another user (uid 65534)", ""},
 		{"a link owned by another user", func(t *testing.T, base string) string {
 			asRoot(t)
 			mkdir(t, filepath.Join(base, "mine"), 0o700)

@@ -78,7 +78,7 @@ func extractKey(raw json.RawMessage, key string) (string, error) {
 	if !json.Valid(raw) {
 		return "", errors.New("the value is not a JSON object, so it has no key " + strconv.Quote(key))
 	}
-	obj, ok, err := members(raw, "")
+	obj, ok, err := members(raw, "", key)
 	if err != nil {
 		return "", err
 	}
@@ -112,7 +112,7 @@ func extractPointer(raw json.RawMessage, pointer string) (string, error) {
 // pointerStep applies one JSON Pointer token to raw, the valid JSON value
 // at path; where names the token in errors.
 func pointerStep(raw json.RawMessage, path, tok, where string) (json.RawMessage, error) {
-	obj, ok, err := members(raw, path)
+	obj, ok, err := members(raw, path, tok)
 	if err != nil {
 		return nil, err
 	}
@@ -137,9 +137,10 @@ func pointerStep(raw json.RawMessage, path, tok, where string) (json.RawMessage,
 }
 
 // members decodes raw, valid JSON, into an object's members; ok is false
-// for any other JSON value. A member name given twice is an error naming
-// its path (path is the object's own, as a JSON Pointer).
-func members(raw json.RawMessage, path string) (m map[string]json.RawMessage, ok bool, err error) {
+// for any other JSON value. A member name given twice is an error, which
+// names the member only when it is want (path is the object's own, as a
+// JSON Pointer).
+func members(raw json.RawMessage, path, want string) (m map[string]json.RawMessage, ok bool, err error) {
 	raw = bytes.TrimLeft(raw, " \t\r\n")
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false, nil
@@ -157,12 +158,26 @@ func members(raw json.RawMessage, path string) (m map[string]json.RawMessage, ok
 			return nil, false, nil
 		}
 		if _, dup := m[name]; dup {
-			return nil, true, errors.New("the JSON names the key " + strconv.Quote(path+"/"+pointerToken(name)) +
-				" twice (JSON leaves which one counts undefined, and readers differ); neither is used")
+			return nil, true, duplicateError(path, name, want)
 		}
 		m[name] = v
 	}
 	return m, true, nil
+}
+
+// duplicateError names the duplicate only when it is the member asked
+// for (want): in a secret used as a lookup table, the other member names
+// are secret data too.
+func duplicateError(path, name, want string) error {
+	const why = " (JSON leaves which one counts undefined, and readers differ)"
+	if name == want {
+		return errors.New("the JSON names the key " + strconv.Quote(path+"/"+pointerToken(name)) + " twice" + why + "; neither is used")
+	}
+	where := "the JSON object at " + strconv.Quote(path)
+	if path == "" {
+		where = "the top-level JSON object"
+	}
+	return errors.New(where + " names a member twice" + why + "; no key is read from it")
 }
 
 func asArray(raw json.RawMessage) ([]json.RawMessage, bool) {

@@ -189,11 +189,15 @@ func (s *Server) LogValue() slog.Value       { return slog.StringValue(s.String(
 // URL is the endpoint's address.
 func (s *Server) URL() string { return s.url }
 
-// Close stops the server.
+// Close stops the server: it lets requests in flight finish for up to 5
+// s, then closes every connection that is left.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.srv.Shutdown(ctx)
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return s.srv.Close()
+	}
+	return nil
 }
 
 // response is the container credentials JSON document.
