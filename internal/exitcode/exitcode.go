@@ -9,7 +9,10 @@
 // methods.
 package exitcode
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // The codes rolesenv exits with (sysexits where one fits).
 const (
@@ -66,12 +69,21 @@ var precedence = []struct {
 	{TempFail, func(e error) bool { m, ok := e.(TempFailError); return ok && m.TempFail() }},
 }
 
-// Of returns the exit code for err: 0 for nil; the strongest class found
-// in the tree; else the first exact code ([ExitCoder]) found depth first;
-// else [Internal].
+// Of returns the exit code for err: 0 for nil; [OSError] when the system
+// refused a resource anywhere in the tree (too many open files, no
+// memory), whatever the error that carries it says of itself: a file
+// that cannot be opened for that reason is not a configuration mistake;
+// else the strongest class found in the tree; else the first exact code
+// ([ExitCoder]) found depth first; else [Internal].
 func Of(err error) int {
 	if err == nil {
 		return OK
+	}
+	if c, ok := class(err); ok && c == Usage {
+		return c
+	}
+	if refusedResource(err) {
+		return OSError
 	}
 	if c, ok := class(err); ok {
 		return c
@@ -81,6 +93,13 @@ func Of(err error) int {
 		return x.ExitCode()
 	}
 	return Internal
+}
+
+// refusedResource reports an error caused by the system's limits on open
+// files or memory. (EAGAIN is left out: a non-blocking read returns it
+// too.)
+func refusedResource(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOMEM)
 }
 
 // Classified reports whether any error in the tree names a class (an

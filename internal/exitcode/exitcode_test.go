@@ -3,6 +3,8 @@ package exitcode
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 )
 
@@ -42,6 +44,9 @@ func TestOfPrecedence(t *testing.T) {
 		{"unavailable over tempfail", errors.Join(classed{temp: true}, classed{unavailable: true}), Unavailable},
 		{"usage first", errors.Join(classed{config: true}, classed{usage: true}), Usage},
 		{"a false method is no class", classed{}, Internal},
+		{"a file that could not be opened for lack of descriptors", errors.Join(classed{config: true}, &os.PathError{Op: "open", Path: "app.env", Err: syscall.EMFILE}), OSError},
+		{"no memory", fmt.Errorf("w: %w", syscall.ENOMEM), OSError},
+		{"usage still first", errors.Join(classed{usage: true}, syscall.ENFILE), Usage},
 	} {
 		if got := Of(tt.err); got != tt.want {
 			t.Errorf("%s: Of = %d, want %d", tt.name, got, tt.want)
