@@ -338,12 +338,27 @@ func encodeSignature(sig *tpm2.TPMTSignature) ([]byte, error) {
 
 // withTPM opens the TPM, runs f and closes the TPM.
 func (k *Key) withTPM(f func(transport.TPM) error) error {
+	// One use of a TPM at a time in this process: a TPM without a
+	// resource manager (a socket, /dev/tpm0) has a few object slots for
+	// everyone, and signers that each hold a parent while they wait for a
+	// slot for their key would keep each other out.
+	mu := deviceLock(k.device)
+	mu.Lock()
+	defer mu.Unlock()
 	t, err := openTPM(k.device)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
 	return classify(f(t))
+}
+
+// deviceLocks holds one mutex per TPM device path.
+var deviceLocks sync.Map
+
+func deviceLock(path string) *sync.Mutex {
+	mu, _ := deviceLocks.LoadOrStore(path, new(sync.Mutex))
+	return mu.(*sync.Mutex)
 }
 
 func openTPM(path string) (transport.TPMCloser, error) {

@@ -188,8 +188,9 @@ func TestTPMGoesAway(t *testing.T) {
 }
 
 // TestConcurrentSigners: keys used at once from several goroutines, each
-// opening the TPM per signature, all sign: a TPM without a resource
-// manager that runs out of object slots is waited for.
+// opening the TPM per signature, all sign: on a TPM without a resource
+// manager (swtpm's socket), the uses of one process take turns, so they
+// cannot keep each other out of its few object slots.
 func TestConcurrentSigners(t *testing.T) {
 	tpm := swtpmtest.Start(t)
 	path := tpm.NewKeyFile(t, "k", swtpmtest.KeyOptions{Kind: swtpmtest.ECC256})
