@@ -10,7 +10,6 @@ import (
 
 type classed struct {
 	usage, config, denied, resource, unavailable, temp bool
-	code                                               int
 	hint                                               string
 }
 
