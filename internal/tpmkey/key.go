@@ -434,8 +434,22 @@ func (k *Key) readPublic(t transport.TPM, h tpm2.TPMHandle) (*tpm2.TPMTPublic, t
 	return pub, rsp.Name, nil
 }
 
+// flush unloads h. A flush that fails leaves the object in the TPM, and
+// without a resource manager (swtpm's socket, /dev/tpm0) nobody else
+// unloads it: a few such objects fill the TPM's slots for every process
+// for good. So a flush the TPM or its socket refused for being busy (a
+// socket's full backlog refuses the connection at once) is tried again,
+// for up to busyFor; a TPM that cannot be reached at all has restarted
+// or gone, and its objects with it.
 func flush(t transport.TPM, h tpm2.TPMHandle) {
-	_, _ = tpm2.FlushContext{FlushHandle: h}.Execute(t)
+	giveUp := time.Now().Add(busyFor)
+	for attempt := 1; ; attempt++ {
+		_, err := tpm2.FlushContext{FlushHandle: h}.Execute(t)
+		if err == nil || !errors.Is(classify(err), errBusy) || time.Now().After(giveUp) {
+			return
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(busyDelay) << min(attempt, 4))))
+	}
 }
 
 // signOnce loads the key (a key file) or checks that the handle still

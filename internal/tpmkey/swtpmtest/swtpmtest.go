@@ -72,12 +72,12 @@ func (tpm *TPM) start(t testing.TB) {
 	}
 	tpm.cmd, tpm.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(tpm.done) }()
-	// swtpm serves once its sockets accept; it must do so at all.
+	// swtpm serves once both its sockets accept (it makes the control
+	// socket first); it must do so at all.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.Dial("unix", tpm.Socket+".ctrl")
+		err := dialBoth(tpm.Socket+".ctrl", tpm.Socket)
 		if err == nil {
-			c.Close()
 			return
 		}
 		select {
@@ -90,6 +90,17 @@ func (tpm *TPM) start(t testing.TB) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func dialBoth(paths ...string) error {
+	for _, p := range paths {
+		c, err := net.Dial("unix", p)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
 }
 
 // Stop kills the TPM and waits for it; its state stays for Restart.
