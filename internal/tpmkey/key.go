@@ -73,16 +73,22 @@ func Recognize(ref string) bool {
 	return IsKeyFile(head[:n])
 }
 
-// ParseHandle parses "handle:0x81000001" (hexadecimal with 0x, or
-// decimal); only persistent handles are keys.
+// ParseHandle parses "handle:0x81000001". The number is hexadecimal,
+// with or without 0x, as the official Roles Anywhere helper reads it;
+// only persistent handles are keys.
 func ParseHandle(ref string) (tpm2.TPMHandle, error) {
 	s, ok := strings.CutPrefix(ref, HandlePrefix)
 	if !ok {
 		return 0, fmt.Errorf("%w: %q is not %s0x81nnnnnn", ErrUnsupported, ref, HandlePrefix)
 	}
-	v, err := strconv.ParseUint(s, 0, 32)
+	if t, ok := strings.CutPrefix(s, "0x"); ok {
+		s = t
+	} else if t, ok := strings.CutPrefix(s, "0X"); ok {
+		s = t
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
 	if err != nil || !persistent(tpm2.TPMHandle(v)) {
-		return 0, fmt.Errorf("%w: %q is not a persistent handle (0x81000000 to 0x81FFFFFF)", ErrUnsupported, ref)
+		return 0, fmt.Errorf("%w: %q is not a persistent handle (hexadecimal, 0x81000000 to 0x81FFFFFF)", ErrUnsupported, ref)
 	}
 	return tpm2.TPMHandle(v), nil
 }
