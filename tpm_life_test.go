@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"github.com/rolesenv/rolesenv/internal/tpmkey"
 	"github.com/rolesenv/rolesenv/internal/tpmkey/swtpmtest"
+	"github.com/rolesenv/rolesenv/signer"
 )
 
 // TestTPMGoneAtStartup: a TPM that is away when run starts is an error
@@ -93,5 +95,35 @@ func TestTPMLockout(t *testing.T) {
 	tpm.Tool(t, "tpm2_dictionarylockout", "--clear-lockout")
 	if code, stderr := try(right); code != 0 {
 		t.Errorf("after the lockout was cleared: exit %d, %s", code, stderr)
+	}
+}
+
+// TestTPMSignErrorExitCode: a TPM that fails during CreateSession (after
+// the key was opened) exits 69 when it cannot be reached or is locked
+// out, 78 when it refuses, and its error is the key's, not the
+// network's.
+func TestTPMSignErrorExitCode(t *testing.T) {
+	for _, c := range []struct {
+		cause error
+		code  int
+	}{
+		{tpmkey.ErrUnreachable, exitcode.Unavailable},
+		{tpmkey.ErrLockout, exitcode.Unavailable},
+		{tpmkey.ErrWrongPassword, exitcode.Config},
+		{tpmkey.ErrNotThisTPM, exitcode.Config},
+	} {
+		err := error(&signer.SignError{Attempts: 3, Err: &tpmkey.Error{Key: "k.pem", Device: "/dev/tpmrm0", Op: "sign", Err: c.cause}})
+		if got := exitcode.Of(err); got != c.code {
+			t.Errorf("%v: exit %d, want %d", c.cause, got, c.code)
+		}
+		var ne *signer.NetworkError
+		if errors.As(err, &ne) || strings.Contains(err.Error(), "CreateSession failed") {
+			t.Errorf("%v reads as a failed call: %v", c.cause, err)
+		}
+		for _, h := range exitcode.Hints(err) {
+			if strings.Contains(h, "network path") {
+				t.Errorf("%v: a network hint: %s", c.cause, h)
+			}
+		}
 	}
 }
