@@ -14,7 +14,7 @@
 // configuration files and explicit endpoints, and every rolesenv gets an
 // environment built from scratch.
 //
-// Other flags: -only exec,overhead,footprint,poll,fleet runs some sections;
+// Other flags: -only exec,overhead,footprint,poll,fleet,keys runs some sections;
 // -rolesenv BIN measures a given binary instead of building one; -rolesenv
 // OLD -compare NEW prints the start-up cells of two binaries side by side
 // (the numbers before and after a change); -fleet-size and -fleet-scale
@@ -60,7 +60,7 @@ type options struct {
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
 // Sections, in the order they run.
-var sections = []string{"exec", "overhead", "footprint", "poll", "fleet"}
+var sections = []string{"exec", "overhead", "footprint", "poll", "fleet", "keys"}
 
 func run() int {
 	var o options
@@ -211,6 +211,11 @@ func benchmark(ctx context.Context, o options) error {
 	if o.want("fleet") {
 		if err := b.runFleet(ctx, rep, o.fleetSize, o.fleetScale); err != nil {
 			return fmt.Errorf("fleet: %w", err)
+		}
+	}
+	if o.want("keys") {
+		if err := b.runKeys(ctx, rep); err != nil {
+			return fmt.Errorf("keys: %w", err)
 		}
 	}
 	rep.took = time.Since(began)

@@ -30,6 +30,8 @@ type report struct {
 	fleetStarts       []*fleetStart
 	fleetRestartDelay time.Duration
 	fleetHour         *fleetHour
+
+	keys *keysResult
 }
 
 type printer func(format string, args ...any)
@@ -81,6 +83,7 @@ func (r *report) markdown() string {
 	r.writePolls(p)
 	r.writeFleet(p)
 	p("%s", batchChoice)
+	r.writeKeys(p)
 	r.writeVariation(p)
 	return w.String()
 }
