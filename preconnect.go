@@ -49,7 +49,7 @@ import (
 // that no request takes is closed when start-up resolution ends; a
 // pre-connection that fails only means that the request dials as it would
 // have. Behind a proxy, or with an HTTP client that is not the SDK's own,
-// preconnect does nothing.
+// preconnect dials nothing (behind a proxy it still loads the roots).
 
 // rootsWarmed makes warmRoots start its work once per process.
 var rootsWarmed sync.Once
