@@ -133,6 +133,7 @@ func trimForWatching(log *slog.Logger) {
 		debug.SetGCPercent(watchGCPercent)
 		gogc = strconv.Itoa(watchGCPercent)
 	}
+	resumeGC(watchGCPercent) // after pauseGC
 	debug.FreeOSMemory()
 	log.Debug("memory trimmed for watching", "gogc", gogc)
 }
@@ -142,6 +143,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if ra == nil {
 		return err // help, or a usage error
 	}
+	pauseGC() // until the exec, or trimForWatching
 	cfg, err := a.superviseConfig(ra.fs, &ra.rf, ra.argv)
 	if err != nil {
 		return err
