@@ -7,10 +7,12 @@ import (
 )
 
 // startupMemoryLimit is the heap at which the garbage collector runs
-// while pauseGC holds it off: far above what a start-up allocates (a few
-// MB, more with hundreds of large secrets), low enough that a runaway
-// start-up still collects.
-const startupMemoryLimit = 256 << 20
+// while pauseGC holds it off: above what a start-up allocates (a few MB,
+// more with hundreds of large secrets), and low enough that a start-up
+// that waits and retries for minutes (AWS unreachable) stays within the
+// footprint a watching rolesenv is allowed, instead of growing until a
+// collection.
+const startupMemoryLimit = 64 << 20
 
 // pauseGC turns the garbage collector off for a start-up that ends in an
 // exec or an exit, or in resumeGC: what start-up allocates (TLS,
