@@ -341,3 +341,23 @@ func TestRunWatchdog(t *testing.T) {
 	}
 	q.stop()
 }
+
+// TestMetricsCostNothingAtStartUp: internal/metrics does no work at
+// package initialisation, so a rolesenv without --metrics-listen pays
+// nothing for it (GODEBUG=inittrace lists every package that does).
+func TestMetricsCostNothingAtStartUp(t *testing.T) {
+	cmd := exec.Command(rolesenvBin(t), "version")
+	cmd.Env = testenv.SafeEnv(t, "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "init ") {
+		t.Fatalf("no inittrace lines in %q", out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "rolesenv/internal/metrics ") {
+			t.Errorf("package initialisation: %s", line)
+		}
+	}
+}
