@@ -25,6 +25,7 @@ type report struct {
 	execSamples int
 	overhead    *overhead
 	footprint   *footprint
+	metrics     *metricsReport
 	polls       []*pollRow
 
 	fleetStarts       []*fleetStart
@@ -78,6 +79,7 @@ func (r *report) markdown() string {
 	r.writeExec(p)
 	r.writeOverhead(p)
 	r.writeFootprint(p)
+	r.writeMetrics(p)
 	r.writePolls(p)
 	r.writeFleet(p)
 	p("%s", batchChoice)
