@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rolesenv/rolesenv/inject"
 	"github.com/rolesenv/rolesenv/internal/awsdev"
+	"github.com/rolesenv/rolesenv/internal/check"
 	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"github.com/rolesenv/rolesenv/internal/testenv"
 )
@@ -225,6 +228,7 @@ func TestRunMetrics(t *testing.T) {
 			s.get("rolesenv_check_consecutive_failures") >= 2 && s.get("rolesenv_checks_total", `outcome="failed"`) >= 2
 	})
 	scrapes = append(scrapes, s.text)
+	agreeWithCheck(t, e, file, s)
 	// Stale beyond 3 intervals: not ready, but alive.
 	waitProbe(t, base, "/readyz", http.StatusServiceUnavailable)
 	waitProbe(t, base, "/healthz", http.StatusOK)
@@ -359,5 +363,41 @@ func TestMetricsCostNothingAtStartUp(t *testing.T) {
 		if strings.Contains(line, "rolesenv/internal/metrics ") {
 			t.Errorf("package initialisation: %s", line)
 		}
+	}
+}
+
+// agreeWithCheck runs check --format json --describe-only with the same
+// settings while the role is denied everything: every action check names
+// is the service:operation of a series in the scrape, with the outcome
+// that check's status and code mean.
+func agreeWithCheck(t *testing.T, e *raEmulator, file string, s scrape) {
+	t.Helper()
+	args := append([]string{"check", "--format", "json", "--describe-only", "--env-file", file}, e.args(t)...)
+	out, _ := rolesenvCmd(t, e.runEnv(), args...).Output() // exit 1: a check failed
+	var doc struct{ Checks []check.Row }
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("check --format json: %v\n%s", err, out)
+	}
+	seen := 0
+	for _, row := range doc.Checks {
+		if row.Action == "" {
+			continue
+		}
+		service, operation, _ := strings.Cut(row.Action, ":")
+		outcome := "ok"
+		if row.Status == check.Fail {
+			outcome = "error"
+			if inject.DeniedCode(row.Code) {
+				outcome = "denied"
+			}
+		}
+		labels := []string{`service="` + service + `"`, `operation="` + operation + `"`, `outcome="` + outcome + `"`}
+		if s.get("rolesenv_aws_api_calls_total", labels...) == 0 {
+			t.Errorf("check's %s (%s %s) has no series %v", row.Action, row.Status, row.Code, labels)
+		}
+		seen++
+	}
+	if seen < 2 {
+		t.Errorf("check named %d actions, want CreateSession and DescribeSecret:\n%s", seen, out)
 	}
 }
