@@ -7,9 +7,9 @@
 //
 // Guarantees:
 //   - Updating a State never blocks: every update is an atomic operation
-//     (a new label combination takes a lock-free map insert, once). The
-//     HTTP server reads the atomics; it never takes a lock the
-//     supervisor or the watcher could wait on.
+//     on a series found in a sync.Map (a new label combination is one
+//     insert, once). The HTTP server reads the same atomics and ranges
+//     over the map, which takes no lock an update could wait on.
 //   - No label holds a secret value, a reference or anything a user
 //     types: labels are rolesenv's own words (reasons, outcomes, credential
 //     sources) or the AWS SDK's service and operation names. A family
@@ -174,8 +174,9 @@ func (s *State) Beat(d time.Duration) {
 	s.loopStarted.Store(true)
 }
 
-// family is one metric's series, by label values. Reads and updates are
-// lock-free; at most MaxSeries combinations exist, the rest are "other".
+// family is one metric's series, by label values. At most MaxSeries
+// combinations exist (a few more if inserts race at the limit); the rest
+// are counted under "other".
 type family struct {
 	labels int
 	m      sync.Map // key (values joined by \xff) -> *series
