@@ -158,3 +158,39 @@ func TestEventsOfAChild(t *testing.T) {
 		t.Errorf("Run %+v", r)
 	}
 }
+
+// TestEventsOfAFailedRestart: a new command that cannot be started is a
+// restart with outcome failed, and Run ends with the start error.
+func TestEventsOfAFailedRestart(t *testing.T) {
+	events := make(chan Event, 64)
+	observe := func(e Event) {
+		if e.Kind == EventRestart {
+			events <- e
+		}
+	}
+	starts := 0
+	failSecond := func(s *Supervisor) {
+		start := s.startProcess
+		s.startProcess = func(path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+			if starts++; starts > 1 {
+				return nil, &os.PathError{Op: "fork/exec", Path: path, Err: syscall.EACCES}
+			}
+			return start(path, argv, attr)
+		}
+	}
+	h := startHarnessWith(t, Config{Observe: observe}, childEnv("hang", "GEN=0"), failSecond)
+	h.out.until("ready")
+	h.update(childEnv("hang", "GEN=1"), "sm://app/db rotated")
+	select {
+	case e := <-events:
+		if e.Reason != ReasonChange || e.Outcome != OutcomeFailed {
+			t.Errorf("restart %+v", e)
+		}
+	case <-time.After(deadline):
+		t.Fatal("no restart event")
+	}
+	var se *StartError
+	if r := h.wait(); !errors.As(r.err, &se) {
+		t.Errorf("Run: %v, want a *StartError", r.err)
+	}
+}
