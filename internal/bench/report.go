@@ -198,6 +198,9 @@ func (r *report) targetRows() []targetRow {
 			why: r.idleWhy(),
 		})
 	}
+	if row, ok := r.metricsTargetRow(); ok {
+		rows = append(rows, row)
+	}
 	rows = append(rows, r.fleetStartRows()...)
 	if row, ok := r.peakRow(); ok {
 		rows = append(rows, row)
