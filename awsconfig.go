@@ -44,6 +44,7 @@ func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) 
 	} else {
 		cfg.Credentials = a.withCredentialLog(cfg.Credentials)
 	}
+	a.instrumentAWS(&cfg, cf.rolesAnywhere())
 	return cfg, nil
 }
 

@@ -74,6 +74,9 @@ Watching and restarting:
   --restart-window D     (default 10m)
   --max-stale D          stop COMMAND and exit 69 after D without a successful
                          check; more than --interval (default 0: never)
+  --metrics-listen [HOST:]PORT
+                         serve /metrics (Prometheus), /healthz and /readyz; a bare
+                         port listens on 127.0.0.1 (default: off)
 
 Credentials and logging:
 ` + credLogUsage + `
@@ -147,6 +150,13 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	cfg, err := a.superviseConfig(ra.fs, &ra.rf, ra.argv)
 	if err != nil {
 		return err
+	}
+	msrv, err := a.startObserving(&ra.rf, &cfg)
+	if err != nil {
+		return err
+	}
+	if msrv != nil {
+		defer msrv.Close()
 	}
 	var refresh chan struct{}
 	if cfg.RefreshSignal != 0 {
@@ -339,6 +349,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		MaxStale: rf.maxStale,
 		Refresh:  refresh,
 		Logger:   a.log,
+		Observe:  a.checkObserver(),
 		// An environment too large to exec the command with is not
 		// reported: the check counts as failed (warned once, tried again
 		// at every check, and counted by --max-stale), and the command

@@ -153,7 +153,11 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 
 	var last error // the previous call's final error
 	for attempt := 1; ; attempt++ {
+		began := time.Now()
 		creds, retryAfter, err := c.attempt(ctx, id, endpoint, body)
+		if c.cfg.Observe != nil {
+			c.cfg.Observe(err, time.Since(began))
+		}
 		if err == nil {
 			return creds, nil
 		}

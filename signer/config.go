@@ -58,6 +58,10 @@ type Config struct {
 	RetryBaseDelay time.Duration
 	RetryMaxDelay  time.Duration
 
+	// Observe, when set, is told of every CreateSession attempt: its
+	// error (nil, an *APIError, or a network error) and how long it took.
+	Observe func(err error, took time.Duration)
+
 	UserAgent string           // default "rolesenv-signer"
 	Now       func() time.Time // the clock of the request dates and checks; nil means time.Now
 	Logger    *slog.Logger     // nil means quiet

@@ -14,7 +14,7 @@
 // configuration files and explicit endpoints, and every rolesenv gets an
 // environment built from scratch.
 //
-// Other flags: -only exec,overhead,credproc,footprint,poll,fleet,keys runs some sections;
+// Other flags: -only exec,overhead,credproc,footprint,metrics,poll,fleet,keys runs some sections;
 // -rolesenv BIN measures a given binary instead of building one; -rolesenv
 // OLD -compare NEW prints the start-up cells of two binaries side by side
 // (the numbers before and after a change); -fleet-size and -fleet-scale
@@ -61,7 +61,7 @@ type options struct {
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
 // Sections, in the order they run.
-var sections = []string{"exec", "overhead", "credproc", "footprint", "poll", "fleet", "keys"}
+var sections = []string{"exec", "overhead", "credproc", "footprint", "metrics", "poll", "fleet", "keys"}
 
 func run() int {
 	var o options
@@ -208,6 +208,16 @@ func benchmark(ctx context.Context, o options) error {
 		logf("footprint: %v polling every second, then %v idle", window, idle)
 		if rep.footprint, err = b.measureFootprint(ctx, window, idle); err != nil {
 			return fmt.Errorf("footprint: %w", err)
+		}
+	}
+	if o.want("metrics") {
+		window := 20 * time.Second
+		if o.quick {
+			window = 5 * time.Second
+		}
+		logf("metrics: three builds, %v watching each, off and on", window)
+		if rep.metrics, err = b.measureMetrics(ctx, window); err != nil {
+			return fmt.Errorf("metrics: %w", err)
 		}
 	}
 	if o.want("poll") {

@@ -27,6 +27,7 @@ type report struct {
 	overhead    *overhead
 	credproc    *credprocResult
 	footprint   *footprint
+	metrics     *metricsReport
 	polls       []*pollRow
 
 	fleetStarts       []*fleetStart
@@ -84,6 +85,7 @@ func (r *report) markdown() string {
 	r.writeInitCosts(p)
 	r.writeCredproc(p)
 	r.writeFootprint(p)
+	r.writeMetrics(p)
 	r.writePolls(p)
 	r.writeFleet(p)
 	p("%s", batchChoice)
@@ -205,6 +207,9 @@ func (r *report) targetRows() []targetRow {
 			ok:  share < 0.05,
 			why: r.idleWhy(),
 		})
+	}
+	if row, ok := r.metricsTargetRow(); ok {
+		rows = append(rows, row)
 	}
 	rows = append(rows, r.fleetStartRows()...)
 	if row, ok := r.peakRow(); ok {
