@@ -114,6 +114,13 @@ func cmdCredentialProcess(ctx context.Context, a *app, args []string) error {
 	pauseGC() // until the exit
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
+	if f.cacheFile == "" && a.rolesAnywhereTLS(&f.cred) {
+		// CreateSession's handshake will verify against the system's
+		// roots: load them while the key and certificate are read. A
+		// cached session needs no connection, so a run with a cache
+		// loads them only when the cache misses.
+		a.warmRoots("rolesanywhere")
+	}
 	client, err := a.rolesAnywhereClient(ctx, &f.cred, nil)
 	if err != nil {
 		return err

@@ -6,13 +6,12 @@ import (
 	"runtime/debug"
 )
 
-// startupMemoryLimit is the heap at which the garbage collector runs
+// startupMemoryLimit is the memory at which the garbage collector runs
 // while pauseGC holds it off: above what a start-up allocates (a few MB,
 // more with hundreds of large secrets), and low enough that a start-up
-// that waits and retries for minutes (AWS unreachable) stays within the
-// footprint a watching rolesenv is allowed, instead of growing until a
-// collection.
-const startupMemoryLimit = 64 << 20
+// that waits and retries for minutes (AWS unreachable) stays near the
+// footprint of a watching rolesenv instead of growing until a collection.
+const startupMemoryLimit = 32 << 20
 
 // pauseGC turns the garbage collector off for a start-up that ends in an
 // exec or an exit, or in resumeGC: what start-up allocates (TLS,
