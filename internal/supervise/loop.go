@@ -35,6 +35,10 @@ type loop struct {
 	stop     *stopping
 	starting *starting // from the moment a child is due until it runs
 	restarts int
+
+	write     WriteFiles // the newest update's files
+	reloadRun *reloading // a reload command that runs
+	reloads   int
 }
 
 type child struct {
@@ -124,6 +128,8 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 			if err := l.launch(l.starting); err != nil {
 				return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, err
 			}
+		case err := <-l.reloadDone():
+			l.reloaded(l.reloadRun, err)
 		}
 		if res, end, err := l.settle(); end {
 			return res, err
@@ -384,6 +390,9 @@ func (l *loop) update(u Update) {
 		l.log.Info("environment changed; not restarting (on-change none)", "reason", u.Reason)
 		return
 	}
+	if u.Files != nil {
+		l.write = u.Files
+	}
 	if l.stop != nil {
 		if l.stop.restart {
 			l.stop.env = u.Env // the restart in progress takes the newest
@@ -409,11 +418,11 @@ func (l *loop) update(u Update) {
 // when it will be.
 func (l *loop) plan() {
 	l.stopApplyTimer()
-	if !l.sched.pending() || l.stop != nil || l.starting != nil {
+	if !l.sched.pending() || l.stop != nil || l.starting != nil || l.reloadRun != nil {
 		return
 	}
 	now := l.clock.Now()
-	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart)
+	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart || l.cfg.OnChange == OnChangeReload)
 	if wait > 0 {
 		if deferred && !l.deferLogged {
 			l.logDeferred(now, wait)
@@ -439,9 +448,11 @@ func (l *loop) logDeferred(now time.Time, wait time.Duration) {
 func (l *loop) applyPending(now time.Time) {
 	env, reason := l.pending, strings.Join(l.reasons, "; ")
 	l.pending, l.reasons, l.deferLogged = nil, nil, false
-	if equalEnv(env, l.env) {
-		l.sched.clear()
-		l.log.Info("environment changed back; nothing to restart", "reason", reason)
+	if equalEnv(env, l.env) && (l.write == nil || l.filesOnly(now, reason)) {
+		if l.write == nil {
+			l.sched.clear()
+			l.log.Info("environment changed back; nothing to restart", "reason", reason)
+		}
 		return
 	}
 	if l.cfg.OnChange == OnChangeExit {
@@ -451,6 +462,7 @@ func (l *loop) applyPending(now time.Time) {
 		return
 	}
 	l.sched.restarted(now)
+	l.restartForEnv(reason)
 	l.notify.send("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec(), status("environment changed; restarting "+l.cfg.Command))
 	l.beginStop(&stopping{reason: reason, restart: true, env: env})
 }
