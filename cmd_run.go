@@ -160,10 +160,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	defer sup.Close()
 	startCtx, cancel := sup.Context(ctx)
 	defer cancel()
-	st, err := a.prepareRun(startCtx, &ra.rf, &ra.ef, &lazyConfig{a: a, cf: &ra.cf})
+	st, err := a.prepareRun(startCtx, &ra.rf, &ra.ef, &lazyConfig{a: a, cf: &ra.cf}, cfg.User)
 	if st.creds != nil {
 		defer st.creds.Close()
 	}
+	defer st.files.close() // after a successful --once exec, the command owns the files
 	if err != nil {
 		var sigErr *supervise.SignalError
 		if cause := context.Cause(startCtx); errors.As(cause, &sigErr) {
@@ -173,6 +174,9 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	env := st.src.Env().Environ()
 	if err := inject.CheckSize(ra.argv, env); err != nil {
+		return err
+	}
+	if _, err := st.files.write(st.src.Env()); err != nil {
 		return err
 	}
 	if ra.rf.once {
@@ -260,13 +264,17 @@ func (l *lazyConfig) get(ctx context.Context) (aws.Config, error) {
 type runState struct {
 	src   *inject.Source
 	creds *credserver.Server
+	files *fileSink
 }
 
 // prepareRun starts the credentials endpoint (with --child-credentials
 // endpoint) and resolves the child's environment.
-func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *lazyConfig) (*runState, error) {
-	st := &runState{}
+func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *lazyConfig, user *supervise.User) (*runState, error) {
+	st := &runState{files: a.newFileSink(&rf.files, user)}
 	var opts inject.Options
+	if err := st.files.fileOptions(&rf.files, &opts); err != nil {
+		return st, err
+	}
 	if rf.childCredentials == "endpoint" {
 		srv, err := a.startCredentialsEndpoint(ctx, ef.timeout, lc)
 		if err != nil {
@@ -353,7 +361,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		// A fatal error comes as a Change too.
 		_ = st.src.Watch(wctx, o, changes)
 	})
-	wg.Go(func() { forwardChanges(wctx, changes, updates) })
+	wg.Go(func() { forwardChanges(wctx, changes, updates, st.files) })
 	res, err := sup.Run(ctx, st.src.Env().Environ(), updates)
 	stop()
 	wg.Wait()
@@ -362,7 +370,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 
 // forwardChanges turns the watch's Changes into the supervisor's Updates
 // until ctx ends.
-func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update) {
+func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update, files *fileSink) {
 	for {
 		var c inject.Change
 		select {
@@ -373,6 +381,7 @@ func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates c
 		u := supervise.Update{Reason: c.Reason, Err: withFlagNames(c.Err)}
 		if c.Env != nil {
 			u.Env = c.Env.Environ()
+			u.Files = files.updateFiles(c.Env)
 		}
 		select {
 		case updates <- u:
@@ -399,6 +408,9 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 		return cfg, a.checkOnce(fs)
 	}
 	if err := restartConfig(fs, rf, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := reloadConfig(fs, &rf.files, &cfg); err != nil {
 		return cfg, err
 	}
 	if err := checkDurations(rf); err != nil {

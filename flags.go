@@ -27,7 +27,7 @@ func envTwin(name string) string {
 
 // listSeparators says how a list flag's twin is split: ROLESENV_ENV_FILE is
 // a ':'-separated list (like PATH), ROLESENV_KEEP_ENV a ','-separated one.
-var listSeparators = map[string]string{"env-file": ":", "keep-env": ","}
+var listSeparators = map[string]string{"env-file": ":", "keep-env": ",", "template": ","}
 
 // flagSet is a subcommand's flags and usage.
 type flagSet struct {
@@ -269,11 +269,12 @@ type runFlags struct {
 	parentDeathSignal string
 	user              string
 	childCredentials  string
+	files             fileFlags
 }
 
 // watchFlagNames are the flags that make no sense with --once.
 var watchFlagNames = []string{"interval", "debounce", "on-change", "stop-signal", "stop-timeout",
-	"max-restarts", "restart-window", "max-stale", "refresh-signal"}
+	"max-restarts", "restart-window", "max-stale", "refresh-signal", "reload-signal", "reload-command", "reload-timeout"}
 
 func (r *runFlags) register(fs *flagSet) {
 	fs.BoolVar(&r.once, "once", false, "resolve, then exec the command in place of rolesenv (no watching)")
@@ -290,6 +291,7 @@ func (r *runFlags) register(fs *flagSet) {
 	fs.StringVar(&r.parentDeathSignal, "parent-death-signal", "SIGTERM", "signal the command gets if rolesenv dies")
 	fs.StringVar(&r.user, "user", "", "run the command as USER[:GROUP]")
 	fs.StringVar(&r.childCredentials, "child-credentials", "none", "none, or endpoint: serve the role's credentials to the command")
+	r.files.register(fs, true)
 }
 
 // minInterval is the shortest --interval. Each check costs one call per

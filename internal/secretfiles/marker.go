@@ -217,3 +217,43 @@ func current() process {
 	pid := os.Getpid()
 	return process{pid: pid, start: startTime(pid), boot: bootID()}
 }
+
+// Inspect checks, without changing anything, that Open could use the
+// directory o names: an existing one is a directory (not a link), writable
+// by no one else, owned by this user or the owner, and not in use by a
+// running process; a new one's parent is a directory. memory reports a
+// memory file system where the files would be.
+func Inspect(o Options) (path string, memory bool, err error) {
+	if o.Dir == "" {
+		path = o.Parent
+		if path == "" {
+			path = DefaultParent()
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return path, false, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		defer unix.Close(fd)
+		return path, onMemory(fd), unix.Faccessat(fd, ".", unix.W_OK, unix.AT_EACCESS)
+	}
+	path = filepath.Clean(o.Dir)
+	d := &Dir{o: o, path: path, fd: -1, parentFd: -1}
+	defer d.closeFds()
+	if d.fd, err = openDir(unix.AT_FDCWD, path); errors.Is(err, unix.ENOENT) {
+		parent := filepath.Dir(path)
+		if d.fd, err = openDir(unix.AT_FDCWD, parent); err != nil {
+			return path, false, &os.PathError{Op: "open", Path: parent, Err: err}
+		}
+		return path, onMemory(d.fd), nil
+	}
+	if err != nil {
+		return path, false, &ForeignError{Path: path, What: "not a directory (or a symbolic link)"}
+	}
+	if err := d.checkExisting(); err != nil {
+		return path, false, err
+	}
+	if m, ok := readMarker(d.fd); ok && m.self.alive() {
+		return path, onMemory(d.fd), &InUseError{Path: path, PID: m.self.pid}
+	}
+	return path, onMemory(d.fd), nil
+}

@@ -58,11 +58,18 @@ type Options struct {
 	Dir string
 	// Parent is where a new directory is created; "" means DefaultParent.
 	Parent string
+	// Name is the new directory's name (see NewName); "" picks one.
+	Name string
 	// UID and GID own the directory and the files; -1 (or an Options
 	// without Owner) keeps the current process's.
 	Owner    bool
 	UID, GID int
 }
+
+// NewName returns a name for a new directory: rolesenv-<random>. A
+// caller that must know the path before Open (to give it to a program)
+// passes it as Options.Name.
+func NewName() string { return Prefix + randomHex(8) }
 
 // DefaultParent is /dev/shm, a memory file system on Linux, when it is a
 // directory, else the system's temporary directory.
@@ -166,9 +173,12 @@ func (d *Dir) create() error {
 	}
 	d.parentFd = pfd
 	for range 10 {
-		name := Prefix + randomHex(8)
+		name := d.o.Name
+		if name == "" {
+			name = NewName()
+		}
 		err = unix.Mkdirat(pfd, name, 0o700)
-		if errors.Is(err, unix.EEXIST) {
+		if errors.Is(err, unix.EEXIST) && d.o.Name == "" {
 			continue
 		}
 		if err != nil {
