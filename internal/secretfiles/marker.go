@@ -16,8 +16,9 @@ import (
 // marker is the owner of a directory and the files it wrote: one
 // "key value" a line.
 type marker struct {
-	self  process
-	files []string
+	self    process
+	created bool // the directory is rolesenv's: the run that ends removes it
+	files   []string
 }
 
 // process identifies a process across pid reuse: its pid, its start time
@@ -31,6 +32,9 @@ type process struct {
 func (m marker) encode() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "pid %d\nstart %s\nboot %s\n", m.self.pid, m.self.start, m.self.boot)
+	if m.created {
+		b.WriteString("created\n")
+	}
 	for _, f := range m.files {
 		fmt.Fprintf(&b, "file %s\n", f)
 	}
@@ -49,6 +53,8 @@ func decodeMarker(data []byte) (marker, error) {
 			m.self.start = v
 		case "boot":
 			m.self.boot = v
+		case "created":
+			m.created = true
 		case "file":
 			if ValidName(v) == nil {
 				m.files = append(m.files, v)
@@ -65,7 +71,7 @@ func decodeMarker(data []byte) (marker, error) {
 // root's (or this process's user's), 0600, written through a temporary
 // file and renamed.
 func (d *Dir) mark() error {
-	m := marker{self: current(), files: d.marked}
+	m := marker{self: current(), created: d.created, files: d.marked}
 	tmp := ".tmp-" + randomHex(8)
 	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -118,6 +124,14 @@ func (d *Dir) cleanLeftovers() error {
 		return &InUseError{Path: d.path, PID: m.self.pid}
 	}
 	removeListed(d.fd, m)
+	if m.created {
+		// A killed run made it: this one removes it when it ends.
+		var err error
+		if d.parentFd, err = unix.Open(filepath.Dir(d.path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return &os.PathError{Op: "open", Path: filepath.Dir(d.path), Err: err}
+		}
+		d.created = true
+	}
 	return nil
 }
 

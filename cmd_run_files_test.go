@@ -1,0 +1,257 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/rolesenv/rolesenv/internal/exitcode"
+)
+
+func init() {
+	// readfiles VAR...: print "files pid=N VAR=HASH..." with the first 8
+	// hex digits of the SHA-256 of the file each variable names (@NAME:
+	// the file NAME of $CREDENTIALS_DIRECTORY), at start and again on
+	// every SIGHUP; exit 0 on SIGTERM.
+	testChildModes["readfiles"] = func(args []string) int {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM)
+		for {
+			var b strings.Builder
+			fmt.Fprintf(&b, "files pid=%d", os.Getpid())
+			for _, name := range args {
+				path := os.Getenv(name)
+				if n, ok := strings.CutPrefix(name, "@"); ok {
+					path = filepath.Join(os.Getenv(credentialsDirVar), n)
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					fmt.Fprintf(&b, " %s=error", name)
+					continue
+				}
+				fmt.Fprintf(&b, " %s=%s", name, hash8(string(data)))
+			}
+			fmt.Println(b.String())
+			if <-ch == syscall.SIGTERM {
+				return 0
+			}
+		}
+	}
+}
+
+func hash8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
+// secretsDirOf returns the directory of rolesenv's "secret files
+// directory ready" log line.
+func (p *runProc) secretsDirOf() string {
+	p.t.Helper()
+	p.waitLog("secret files directory ready", 1)
+	for _, l := range p.lines(&p.log) {
+		if strings.Contains(l, "secret files directory ready") {
+			if i := strings.Index(l, "dir="); i >= 0 {
+				return strings.Fields(l[i+len("dir="):])[0]
+			}
+		}
+	}
+	p.t.Fatal("no directory in the log line")
+	return ""
+}
+
+// TestRunFilesReload: under --on-change reload, a rotation of a value
+// delivered in a file rewrites the file and sends SIGHUP, and the child,
+// which reads its files again, sees the new value without a restart; a
+// rotation of a variable restarts it, and the log says why. The files are
+// 0400 in a 0700 directory on /dev/shm, which is gone after SIGTERM.
+func TestRunFilesReload(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	mustDo[string](t)(s.CreateSecret("files/api", "api-1"))
+	tmpl := filepath.Join(t.TempDir(), "conf.tmpl")
+	if err := os.WriteFile(tmpl, []byte("user = app\npassword = {{ sm://files/pw }}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\nAPI=sm://files/api\n")
+	p := startRun(t, env, "run", "--env-file", file, "--template", tmpl+":app.conf:0440", "--on-change", "reload",
+		"--interval", "10000h", "--refresh-signal", "USR1", "--debounce", "0s", "--log-level", "debug",
+		"--", "rolesenv-testchild", "readfiles", "PW_FILE", "@app.conf")
+	want := fmt.Sprintf("PW_FILE=%s @app.conf=%s", hash8("pw-1"), hash8("user = app\npassword = pw-1\n"))
+	p.waitOut(want)
+	dir := p.secretsDirOf()
+	checkMode(t, dir, 0o700|os.ModeDir)
+	checkMode(t, filepath.Join(dir, "PW_FILE"), 0o400)
+	checkMode(t, filepath.Join(dir, "app.conf"), 0o440)
+	if !strings.HasPrefix(dir, "/dev/shm/rolesenv-") {
+		t.Errorf("directory %s, want one under /dev/shm", dir)
+	}
+
+	mustDo[string](t)(s.PutSecretValue("files/pw", "pw-2"))
+	p.checkClean()
+	p.waitOut(fmt.Sprintf("PW_FILE=%s @app.conf=%s", hash8("pw-2"), hash8("user = app\npassword = pw-2\n")))
+	p.waitLog(`msg="child reloaded"`, 1)
+	if n := p.countLog(logRestarted); n != 0 {
+		t.Errorf("%d restarts for a change of files only", n)
+	}
+	if pids := pidsOf(p.lines(&p.out)); len(pids) != 1 {
+		t.Errorf("the files were read by %d processes, want one: %v", len(pids), pids)
+	}
+
+	mustDo[string](t)(s.PutSecretValue("files/api", "api-2"))
+	p.checkClean()
+	p.waitLog(logRestarted, 1)
+	p.waitLog("environment variables changed; restarting", 1)
+	p.waitFor("the new child's files", &p.out, func(l []string) bool { return len(pidsOf(l)) == 2 })
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the secrets directory is still there after SIGTERM: %v", err)
+	}
+}
+
+func pidsOf(lines []string) map[string]bool {
+	pids := map[string]bool{}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "files ") {
+			pids[strings.Fields(l)[1]] = true
+		}
+	}
+	return pids
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != want {
+		t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+	}
+}
+
+// TestRunFilesUser: with --user, the directory and files belong to that
+// account, which reads them.
+func TestRunFilesUser(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	if os.Geteuid() != 0 {
+		t.Skip("--user needs root")
+	}
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\n")
+	cmd := rolesenvCmd(t, env, "run", "--env-file", file, "--user", "65534:65534", "--", "/bin/sh", "-c",
+		`id -u; cat "$PW_FILE"; echo; stat -c '%u:%g %a' "$PW_FILE" "$(dirname "$PW_FILE")"`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if want := "65534\npw-1\n65534:65534 400\n65534:65534 700\n"; string(out) != want {
+		t.Errorf("the command saw:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestRunFilesKilled: the files of a rolesenv killed with SIGKILL are
+// removed by the next run, for the default directory and for a named one.
+func TestRunFilesKilled(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\n")
+	named := filepath.Join(t.TempDir(), "secrets")
+	for _, extra := range [][]string{nil, {"--secrets-dir", named}} {
+		args := append(append([]string{"run", "--env-file", file}, extra...), "--", "rolesenv-testchild", "readfiles", "PW_FILE")
+		p := startRun(t, env, args...)
+		p.waitOut("PW_FILE=" + hash8("pw-1"))
+		dir := p.secretsDirOf()
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-p.exited
+		if _, err := os.Lstat(filepath.Join(dir, "PW_FILE")); err != nil {
+			t.Fatalf("after SIGKILL the file should be left behind: %v", err)
+		}
+		next := startRun(t, env, args...)
+		next.waitOut("PW_FILE=" + hash8("pw-1"))
+		if extra == nil {
+			next.waitLog("removed the secret files of a run that ended without cleaning up", 1)
+			if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the killed run's directory %s is still there", dir)
+			}
+		}
+		if code := next.stop(); code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	}
+	if _, err := os.Lstat(named); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the named directory is still there: %v", err)
+	}
+}
+
+// TestRunFilesForeign: a symbolic link or a file rolesenv did not write
+// at a destination stops the start with a configuration error, and
+// neither is touched.
+func TestRunFilesForeign(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\n")
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, plant := range []func(string) error{
+		func(p string) error { return os.Symlink(target, p) },
+		func(p string) error { return os.WriteFile(p, []byte("keep"), 0o600) },
+	} {
+		dir := filepath.Join(t.TempDir(), "secrets")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := plant(filepath.Join(dir, "PW_FILE")); err != nil {
+			t.Fatal(err)
+		}
+		cmd := rolesenvCmd(t, env, "run", "--env-file", file, "--secrets-dir", dir, "--", "rolesenv-testchild", "readfiles", "PW_FILE")
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "refusing to replace") {
+			t.Errorf("exit %d, want %d; output:\n%s", code, exitcode.Config, out)
+		}
+		if strings.Contains(string(out), "files pid=") {
+			t.Error("the command started")
+		}
+		if data, _ := os.ReadFile(filepath.Join(dir, "PW_FILE")); string(data) != "keep" {
+			t.Errorf("the destination was changed: %q", data)
+		}
+	}
+	if data, _ := os.ReadFile(target); string(data) != "keep" {
+		t.Errorf("the link's target was written: %q", data)
+	}
+}
+
+// TestRunFilesOnce: with --once the files are written, then rolesenv
+// becomes the command, which reads them; they stay for the command.
+func TestRunFilesOnce(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\n")
+	dir := filepath.Join(t.TempDir(), "secrets")
+	p := startRun(t, env, "run", "--once", "--env-file", file, "--secrets-dir", dir, "--", "rolesenv-testchild", "readfiles", "PW_FILE")
+	p.waitOut(fmt.Sprintf("files pid=%d PW_FILE=%s", p.cmd.Process.Pid, hash8("pw-1")))
+	if _, err := os.Lstat(filepath.Join(dir, "PW_FILE")); err != nil {
+		t.Errorf("the file is gone while the command runs: %v", err)
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
