@@ -39,6 +39,16 @@ Environment:
   --keep-env NAME,...    with --clean-env, also pass these inherited variables
   --timeout D            give up resolving at start-up after D (default 30s)
 
+Files (a value written file:sm://... or file:{{ ... }} reaches COMMAND as the
+path of a file that holds it):
+  --template SRC:DEST[:MODE]
+                         render SRC, a text file with {{ reference | filter }}
+                         placeholders, to the file DEST (mode 0400 unless MODE);
+                         repeatable (ROLESENV_TEMPLATE takes a ,-separated list);
+                         COMMAND finds the directory in CREDENTIALS_DIRECTORY
+  --secrets-dir DIR      write files in DIR (created 0700 if needed) instead of a
+                         new directory under /dev/shm; files are removed at exit
+
 Running:
   --once                 resolve, then exec COMMAND in place of rolesenv: the same
                          PID, nothing resident, no watching (in a container, use
@@ -64,8 +74,13 @@ Watching and restarting:
                          (HUP, USR1, USR2, WINCH, ALRM or RTMIN+n; default none)
   --debounce D           wait for more changes until D after the last one, and never
                          more than 4 x D after the first (default 5s)
-  --on-change ACTION     restart (default); exit: stop COMMAND and exit 75, for a
+  --on-change ACTION     restart (default); reload: when only files changed,
+                         rewrite them and signal COMMAND (a change of a variable
+                         still restarts); exit: stop COMMAND and exit 75, for a
                          service manager to restart everything; none: log only
+  --reload-signal SIG    what reload sends COMMAND (default SIGHUP)
+  --reload-command CMD   run CMD (split on spaces, no shell) instead of the signal
+  --reload-timeout D     kill the reload command after D (default 30s)
   --stop-signal SIG      signal to COMMAND's process group to stop it for a restart
                          (default SIGTERM)
   --stop-timeout D       then SIGKILL to the group after D (default 10s)
@@ -97,6 +112,7 @@ Examples:
   rolesenv run --env-file app.env --on-change exit -- app      # let systemd restart it
   rolesenv run --env-file /etc/app/app.env --user app -- /usr/bin/app
   rolesenv run --env-file app.env --refresh-signal HUP --debounce 1s -- app
+  rolesenv run --env-file app.env --template tls.tmpl:tls.key --on-change reload -- nginx
   ENTRYPOINT ["rolesenv", "run", "--env-file", "/app.env", "--"]   # Dockerfile
 
 Every flag can also be set with ROLESENV_<NAME> (--on-change is

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -223,5 +225,50 @@ func reloadConfig(fs *flagSet, ff *fileFlags, cfg *supervise.Config) error {
 		return usageErrorf("invalid --reload-timeout %v: want more than zero", ff.reloadTimeout)
 	}
 	cfg.ReloadTimeout = ff.reloadTimeout
+	return nil
+}
+
+// renderFiles prints the files run would write: name, mode, size and
+// path, one line each (json: an array), and their contents only with
+// reveal.
+func renderFiles(w io.Writer, env *inject.Env, format string, reveal bool) error {
+	type entry struct {
+		Name     string  `json:"name"`
+		Variable string  `json:"variable,omitempty"`
+		Path     string  `json:"path"`
+		Mode     string  `json:"mode"`
+		Size     int     `json:"size"`
+		Contents *string `json:"contents,omitempty"`
+	}
+	files := env.Files()
+	out := make([]entry, 0, len(files))
+	for _, f := range files {
+		e := entry{Name: f.Name, Variable: f.Var, Path: f.Path, Mode: fmt.Sprintf("%04o", uint32(f.Mode.Perm())), Size: len(f.Value.Reveal())}
+		if reveal {
+			c := f.Value.Reveal()
+			e.Contents = &c
+		}
+		out = append(out, e)
+	}
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	for _, e := range out {
+		line := fmt.Sprintf("%s mode=%s size=%d path=%s", e.Name, e.Mode, e.Size, e.Path)
+		if e.Variable != "" {
+			line += " variable=" + e.Variable
+		}
+		if _, err := io.WriteString(w, line+"\n"); err != nil {
+			return err
+		}
+		if e.Contents != nil {
+			if _, err := io.WriteString(w, *e.Contents+"\n"); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

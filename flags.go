@@ -18,7 +18,7 @@ const envPrefix = "ROLESENV_"
 // noTwin lists the flags that shape output and so have no environment twin.
 // --tpm-key-password has none either: it is refused, and its would-be twin
 // ROLESENV_TPM_KEY_PASSWORD is where the password comes from instead.
-var noTwin = map[string]bool{"format": true, "reveal": true, "help": true, "tpm-key-password": true}
+var noTwin = map[string]bool{"format": true, "reveal": true, "files": true, "help": true, "tpm-key-password": true}
 
 // envTwin returns the environment variable that sets flag name.
 func envTwin(name string) string {
