@@ -255,3 +255,50 @@ func TestRunFilesOnce(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestRunFilesLogsNoValues extends the sentinel test to files: at every
+// log level, with file: variables and a template whose values carry the
+// sentinel, through start-up, a reload, a restart, a template that no
+// longer renders and the exit, the sentinel never reaches stdout or
+// stderr (the command prints hashes of what it reads).
+func TestRunFilesLogsNoValues(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("logf/pw", `{"password":"`+sentinel+`-pw-1"}`))
+	mustDo[string](t)(s.CreateSecret("logf/api", sentinel+"-api-1"))
+	tmpl := filepath.Join(t.TempDir(), "conf.tmpl")
+	if err := os.WriteFile(tmpl, []byte("pw={{ sm://logf/pw#password | urlquery }}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := writeEnvFile(t, "PW_FILE=file:{{ sm://logf/pw#password }}\nAPI=sm://logf/api\n")
+	n := 1
+	for _, run := range []struct{ level, format string }{
+		{"debug", "text"}, {"debug", "json"}, {"info", "text"}, {"warn", "text"}, {"error", "json"},
+	} {
+		p := startRun(t, env, "run", "--env-file", file, "--template", tmpl+":app.conf", "--on-change", "reload",
+			"--interval", "1s", "--debounce", "0s", "--log-level", run.level, "--log-format", run.format,
+			"--", "rolesenv-testchild", "readfiles", "PW_FILE", "@app.conf")
+		pw := func(i int) string { return fmt.Sprintf("%s-pw-%d", sentinel, i) }
+		p.waitOut("PW_FILE=" + hash8(pw(n)))
+		n++
+		mustDo[string](t)(s.PutSecretValue("logf/pw", `{"password":"`+pw(n)+`"}`))
+		p.waitOut(fmt.Sprintf("PW_FILE=%s @app.conf=%s", hash8(pw(n)), hash8("pw="+pw(n)+"\n")))
+		mustDo[string](t)(s.PutSecretValue("logf/api", fmt.Sprintf("%s-api-%d", sentinel, n)))
+		p.waitFor("a restart", &p.out, func(l []string) bool { return len(pidsOf(l)) == 2 })
+		// A key that goes away: the template no longer renders; the
+		// command keeps its files.
+		mustDo[string](t)(s.PutSecretValue("logf/pw", `{"other":"`+sentinel+`-other"}`))
+		if run.level == "debug" || run.level == "info" || run.level == "warn" {
+			p.waitLog("watch failed", 1)
+		}
+		mustDo[string](t)(s.PutSecretValue("logf/pw", `{"password":"`+pw(n)+`"}`))
+		if code := p.stop(); code != 0 {
+			t.Errorf("%s/%s: exit %d", run.level, run.format, code)
+		}
+		for _, l := range append(p.lines(&p.out), p.lines(&p.log)...) {
+			if strings.Contains(l, sentinel) {
+				t.Errorf("%s/%s: a value reached the output: %s", run.level, run.format, l)
+			}
+		}
+	}
+}
