@@ -60,7 +60,7 @@ type options struct {
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
 // Sections, in the order they run.
-var sections = []string{"exec", "overhead", "footprint", "poll", "fleet"}
+var sections = []string{"exec", "overhead", "footprint", "poll", "fleet", "reload"}
 
 func run() int {
 	var o options
@@ -211,6 +211,15 @@ func benchmark(ctx context.Context, o options) error {
 	if o.want("fleet") {
 		if err := b.runFleet(ctx, rep, o.fleetSize, o.fleetScale); err != nil {
 			return fmt.Errorf("fleet: %w", err)
+		}
+	}
+	if o.want("reload") {
+		trials := 10
+		if o.quick {
+			trials = 3
+		}
+		if rep.reload, err = b.measureReload(ctx, trials); err != nil {
+			return fmt.Errorf("reload: %w", err)
 		}
 	}
 	rep.took = time.Since(began)

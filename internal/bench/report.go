@@ -30,6 +30,8 @@ type report struct {
 	fleetStarts       []*fleetStart
 	fleetRestartDelay time.Duration
 	fleetHour         *fleetHour
+
+	reload *reloadResult
 }
 
 type printer func(format string, args ...any)
@@ -80,6 +82,7 @@ func (r *report) markdown() string {
 	r.writeFootprint(p)
 	r.writePolls(p)
 	r.writeFleet(p)
+	r.writeReload(p)
 	p("%s", batchChoice)
 	r.writeVariation(p)
 	return w.String()
