@@ -195,6 +195,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if _, err := st.files.write(st.src.Env()); err != nil {
 		return err
 	}
+	st.files.warnNoFiles(cfg.OnChange, st.src.Env())
 	if ra.rf.once {
 		return sup.Exec(env)
 	}

@@ -272,3 +272,11 @@ func renderFiles(w io.Writer, env *inject.Env, format string, reveal bool) error
 	}
 	return nil
 }
+
+// warnNoFiles says when --on-change reload can never reload: nothing is
+// delivered in files, so every change is one of the environment.
+func (s *fileSink) warnNoFiles(onChange supervise.OnChange, env *inject.Env) {
+	if onChange == supervise.OnChangeReload && len(env.Files()) == 0 {
+		s.a.log.Warn("--on-change reload: no value is delivered in a file (file: or --template), so every change restarts the command")
+	}
+}

@@ -1,18 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
+	"github.com/rolesenv/rolesenv/internal/testenv"
 )
 
 func init() {
@@ -300,5 +304,75 @@ func TestRunFilesLogsNoValues(t *testing.T) {
 				t.Errorf("%s/%s: a value reached the output: %s", run.level, run.format, l)
 			}
 		}
+	}
+}
+
+// TestRunFilesPID1: as PID 1 (a container's entry point) killed with
+// SIGKILL, rolesenv leaves a marker naming pid 1; the next PID 1, with the
+// same --secrets-dir (a volume that outlives the container), is another
+// process and takes the directory over.
+func TestRunFilesPID1(t *testing.T) {
+	unshare := requirePIDNamespace(t)
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\n")
+	dir := filepath.Join(t.TempDir(), "secrets")
+	start := func() (*exec.Cmd, int) {
+		cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", rolesenvBin(t), "run", "--env-file", file,
+			"--secrets-dir", dir, "--", "rolesenv-testchild", "readfiles", "PW_FILE")
+		cmd.Env = append(testenv.SafeEnv(t), env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !scanPrefixWithin(bufio.NewScanner(out), "files pid=", " PW_FILE="+hash8("pw-1")) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("the command did not read its file: %s", stderr.String())
+		}
+		pid1 := childOf(cmd.Process.Pid)
+		if pid1 == 0 {
+			t.Fatal("cannot find rolesenv, unshare's child")
+		}
+		return cmd, pid1
+	}
+	cmd, pid1 := start()
+	_ = syscall.Kill(pid1, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if _, err := os.Lstat(filepath.Join(dir, "PW_FILE")); err != nil {
+		t.Fatalf("after SIGKILL the file should be left behind: %v", err)
+	}
+	cmd, pid1 = start()
+	_ = syscall.Kill(pid1, syscall.SIGTERM)
+	_ = cmd.Wait()
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the directory is still there: %v", err)
+	}
+}
+
+// scanPrefixWithin reports whether a line that starts with prefix and
+// ends with suffix comes within the deadline.
+func scanPrefixWithin(sc *bufio.Scanner, prefix, suffix string) bool {
+	ch := make(chan bool, 1)
+	go func() {
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, prefix) && strings.HasSuffix(l, suffix) {
+				ch <- true
+				return
+			}
+		}
+		ch <- false
+	}()
+	select {
+	case ok := <-ch:
+		return ok
+	case <-time.After(runDeadline):
+		return false
 	}
 }

@@ -2,6 +2,9 @@ package supervise
 
 import (
 	"errors"
+	"net"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +137,58 @@ func TestReloadCommand(t *testing.T) {
 func TestParseOnChangeReload(t *testing.T) {
 	if o, err := ParseOnChange("reload"); err != nil || o != OnChangeReload || o.String() != "reload" {
 		t.Fatalf("ParseOnChange(reload) = %v, %v", o, err)
+	}
+}
+
+// TestReloadBudget: a reload counts against the restart budget; past it,
+// the next one is deferred, not dropped.
+func TestReloadBudget(t *testing.T) {
+	env := childEnv("record", "GEN=0")
+	h := startHarness(t, Config{OnChange: OnChangeReload, MaxRestarts: 1, RestartWindow: 10 * time.Minute}, env)
+	h.out.until("ready")
+	start := h.clock.Now()
+	fw := &fileWrites{clock: h.clock, changed: true}
+	h.updateFiles(env, "first", fw.write)
+	h.log.wait("child reloaded", 1)
+	h.updateFiles(env, "second", fw.write)
+	h.log.wait("restart deferred: restart budget spent", 1)
+	if n := len(fw.calls()); n != 1 {
+		t.Fatalf("files written %d times before the budget allows, want 1", n)
+	}
+	h.clock.waitTimer(t, start.Add(10*time.Minute))
+	h.clock.Advance(10 * time.Minute)
+	rec := h.log.wait("child reloaded", 2)
+	if !rec.at.Equal(start.Add(10*time.Minute)) || len(fw.calls()) != 2 {
+		t.Errorf("second reload at %v with %d writes; want at %v, after the second write", rec.at, len(fw.calls()), start.Add(10*time.Minute))
+	}
+}
+
+// TestReloadNotify: a reload is bracketed by RELOADING=1 and READY=1.
+func TestReloadNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	env := childEnv("record", "GEN=0")
+	h := startHarness(t, Config{OnChange: OnChangeReload, NotifySocket: sock}, env)
+	h.out.until("ready")
+	h.updateFiles(env, "rotated", (&fileWrites{clock: h.clock, changed: true}).write)
+	buf := make([]byte, 4096)
+	var msgs []string
+	for len(msgs) < 2 {
+		_ = conn.SetReadDeadline(time.Now().Add(deadline))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, string(buf[:n]))
+	}
+	if !strings.HasPrefix(msgs[0], "RELOADING=1\nMONOTONIC_USEC=") || !strings.Contains(msgs[0], "STATUS=secret files changed; reloading") {
+		t.Errorf("first notification %q", msgs[0])
+	}
+	if !strings.HasPrefix(msgs[1], "READY=1\nSTATUS=running ") || !strings.Contains(msgs[1], "reloaded 1 times") {
+		t.Errorf("second notification %q", msgs[1])
 	}
 }
