@@ -42,6 +42,15 @@ func TestRenderFiles(t *testing.T) {
 	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 		t.Error("render created the secrets directory")
 	}
+
+	// The twins: a ,-separated list of templates, and the directory.
+	t.Setenv("ROLESENV_TEMPLATE", "conf.tmpl:a.conf,conf.tmpl:b.conf:0600")
+	t.Setenv("ROLESENV_SECRETS_DIR", dir)
+	code, stdout, _ = runIn("", "render", "--files")
+	want = "a.conf mode=0400 size=22 path=" + dir + "/a.conf\nb.conf mode=0600 size=22 path=" + dir + "/b.conf\n"
+	if code != 0 || stdout != want {
+		t.Errorf("render --files with ROLESENV_TEMPLATE: exit %d\n%s\nwant\n%s", code, stdout, want)
+	}
 }
 
 // TestCheckFiles: check has a row for each template and one for the

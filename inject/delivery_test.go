@@ -131,3 +131,29 @@ func TestFileDeliveryNeedsDirectory(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// FuzzTemplateFile: any template text parses or fails with errors that
+// never quote text that is not a reference.
+func FuzzTemplateFile(f *testing.F) {
+	for _, s := range []string{"a={{ sm://x }}\n", "{{", "}}{{ssm:///p | trim | json}}", "{{ resolve:ssm:/a:1 }}\n{{ sm://a#/b/0 }}", "x{{ SNTL }}y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		if len(data) > 4096 {
+			return
+		}
+		opts := deliveryOpts()
+		opts.Templates = []TemplateFile{{Name: "t", Dest: "d", Data: []byte(data)}}
+		tm, err := Parse(nil, opts)
+		if err != nil {
+			quotesRefs := strings.Contains(data, "://") || strings.Contains(data, "arn:") || strings.Contains(data, "resolve:")
+			if !quotesRefs && strings.Contains(err.Error(), "SNTL") {
+				t.Fatalf("an error quotes the text: %v", err)
+			}
+			return
+		}
+		if _, err := tm.Render(NewValues()); err == nil && len(tm.Fetches()) > 0 {
+			t.Fatal("rendered without its values")
+		}
+	})
+}

@@ -60,8 +60,8 @@ type Options struct {
 	Parent string
 	// Name is the new directory's name (see NewName); "" picks one.
 	Name string
-	// UID and GID own the directory and the files; -1 (or an Options
-	// without Owner) keeps the current process's.
+	// With Owner, UID and GID own the directory and the files; without,
+	// they belong to the current process's user.
 	Owner    bool
 	UID, GID int
 }
