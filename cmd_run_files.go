@@ -131,12 +131,15 @@ func (s *fileSink) fileOptions(ff *fileFlags, opts *inject.Options) error {
 // write writes the files env delivers, creating the directory first if
 // needed, and reports whether any changed.
 func (s *fileSink) write(env *inject.Env) (bool, error) {
-	files := env.Files()
-	if s == nil || len(files) == 0 {
+	if s == nil {
 		return false, nil
 	}
+	files := env.Files()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(files) == 0 && s.dir == nil {
+		return false, nil // none yet, and none to remove
+	}
 	if err := s.open(); err != nil {
 		return false, err
 	}

@@ -87,6 +87,7 @@ func TestRunFilesReload(t *testing.T) {
 	}
 	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\nAPI=sm://files/api\n")
 	p := startRun(t, env, "run", "--env-file", file, "--template", tmpl+":app.conf:0440", "--on-change", "reload",
+		"--child-credentials", "endpoint",
 		"--interval", "10000h", "--refresh-signal", "USR1", "--debounce", "0s", "--log-level", "debug",
 		"--", "rolesenv-testchild", "readfiles", "PW_FILE", "@app.conf")
 	want := fmt.Sprintf("PW_FILE=%s @app.conf=%s", hash8("pw-1"), hash8("user = app\npassword = pw-1\n"))

@@ -214,9 +214,9 @@ func benchmark(ctx context.Context, o options) error {
 		}
 	}
 	if o.want("reload") {
-		trials := 10
+		trials := 6
 		if o.quick {
-			trials = 3
+			trials = 2
 		}
 		if rep.reload, err = b.measureReload(ctx, trials); err != nil {
 			return fmt.Errorf("reload: %w", err)

@@ -42,6 +42,14 @@ func TestWriteAndClose(t *testing.T) {
 		t.Fatalf("second Write = %v, %v", changed, err)
 	}
 	checkFile(t, d.Join("b.pem"), "2", 0o440)
+	// A file no longer given is removed.
+	changed, err = d.Write([]File{{Name: "b.pem", Mode: 0o440, Data: []byte("2")}})
+	if err != nil || len(changed) != 1 || changed[0] != "a" {
+		t.Fatalf("third Write = %v, %v", changed, err)
+	}
+	if _, err := os.Lstat(d.Join("a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a file no longer given is still there")
+	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Write writes every file whose contents or mode differ from what Dir
-// wrote last, and returns their names. A file it fails to write keeps its
-// old contents; the others are written all the same.
+// Write makes the directory hold files: it writes every file whose
+// contents or mode differ from what Dir wrote last, removes the files it
+// wrote before that are not among them, and returns the names of both. A
+// file it fails to write keeps its old contents; the others are written
+// all the same.
 func (d *Dir) Write(files []File) (changed []string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -38,7 +40,26 @@ func (d *Dir) Write(files []File) (changed []string, err error) {
 		}
 		changed = append(changed, f.Name)
 	}
+	changed = append(changed, d.removeOthers(files)...)
 	return changed, errors.Join(errs...)
+}
+
+// removeOthers removes the files Dir wrote that are not in files, and
+// returns their names.
+func (d *Dir) removeOthers(files []File) []string {
+	var removed []string
+	for name, w := range d.written {
+		if slices.ContainsFunc(files, func(f File) bool { return f.Name == name }) {
+			continue
+		}
+		if ours(d.fd, name, w) {
+			_ = unix.Unlinkat(d.fd, name, 0)
+		}
+		delete(d.written, name)
+		removed = append(removed, name)
+	}
+	slices.Sort(removed)
+	return removed
 }
 
 func digest(f File) [sha256.Size]byte {
