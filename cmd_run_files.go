@@ -222,6 +222,11 @@ func reloadConfig(fs *flagSet, ff *fileFlags, cfg *supervise.Config) error {
 	if err != nil {
 		return err
 	}
+	// The signals that may be a refresh signal are those that do not mean
+	// "stop": the same rule makes a reload signal.
+	if supervise.ValidateRefreshSignal(sig) != nil {
+		return usageErrorf("invalid --reload-signal: %s means stop, not reload (use HUP, USR1, USR2, WINCH, ALRM or a realtime signal)", supervise.SignalName(sig))
+	}
 	cfg.ReloadSignal = sig
 	cfg.ReloadCommand = strings.Fields(ff.reloadCommand)
 	if ff.reloadTimeout <= 0 {

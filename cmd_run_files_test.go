@@ -377,3 +377,27 @@ func scanPrefixWithin(sc *bufio.Scanner, prefix, suffix string) bool {
 		return false
 	}
 }
+
+// TestRunFilesUsage: the file and reload flags' misuse, before anything
+// is resolved.
+func TestRunFilesUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "--reload-signal", "USR2", "true"}, exitcode.Usage, "--reload-signal needs --on-change reload"},
+		{[]string{"run", "--on-change", "reload", "--reload-signal", "TERM", "true"}, exitcode.Usage, "SIGTERM means stop, not reload"},
+		{[]string{"run", "--on-change", "reload", "--reload-timeout", "0s", "true"}, exitcode.Usage, "invalid --reload-timeout"},
+		{[]string{"run", "--once", "--reload-command", "x", "true"}, exitcode.Usage, "--reload-command cannot be used with --once"},
+		{[]string{"run", "--template", "a.tmpl", "true"}, exitcode.Usage, "want SRC:DEST or SRC:DEST:MODE"},
+		{[]string{"run", "--template", "a.tmpl:../x", "true"}, exitcode.Usage, "DEST is a file name in the secrets directory"},
+		{[]string{"run", "--template", "a.tmpl:x:0200", "true"}, exitcode.Usage, "MODE is an octal mode that its owner can read"},
+		{[]string{"run", "--template", "no-such.tmpl:x", "true"}, exitcode.Config, "--template no-such.tmpl: cannot read it"},
+	} {
+		code, _, stderr := runIn("", tt.args...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%q: exit %d, want %d; stderr %q, want %q", tt.args, code, tt.code, stderr, tt.want)
+		}
+	}
+}
