@@ -19,7 +19,11 @@ import (
 // the SDK's default chain. Either way they are fetched lazily, on the first
 // request that needs them: a run with nothing to resolve asks for none.
 func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) {
-	a.warmRoots()
+	if cf.rolesAnywhere() && a.rolesAnywhereTLS(cf) {
+		// CreateSession comes first: its handshake verifies against the
+		// system's roots while the configuration loads.
+		a.warmRoots("rolesanywhere")
+	}
 	var opts []func(*config.LoadOptions) error
 	if cf.region != "" {
 		opts = append(opts, config.WithRegion(cf.region))
@@ -40,6 +44,7 @@ func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) 
 	} else {
 		cfg.Credentials = a.withCredentialLog(cfg.Credentials)
 	}
+	a.instrumentAWS(&cfg, cf.rolesAnywhere())
 	return cfg, nil
 }
 

@@ -111,6 +111,7 @@ func cmdCredentialProcess(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	a.log = log
+	pauseGC() // until the exit
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	client, err := a.rolesAnywhereClient(ctx, &f.cred, nil)

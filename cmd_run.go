@@ -89,6 +89,9 @@ Watching and restarting:
   --restart-window D     (default 10m)
   --max-stale D          stop COMMAND and exit 69 after D without a successful
                          check; more than --interval (default 0: never)
+  --metrics-listen [HOST:]PORT
+                         serve /metrics (Prometheus), /healthz and /readyz; a bare
+                         port listens on 127.0.0.1 (default: off)
 
 Credentials and logging:
 ` + credLogUsage + `
@@ -149,6 +152,7 @@ func trimForWatching(log *slog.Logger) {
 		debug.SetGCPercent(watchGCPercent)
 		gogc = strconv.Itoa(watchGCPercent)
 	}
+	resumeGC(watchGCPercent) // after pauseGC
 	debug.FreeOSMemory()
 	log.Debug("memory trimmed for watching", "gogc", gogc)
 }
@@ -158,9 +162,17 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if ra == nil {
 		return err // help, or a usage error
 	}
+	pauseGC() // until the exec, or trimForWatching
 	cfg, err := a.superviseConfig(ra.fs, &ra.rf, ra.argv)
 	if err != nil {
 		return err
+	}
+	msrv, err := a.startObserving(&ra.rf, &cfg)
+	if err != nil {
+		return err
+	}
+	if msrv != nil {
+		defer msrv.Close()
 	}
 	var refresh chan struct{}
 	if cfg.RefreshSignal != 0 {
@@ -362,6 +374,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		MaxStale: rf.maxStale,
 		Refresh:  refresh,
 		Logger:   a.log,
+		Observe:  a.checkObserver(),
 		// An environment too large to exec the command with is not
 		// reported: the check counts as failed (warned once, tried again
 		// at every check, and counted by --max-stale), and the command

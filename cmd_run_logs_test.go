@@ -16,7 +16,7 @@ import (
 // rotated secret that lost a key, an env file rewritten with a syntax
 // error inside a value, --max-stale, --on-change exit, a start-up
 // failure, and the exit. The sentinel never reaches stdout or stderr (the
-// command prints hashes of what it gets).
+// command prints hashes of what it gets), nor the metrics endpoint.
 func TestRunLogsNoValues(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	s, env := devBackend(t)
@@ -37,7 +37,8 @@ func TestRunLogsNoValues(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		file := writeEnvFile(t, tmpl)
 		p := startRun(t, env, append([]string{"run", "--env-file", file, "--interval", "1s", "--debounce", "200ms",
-			"--max-restarts", "1", "--restart-window", "1h", "--log-level", "debug", "--log-format", format}, child...)...)
+			"--max-restarts", "1", "--restart-window", "1h", "--log-level", "debug", "--log-format", format,
+			"--metrics-listen", "0"}, child...)...)
 		restarted, deferred, warned, recovered := "child restarted", "restart deferred", "watch failed", "watch recovered"
 		p.waitFor("the start", &p.out, func(l []string) bool { return len(l) == 1 })
 		mustDo[string](t)(s.PutSecretValue("log/api", sentinel+"-api-2"))
@@ -56,6 +57,13 @@ func TestRunLogsNoValues(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.waitLog("cannot be used", 1)
+		if format == "text" { // the line metricsURL reads
+			base := p.metricsURL()
+			_, ready := getURL(t, base+"/readyz")
+			if text := scrapeMetrics(t, base).text + ready; strings.Contains(text, sentinel) {
+				t.Errorf("a value reached the metrics endpoint:\n%s", text)
+			}
+		}
 		if code := p.stop(); code != 0 {
 			t.Errorf("%s: exit %d", format, code)
 		}

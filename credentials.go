@@ -98,6 +98,7 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 		UseDualStack:    dualStack,
 		CABundle:        caBundle,
 		UserAgent:       "rolesenv/" + version,
+		Observe:         a.observeCreateSession(),
 		Logger:          a.log,
 	})
 	if err != nil {

@@ -269,12 +269,14 @@ type runFlags struct {
 	parentDeathSignal string
 	user              string
 	childCredentials  string
+	metricsListen     string
 	files             fileFlags
 }
 
 // watchFlagNames are the flags that make no sense with --once.
 var watchFlagNames = []string{"interval", "debounce", "on-change", "stop-signal", "stop-timeout",
-	"max-restarts", "restart-window", "max-stale", "refresh-signal", "reload-signal", "reload-command", "reload-timeout"}
+	"max-restarts", "restart-window", "max-stale", "refresh-signal", "metrics-listen",
+	"reload-signal", "reload-command", "reload-timeout"}
 
 func (r *runFlags) register(fs *flagSet) {
 	fs.BoolVar(&r.once, "once", false, "resolve, then exec the command in place of rolesenv (no watching)")
@@ -291,6 +293,7 @@ func (r *runFlags) register(fs *flagSet) {
 	fs.StringVar(&r.parentDeathSignal, "parent-death-signal", "SIGTERM", "signal the command gets if rolesenv dies")
 	fs.StringVar(&r.user, "user", "", "run the command as USER[:GROUP]")
 	fs.StringVar(&r.childCredentials, "child-credentials", "none", "none, or endpoint: serve the role's credentials to the command")
+	fs.StringVar(&r.metricsListen, "metrics-listen", "", "serve /metrics, /healthz and /readyz on [HOST:]PORT (a bare port: 127.0.0.1)")
 	r.files.register(fs, true)
 }
 

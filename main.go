@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
+	"github.com/rolesenv/rolesenv/internal/metrics"
 	"github.com/rolesenv/rolesenv/internal/procsec"
 )
 
@@ -36,6 +37,7 @@ type app struct {
 	stdout, stderr io.Writer
 	environ        []string // rolesenv's own environment, as os.Environ gives it
 	log            *slog.Logger
+	metrics        *metrics.State // with run --metrics-listen; nil otherwise
 }
 
 func (a *app) getenv(name string) string {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,25 +34,45 @@ import (
 //
 // The first TLS handshake also verifies a certificate against the
 // system's roots, which Go loads and parses on first use, milliseconds of
-// CPU. warmRoots starts that in the background as soon as the AWS
-// configuration is needed, so that it overlaps connection set-up instead
-// of following the server's first answer.
+// CPU: more than anything else rolesenv does at start-up, on a machine
+// where it competes with the work that matters. warmRoots starts that in
+// the background as soon as rolesenv knows that a connection will need
+// them, so that it overlaps connection set-up instead of following the
+// server's first answer: before the AWS configuration is loaded when
+// Roles Anywhere is called over HTTPS, else here, when the plan's
+// endpoints are known. A start whose endpoints are all plain HTTP, or
+// whose TLS trusts a CA bundle alone (AWS_CA_BUNDLE, ca_bundle), never
+// loads them.
 //
 // Neither changes what is trusted or sent. Connections are made with the
 // transport's own dialer, TLS configuration and handshake timeout; one
 // that no request takes is closed when start-up resolution ends; a
 // pre-connection that fails only means that the request dials as it would
 // have. Behind a proxy, or with an HTTP client that is not the SDK's own,
-// preconnect does nothing.
+// preconnect dials nothing (behind a proxy it still loads the roots).
 
-// warmRoots loads the system's root certificates in the background, unless
-// nothing will use them: with AWS_CA_BUNDLE the SDK and the Roles Anywhere
-// client trust that file alone.
-func (a *app) warmRoots() {
+// rootsWarmed makes warmRoots start its work once per process.
+var rootsWarmed sync.Once
+
+// warmRoots loads the system's root certificates in the background, once
+// per process. The caller knows that a TLS connection to what (a service)
+// will verify a certificate against them.
+func (a *app) warmRoots(what string) {
+	a.log.Debug("loading the system's root certificates ahead", "for", what)
+	rootsWarmed.Do(func() {
+		go func() { _, _ = x509.SystemCertPool() }()
+	})
+}
+
+// rolesAnywhereTLS reports whether CreateSession will verify a server
+// certificate against the system's roots: its endpoint is HTTPS (the
+// default) and AWS_CA_BUNDLE does not replace them.
+func (a *app) rolesAnywhereTLS(cf *credFlags) bool {
 	if a.getenv("AWS_CA_BUNDLE") != "" {
-		return
+		return false
 	}
-	go func() { _, _ = x509.SystemCertPool() }()
+	ep := a.rolesAnywhereEndpoint(cf)
+	return ep == "" || !strings.HasPrefix(strings.ToLower(ep), "http://")
 }
 
 // maxWarm bounds the connections opened ahead, whatever the plan.
@@ -74,11 +95,16 @@ func (a *app) preconnect(ctx context.Context, cfg aws.Config, p inject.Plan) (aw
 	}
 	w := &warmConns{pending: map[string][]*warmDial{}}
 	var proxy func(*http.Request) (*url.URL, error)
+	systemRoots := true
 	cfg.HTTPClient = bc.WithTransportOptions(func(tr *http.Transport) {
 		proxy = tr.Proxy
+		systemRoots = tr.TLSClientConfig == nil || tr.TLSClientConfig.RootCAs == nil
 		w.install(tr)
 	})
 	conns := connsPerAddr(ctx, cfg, p)
+	if len(conns) > 0 && systemRoots {
+		a.warmRoots("services")
+	}
 	addrs := make([]string, 0, len(conns))
 	for addr := range conns {
 		addrs = append(addrs, addr)

@@ -222,13 +222,34 @@ func TestTPMErrors(t *testing.T) {
 }
 
 // TestTPMRunRefresh: run keeps its command across credential refreshes
-// signed by the TPM, keeps it while the TPM is away (the refresh fails
-// and is retried), and refreshes again once the TPM is back.
+// signed by the TPM, keeps it while the TPM is away (the refresh fails,
+// reported as the TPM's failure and not the network's, and is retried),
+// and refreshes again once the TPM is back: a key file is loaded again
+// under its parent, a persistent key is found at its handle.
 func TestTPMRunRefresh(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
-	e := newRAEmulator(t)
-	tpm := swtpmtest.Start(t)
-	ref := tpm.NewKeyFile(t, "k", swtpmtest.KeyOptions{Kind: swtpmtest.ECC384, Parent: "0x81000001"})
+	for _, c := range []struct {
+		name string
+		key  func(tpm *swtpmtest.TPM) string
+	}{
+		{"key file", func(tpm *swtpmtest.TPM) string {
+			return tpm.NewKeyFile(t, "k", swtpmtest.KeyOptions{Kind: swtpmtest.ECC384, Parent: "0x81000001"})
+		}},
+		{"persistent handle", func(tpm *swtpmtest.TPM) string {
+			tpm.NewPersistentKey(t, "0x81000110", swtpmtest.KeyOptions{Kind: swtpmtest.RSA2048})
+			return "handle:0x81000110"
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newRAEmulator(t)
+			tpm := swtpmtest.Start(t)
+			ref := c.key(tpm)
+			testTPMRunRefresh(t, e, tpm, ref)
+		})
+	}
+}
+
+func testTPMRunRefresh(t *testing.T, e *raEmulator, tpm *swtpmtest.TPM, ref string) {
 	cert, anchor := tpmIdentity(t, e, ref, tpmkey.Options{Device: tpm.Socket, NoPassword: true})
 	e.SetCredentialLifetime(3 * time.Second)
 	mustDo[string](t)(e.CreateSecret("tpm/api", "api-1"))
@@ -241,14 +262,17 @@ func TestTPMRunRefresh(t *testing.T) {
 	p.waitFor("two refreshes signed by the TPM", &p.log, func([]string) bool { return e.Calls(opCreateSession) >= sessions+2 })
 
 	tpm.Stop()
-	p.waitFor("a refresh that fails for the TPM", &p.log, func(l []string) bool {
-		return count(l, "cannot be reached") > 0
-	})
-	for _, l := range p.lines(&p.log) {
-		if strings.Contains(l, "cannot be reached") {
-			t.Logf("while the TPM is away: %s", l)
-			break
+	const failed = "failed to refresh Roles Anywhere credentials"
+	p.waitFor("a refresh that fails for the TPM", &p.log, func(l []string) bool { return count(l, failed) > 0 })
+	warn := lastWith(p.lines(&p.log), failed)
+	t.Logf("while the TPM is away: %s", warn)
+	for _, want := range []string{"level=WARN", "the private key failed to sign", "TPM key " + ref, "the TPM cannot be reached"} {
+		if !strings.Contains(warn, want) {
+			t.Errorf("the refresh failure lacks %q: %s", want, warn)
 		}
+	}
+	if strings.Contains(warn, "CreateSession failed") {
+		t.Errorf("the TPM's failure reads as a failed call: %s", warn)
 	}
 	stalled := e.Calls(opCreateSession)
 	tpm.Restart(t)

@@ -157,6 +157,9 @@ type WatchOptions struct {
 	Logger *slog.Logger
 	// Clock drives the schedule; nil means the real clock.
 	Clock Clock
+	// Observe, when set, is told of every check (see CheckEvent), on the
+	// watch's goroutine: it must not block.
+	Observe func(CheckEvent)
 }
 
 // Watch keeps the environment current until ctx ends (it returns nil then)

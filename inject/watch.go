@@ -57,6 +57,7 @@ type watcher struct {
 	lastErr   string
 	causes    []string // the AWS error codes warned about in the episode
 	renewed   bool     // the credentials were dropped in the episode
+	rotated   int      // rotations the current check detected, for Observe
 
 	looked          chan fileLook                                // the looks at env files, as they finish
 	lookFile        func(name string, prev os.FileInfo) fileLook // tests: lookAt
@@ -249,6 +250,7 @@ func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 			return nil
 		}
 		wait := w.settle(res)
+		w.observe(len(res) == 0)
 		switch {
 		case !w.failing:
 			stop(&staleT)
@@ -686,6 +688,7 @@ func (w *watcher) adopt(next *pending, res *checkResult) (*Env, []string, error)
 	w.vals = keepOnly(res.vals, w.tm, w.next)
 	for _, rt := range res.rotated {
 		w.log.Info("rotation detected", "ref", rt.f.String(), "old", rt.from, "new", rt.to)
+		w.rotated++
 		reasons = append(reasons, fmt.Sprintf("%s rotated (%s -> %s)", rt.f.String(), rt.from, rt.to))
 	}
 	return env, reasons, nil

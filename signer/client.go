@@ -132,7 +132,8 @@ const maxAnswer = 1 << 20
 // exponential backoff and jitter (Config.MaxAttempts attempts; throttling,
 // until ctx's deadline when it has one); each attempt is signed anew with a
 // fresh date. Errors are *FileError (local checks; nothing was sent), *APIError
-// (the service's answer) or *NetworkError, or the context's error.
+// (the service's answer), *SignError (the key did not sign; nothing was
+// sent) or *NetworkError, or the context's error.
 func (c *Client) CreateSession(ctx context.Context) (*Credentials, error) {
 	return c.createSession(ctx, nil)
 }
@@ -152,7 +153,11 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 
 	var last error // the previous call's final error
 	for attempt := 1; ; attempt++ {
+		began := time.Now()
 		creds, retryAfter, err := c.attempt(ctx, id, endpoint, body)
+		if c.cfg.Observe != nil {
+			c.cfg.Observe(err, time.Since(began))
+		}
 		if err == nil {
 			return creds, nil
 		}
@@ -160,8 +165,8 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 			return nil, contextError(ctx.Err(), last)
 		}
 		var apiErr *APIError
+		var signErr *SignError
 		isAPI := errors.As(err, &apiErr)
-		retryable := !isAPI || apiErr.Unavailable()
 		// Throttling means "not now": with a deadline, it is tried again
 		// until the deadline, however many attempts that takes (a fleet
 		// that starts at once shares CreateSession's quota, 10 a second
@@ -169,10 +174,17 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 		keepTrying := isAPI && apiErr.Throttled() && hasDeadline
 		// final is this call's failure as CreateSession returns it.
 		var final error
-		if isAPI {
+		retryable := true
+		switch {
+		case isAPI:
 			apiErr.Attempts = attempt
-			final = apiErr
-		} else {
+			final, retryable = apiErr, apiErr.Unavailable()
+		case errors.As(err, &signErr):
+			// The key did not sign (a TPM or token away or busy): nothing
+			// was sent, and the key says whether to try again.
+			signErr.Attempts = attempt
+			final, retryable = signErr, signErr.Unavailable()
+		default:
 			final = &NetworkError{Endpoint: c.cfg.endpoint.String(), Attempts: attempt, Err: err}
 		}
 		if !retryable || (attempt >= c.cfg.MaxAttempts && !keepTrying) {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,6 +58,10 @@ type Config struct {
 	RetryBaseDelay time.Duration
 	RetryMaxDelay  time.Duration
 
+	// Observe, when set, is told of every CreateSession attempt: its
+	// error (nil, an *APIError, or a network error) and how long it took.
+	Observe func(err error, took time.Duration)
+
 	UserAgent string           // default "rolesenv-signer"
 	Now       func() time.Time // the clock of the request dates and checks; nil means time.Now
 	Logger    *slog.Logger     // nil means quiet
@@ -102,11 +107,11 @@ func parseARN(field, s string, service, resourcePrefix string, regional bool) (a
 		return bad(fmt.Sprintf("%q is a %s ARN, not a %s one", s, a.service, service))
 	case !strings.HasPrefix(a.resource, resourcePrefix) || len(a.resource) == len(resourcePrefix):
 		return bad(fmt.Sprintf("%q does not name a %s", s, strings.TrimSuffix(resourcePrefix, "/")))
-	case regional && !regionPattern.MatchString(a.region):
+	case regional && !regionPattern().MatchString(a.region):
 		return bad(fmt.Sprintf("%q has no valid region", s))
 	case !regional && a.region != "":
 		return bad(fmt.Sprintf("%q must not name a region", s))
-	case !accountPattern.MatchString(a.account):
+	case !accountPattern().MatchString(a.account):
 		return bad(fmt.Sprintf("%q has no valid account id", s))
 	}
 	if _, ok := partitions[a.partition]; !ok {
@@ -115,11 +120,18 @@ func parseARN(field, s string, service, resourcePrefix string, regional bool) (a
 	return a, nil
 }
 
+// The patterns are compiled on first use, not at package initialisation,
+// which every command of a program linking signer pays: the session name's
+// {2,64} alone compiles to a program of 64 copies.
 var (
-	regionPattern      = regexp.MustCompile(`^[a-z]{2,}(-[a-z]+)+-\d+$`)
-	accountPattern     = regexp.MustCompile(`^\d{12}$`)
-	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	regionPattern      = lazyPattern(`^[a-z]{2,}(-[a-z]+)+-\d+$`)
+	accountPattern     = lazyPattern(`^\d{12}$`)
+	sessionNamePattern = lazyPattern(`^[\w+=,.@-]{2,64}$`)
 )
+
+func lazyPattern(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // partitions maps an ARN partition to its DNS suffixes (plain and
 // dual-stack), as the AWS SDKs' partition table lists them.
@@ -192,7 +204,7 @@ func resolve(cfg Config) (*resolved, error) {
 			Msg: fmt.Sprintf("%d seconds is out of bounds (%d to %d whole seconds)",
 				int64(cfg.Duration/time.Second), MinDuration/time.Second, MaxDuration/time.Second)}
 	}
-	if cfg.RoleSessionName != "" && !sessionNamePattern.MatchString(cfg.RoleSessionName) {
+	if cfg.RoleSessionName != "" && !sessionNamePattern().MatchString(cfg.RoleSessionName) {
 		return nil, &ConfigError{Field: "role session name",
 			Msg: "must be 2 to 64 characters of letters, digits and _+=,.@-"}
 	}

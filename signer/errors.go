@@ -179,6 +179,37 @@ func (e *NetworkError) Hint() string {
 	return "check the network path to " + e.Endpoint + " (proxy settings HTTPS_PROXY and NO_PROXY, AWS_CA_BUNDLE)"
 }
 
+// SignError is a failure of the private key to sign a request, after
+// retries: a key in hardware (a TPM, a token) that cannot be reached, is
+// busy, or refuses. Nothing was sent to the service. The key's own error
+// is wrapped, with its class and hint.
+type SignError struct {
+	Attempts int
+	Err      error
+}
+
+func (e *SignError) Error() string {
+	s := "the private key failed to sign CreateSession"
+	if e.Attempts > 1 {
+		s += fmt.Sprintf(" (%d attempts)", e.Attempts)
+	}
+	return s + ": " + oneLine(e.Err.Error())
+}
+
+func (e *SignError) Unwrap() error { return e.Err }
+
+// Unavailable reports a failure that trying again later may cure: any
+// whose cause does not say it is a configuration problem (a wrong
+// password, a key that is gone).
+func (e *SignError) Unavailable() bool { return !configCause(e.Err) }
+
+// configCause reports whether an error in err's chain says it is a
+// configuration problem.
+func configCause(err error) bool {
+	var c interface{ Config() bool }
+	return errors.As(err, &c) && c.Config()
+}
+
 // contextError is CreateSession given up for its caller's context. A
 // deadline that passed before the service answered means that it could
 // not be reached in time, as a network failure does (Unavailable);

@@ -103,7 +103,7 @@ func (id *Identity) sign(req *http.Request, body []byte, region string, t time.T
 	digest := sha256.Sum256([]byte(sts))
 	sig, err := id.key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
-		return nil, fmt.Errorf("failed to sign the request: %w", err)
+		return nil, &SignError{Err: err}
 	}
 	auth := alg + " Credential=" + id.Serial() + "/" + scope + ", SignedHeaders=" + signedHeaders +
 		", Signature=" + hex.EncodeToString(sig)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -133,7 +134,9 @@ type raCreateSessionOutput struct {
 	SubjectArn    string            `json:"subjectArn"`
 }
 
-var roleSessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+// roleSessionNameRE is compiled on first use: every command of rolesenv
+// links the emulator and would pay for it at start-up.
+var roleSessionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{2,64}$`) })
 
 // raCreateSession authenticates the X.509 signature, checks the trust
 // anchor, profile and role, and issues session credentials.
@@ -159,7 +162,7 @@ func (s *Server) raCreateSession(c *call) (any, *apiError) {
 	if d := in.DurationSeconds; d != nil && (*d < minSessionSeconds || *d > maxSessionSeconds) {
 		return nil, raValidation("durationSeconds must be between %d and %d.", minSessionSeconds, maxSessionSeconds)
 	}
-	if n := in.RoleSessionName; n != nil && !roleSessionNameRE.MatchString(*n) {
+	if n := in.RoleSessionName; n != nil && !roleSessionNameRE().MatchString(*n) {
 		return nil, raValidation("roleSessionName must be 2 to 64 characters of letters, digits and +=,.@_-.")
 	}
 

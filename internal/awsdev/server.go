@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,7 +49,7 @@ func register(op string, h handler) { handlers[op] = h }
 // Start listens and serves until Close.
 func Start(opts Options) (*Server, error) {
 	for _, r := range append([]string{opts.Region}, opts.Regions...) {
-		if r != "" && !regionNameRE.MatchString(r) {
+		if r != "" && !regionNameRE().MatchString(r) {
 			return nil, fmt.Errorf("awsdev: %q is not a region name (such as eu-west-1)", r)
 		}
 	}
@@ -153,7 +154,7 @@ func (s *Server) Region() string    { return s.home.name }
 func (s *Server) AccountID() string { return s.accountID }
 
 // regionNameRE is what Start accepts as a region name.
-var regionNameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+var regionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`) })
 
 // Regions lists every region served: the home region, then Options.Regions
 // in order.

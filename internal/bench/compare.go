@@ -16,8 +16,8 @@ func (b *bench) compare(ctx context.Context, w io.Writer, other string, samples 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "| refs | RTT | latency | creds | trust | A median | B median | A p90 | B p90 | floor median |\n")
-	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	fmt.Fprintf(w, "| refs | RTT | latency | creds | trust | A median | B median | A CPU | B CPU | A p90 | B p90 | floor median | floor CPU |\n")
+	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, c := range []*execCell{
 		{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: credStatic},
 		{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: credRA},
@@ -25,6 +25,8 @@ func (b *bench) compare(ctx context.Context, w io.Writer, other string, samples 
 		{size: size50, mode: viaEmulator, rtt: 20 * time.Millisecond, creds: credRA},
 		{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: credRA, trust: trustBundle},
 		{size: size1, mode: viaEmulator, rtt: 0, creds: credStatic},
+		{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: credStatic, trust: trustPlain},
+		{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: credRA, trust: trustPlain},
 	} {
 		logf("compare: %s", c.key())
 		a := *c
@@ -39,9 +41,9 @@ func (b *bench) compare(ctx context.Context, w io.Writer, other string, samples 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "| %s | %v | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.size.name, c.rtt, c.mode, c.creds, c.trust,
-			ms(a.rolesenv.median()), ms(bb.rolesenv.median()), ms(a.rolesenv.p90()), ms(bb.rolesenv.p90()),
-			ms(sample(append(a.floor, bb.floor...)).median()))
+		fmt.Fprintf(w, "| %s | %v | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.size.name, c.rtt, c.mode, c.creds, c.trust,
+			ms(a.rolesenv.median()), ms(bb.rolesenv.median()), cpuCell(a.rolesenvCPU), cpuCell(bb.rolesenvCPU), ms(a.rolesenv.p90()), ms(bb.rolesenv.p90()),
+			ms(sample(append(a.floor, bb.floor...)).median()), cpuCell(append(a.floorCPU, bb.floorCPU...)))
 	}
 	return nil
 }

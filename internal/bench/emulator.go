@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rolesenv/rolesenv/internal/awsdev"
+	"github.com/rolesenv/rolesenv/internal/bench/floor"
 	"github.com/rolesenv/rolesenv/internal/devpki"
 )
 
@@ -31,14 +33,15 @@ const (
 	maxParams  = 20  // /bench/p00 ... /bench/p19
 )
 
-func secretName(i int) string { return fmt.Sprintf("bench/s%03d", i) }
-func paramName(i int) string  { return fmt.Sprintf("/bench/p%02d", i) }
+func secretName(i int) string { return floor.SecretName(i) }
+func paramName(i int) string  { return floor.ParamName(i) }
 
 // emuInfo is what the emulator process reports once it serves: where it
 // listens and the names of everything the benchmarks use. It holds no
 // secret value (the keys are the emulator's random test keys).
 type emuInfo struct {
 	URL            string `json:"url"`
+	HTTPURL        string `json:"httpUrl"` // the same emulator over plain HTTP
 	CAFile         string `json:"caFile"`
 	CACertFile     string `json:"caCertFile"` // Roles Anywhere trust anchor CA
 	CAKeyFile      string `json:"caKeyFile"`
@@ -60,7 +63,15 @@ func runEmulator(dir string) error {
 		return err
 	}
 	defer s.Close()
-	info := emuInfo{URL: s.URL()}
+	// The same emulator over plain HTTP too, for the cells without TLS.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	plain := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
+	go func() { _ = plain.Serve(ln) }()
+	defer plain.Close()
+	info := emuInfo{URL: s.URL(), HTTPURL: "http://" + ln.Addr().String()}
 	write := func(name string, data []byte) (string, error) {
 		p := filepath.Join(dir, name)
 		return p, os.WriteFile(p, data, 0o600)

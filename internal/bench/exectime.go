@@ -68,8 +68,11 @@ type execCell struct {
 	trust trust
 
 	rolesenv, floor, baseline sample
-	calls                     []int64 // API calls of each rolesenv start
-	callsByOp                 map[string]int64
+	// CPU time (user + system) of each rolesenv start, and of the floor
+	// program's (a fresh Go process doing the floor's round).
+	rolesenvCPU, floorCPU sample
+	calls                 []int64 // API calls of each rolesenv start
+	callsByOp             map[string]int64
 }
 
 func (c *execCell) key() string {
@@ -118,11 +121,12 @@ func (b *bench) measureExec(ctx context.Context, id *signer.FileIdentity, c *exe
 			return err
 		}
 		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		d, err := runOnce(sctx, argv, env)
+		d, cpu, err := runOnceCPU(sctx, argv, env)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("rolesenv %s: %w", c.key(), err)
 		}
+		c.rolesenvCPU = append(c.rolesenvCPU, cpu)
 		cnt, err := b.emu.calls()
 		if err != nil {
 			return err
@@ -133,9 +137,12 @@ func (b *bench) measureExec(ctx context.Context, id *signer.FileIdentity, c *exe
 			c.callsByOp[op] += n
 		}
 
+		if err := b.floorProcess(ctx, c); err != nil {
+			return err
+		}
 		clients := []struct {
 			name    string
-			run     func(context.Context, signer.IdentitySource, creds, int, int) (time.Duration, error)
+			run     func(context.Context, signer.IdentitySource, creds, trust, int, int) (time.Duration, error)
 			timeout time.Duration
 			dst     *sample
 		}{{"floor", b.floor, time.Minute, &c.floor}, {"baseline", b.baseline, 5 * time.Minute, &c.baseline}}
@@ -144,7 +151,7 @@ func (b *bench) measureExec(ctx context.Context, id *signer.FileIdentity, c *exe
 				break
 			}
 			sctx, cancel := context.WithTimeout(ctx, cl.timeout)
-			d, err := cl.run(sctx, id, c.creds, c.size.secrets, c.size.params)
+			d, err := cl.run(sctx, id, c.creds, c.trust, c.size.secrets, c.size.params)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", cl.name, c.key(), err)
@@ -158,7 +165,7 @@ func (b *bench) measureExec(ctx context.Context, id *signer.FileIdentity, c *exe
 // execPlan lists the cells to measure: every size at 0 ms, at 20 ms both
 // ways and at 100 ms through Toxiproxy (the realistic way: handshakes cost
 // round trips), for both kinds of credentials; then the target cell with
-// AWS_CA_BUNDLE.
+// AWS_CA_BUNDLE, and over plain HTTP.
 func execPlan(quick bool) (cells []*execCell, samples int) {
 	sizes := []size{size1, size10, size50, size200, sizeMix}
 	type lat struct {
@@ -184,6 +191,12 @@ func execPlan(quick bool) (cells []*execCell, samples int) {
 	}
 	for _, cr := range []creds{credStatic, credRA} {
 		cells = append(cells, &execCell{size: size50, mode: viaToxiproxy, rtt: 20 * time.Millisecond, creds: cr, trust: trustBundle})
+	}
+	// The target cells over plain HTTP, both ways of adding latency.
+	for _, cr := range []creds{credStatic, credRA} {
+		for _, m := range []latencyMode{viaToxiproxy, viaEmulator} {
+			cells = append(cells, &execCell{size: size50, mode: m, rtt: 20 * time.Millisecond, creds: cr, trust: trustPlain})
+		}
 	}
 	return cells, samples
 }

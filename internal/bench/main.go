@@ -14,7 +14,7 @@
 // configuration files and explicit endpoints, and every rolesenv gets an
 // environment built from scratch.
 //
-// Other flags: -only exec,overhead,footprint,poll,fleet runs some sections;
+// Other flags: -only exec,overhead,credproc,footprint,metrics,poll,fleet,keys runs some sections;
 // -rolesenv BIN measures a given binary instead of building one; -rolesenv
 // OLD -compare NEW prints the start-up cells of two binaries side by side
 // (the numbers before and after a change); -fleet-size and -fleet-scale
@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -60,7 +61,7 @@ type options struct {
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
 // Sections, in the order they run.
-var sections = []string{"exec", "overhead", "footprint", "poll", "fleet", "reload"}
+var sections = []string{"exec", "overhead", "credproc", "footprint", "metrics", "poll", "fleet", "keys", "reload"}
 
 func run() int {
 	var o options
@@ -146,6 +147,9 @@ func benchmark(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if b.floorCmd, err = buildFloorCmd(dir); err != nil {
+		return err
+	}
 	if b.emu, err = startEmulator(dir, os.Environ()); err != nil {
 		return err
 	}
@@ -153,12 +157,15 @@ func benchmark(ctx context.Context, o options) error {
 	if err := b.systemRoots(); err != nil {
 		return err
 	}
-	if b.proxies, err = startProxies(b.emu.URL); err != nil {
+	if b.proxies, err = startProxies(b.emu.URL, b.emu.HTTPURL); err != nil {
 		return err
 	}
 	defer b.proxies.close()
 
 	if rep.roots, err = b.measureRoots(ctx, 5); err != nil {
+		return err
+	}
+	if rep.rootsBundle, err = b.measureRoots(ctx, 5, "SSL_CERT_DIR="+filepath.Join(dir, "no-cert-dir")); err != nil {
 		return err
 	}
 	if o.compare != "" {
@@ -183,6 +190,16 @@ func benchmark(ctx context.Context, o options) error {
 			return fmt.Errorf("overhead: %w", err)
 		}
 	}
+	if o.want("credproc") {
+		n := 30
+		if o.quick {
+			n = 10
+		}
+		logf("cached credential-process: %d samples", n)
+		if rep.credproc, err = b.measureCredproc(ctx, n); err != nil {
+			return fmt.Errorf("credential-process: %w", err)
+		}
+	}
 	if o.want("footprint") {
 		window, idle := 2*time.Minute, 20*time.Second
 		if o.quick {
@@ -191,6 +208,16 @@ func benchmark(ctx context.Context, o options) error {
 		logf("footprint: %v polling every second, then %v idle", window, idle)
 		if rep.footprint, err = b.measureFootprint(ctx, window, idle); err != nil {
 			return fmt.Errorf("footprint: %w", err)
+		}
+	}
+	if o.want("metrics") {
+		window := 20 * time.Second
+		if o.quick {
+			window = 5 * time.Second
+		}
+		logf("metrics: three builds, %v watching each, off and on", window)
+		if rep.metrics, err = b.measureMetrics(ctx, window); err != nil {
+			return fmt.Errorf("metrics: %w", err)
 		}
 	}
 	if o.want("poll") {
@@ -211,6 +238,11 @@ func benchmark(ctx context.Context, o options) error {
 	if o.want("fleet") {
 		if err := b.runFleet(ctx, rep, o.fleetSize, o.fleetScale); err != nil {
 			return fmt.Errorf("fleet: %w", err)
+		}
+	}
+	if o.want("keys") {
+		if err := b.runKeys(ctx, rep); err != nil {
+			return fmt.Errorf("keys: %w", err)
 		}
 	}
 	if o.want("reload") {
@@ -315,8 +347,8 @@ func (b *bench) runFleet(ctx context.Context, rep *report, size int, speed float
 }
 
 // measureRoots times x509.SystemCertPool in fresh processes, with the
-// roots rolesenv is given.
-func (b *bench) measureRoots(ctx context.Context, n int) (sample, error) {
+// roots rolesenv is given (and extra settings).
+func (b *bench) measureRoots(ctx context.Context, n int, extra ...string) (sample, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -324,7 +356,7 @@ func (b *bench) measureRoots(ctx context.Context, n int) (sample, error) {
 	var s sample
 	for range n {
 		cmd := exec.CommandContext(ctx, self, "-roots-probe")
-		cmd.Env = b.baseEnv(credStatic, trustSystem)
+		cmd.Env = append(b.baseEnv(credStatic, trustSystem), extra...)
 		out, err := cmd.Output()
 		if err != nil {
 			return nil, fmt.Errorf("roots probe: %v", err)

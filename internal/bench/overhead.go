@@ -19,6 +19,7 @@ type overhead struct {
 	binarySize           int64
 	initTime             time.Duration // package initialisation, GODEBUG=inittrace
 	init                 initStats     // of the run with the median time
+	initRuns             []initStats   // every run, for the costs per package
 }
 
 // initStats is what GODEBUG=inittrace reports for one start: the time and
@@ -30,6 +31,13 @@ type initStats struct {
 	top      string // the package that allocates most
 	topBytes int64
 	topTime  time.Duration
+	pkgs     map[string]initPkg // by import path
+}
+
+// initPkg is one package's initialisation.
+type initPkg struct {
+	time  time.Duration
+	bytes int64
 }
 
 // literalsFile is a template without references: what rolesenv costs when
@@ -77,7 +85,7 @@ func (b *bench) measureOverhead(ctx context.Context, samples int) (*overhead, er
 		o.binarySize = fi.Size()
 	}
 	var runs []initStats
-	for range 5 {
+	for range 9 {
 		st, err := initTime(ctx, b.rolesenv, env)
 		if err != nil {
 			return nil, err
@@ -87,6 +95,7 @@ func (b *bench) measureOverhead(ctx context.Context, samples int) (*overhead, er
 	slices.SortFunc(runs, func(a, b initStats) int { return cmp.Compare(a.time, b.time) })
 	o.init = runs[len(runs)/2]
 	o.initTime = o.init.time
+	o.initRuns = runs
 	return o, nil
 }
 
@@ -106,7 +115,7 @@ func initTime(ctx context.Context, bin string, env []string) (initStats, error) 
 // parseInitTrace reads lines such as
 // "init net/http @4.7 ms, 0.033 ms clock, 4712 bytes, 49 allocs".
 func parseInitTrace(text string) initStats {
-	var st initStats
+	st := initStats{pkgs: map[string]initPkg{}}
 	for _, line := range strings.Split(text, "\n") {
 		f := strings.Fields(strings.ReplaceAll(line, ",", ""))
 		// init PKG @T ms D ms clock B bytes N allocs
@@ -121,6 +130,7 @@ func parseInitTrace(text string) initStats {
 		d := time.Duration(ms * float64(time.Millisecond))
 		st.time += d
 		st.bytes += n
+		st.pkgs[f[1]] = initPkg{time: d, bytes: n}
 		if n > st.topBytes {
 			st.top, st.topBytes, st.topTime = f[1], n, d
 		}

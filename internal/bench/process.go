@@ -134,14 +134,30 @@ func (s *started) stop() {
 // runOnce starts argv, times it to the child's first byte and waits for
 // the end.
 func runOnce(ctx context.Context, argv, env []string) (time.Duration, error) {
+	took, _, err := runOnceCPU(ctx, argv, env)
+	return took, err
+}
+
+// runOnceCPU is runOnce that also returns the CPU time (user + system)
+// of the process, from its resource usage: with --once, rolesenv's and
+// then the child's, which runs in the same process.
+func runOnceCPU(ctx context.Context, argv, env []string) (took, cpu time.Duration, err error) {
 	s, err := startTimed(ctx, argv, env)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := s.wait(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return s.took, nil
+	return s.took, cpuTime(s.cmd.ProcessState), nil
+}
+
+// cpuTime is the user and system CPU time of an ended process.
+func cpuTime(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
 }
 
 // lastLine is the last line of a process's standard error that is not

@@ -20,17 +20,21 @@ type report struct {
 	machine      machine
 	load0, load1 string
 	roots        sample // x509.SystemCertPool in a fresh process
+	rootsBundle  sample // the same with no certificate directory: the bundle alone
 
 	exec        []*execCell
 	execSamples int
 	overhead    *overhead
+	credproc    *credprocResult
 	footprint   *footprint
+	metrics     *metricsReport
 	polls       []*pollRow
 
 	fleetStarts       []*fleetStart
 	fleetRestartDelay time.Duration
 	fleetHour         *fleetHour
 
+	keys   *keysResult
 	reload *reloadResult
 }
 
@@ -79,11 +83,15 @@ func (r *report) markdown() string {
 	r.writeMethod(p)
 	r.writeExec(p)
 	r.writeOverhead(p)
+	r.writeInitCosts(p)
+	r.writeCredproc(p)
 	r.writeFootprint(p)
+	r.writeMetrics(p)
 	r.writePolls(p)
 	r.writeFleet(p)
 	r.writeReload(p)
 	p("%s", batchChoice)
+	r.writeKeys(p)
 	r.writeVariation(p)
 	return w.String()
 }
@@ -125,6 +133,7 @@ func (r *report) targetRows() []targetRow {
 	if r.overhead != nil {
 		start = ms(r.overhead.once.median() - r.overhead.bare.median())
 	}
+	rows = append(rows, r.plainTargetRows()...)
 	for _, m := range []latencyMode{viaToxiproxy, viaEmulator} {
 		st := r.cell(size50, m, targetRTT, credStatic, trustSystem)
 		ra := r.cell(size50, m, targetRTT, credRA, trustSystem)
@@ -162,6 +171,8 @@ func (r *report) targetRows() []targetRow {
 			})
 		}
 	}
+	rows = append(rows, r.cpuTargetRows()...)
+	rows = append(rows, r.credprocTargetRows()...)
 	if o := r.overhead; o != nil {
 		d := o.once.median() - o.bare.median()
 		rows = append(rows, targetRow{
@@ -198,6 +209,9 @@ func (r *report) targetRows() []targetRow {
 			ok:  share < 0.05,
 			why: r.idleWhy(),
 		})
+	}
+	if row, ok := r.metricsTargetRow(); ok {
+		rows = append(rows, row)
 	}
 	rows = append(rows, r.fleetStartRows()...)
 	if row, ok := r.peakRow(); ok {
@@ -301,6 +315,7 @@ func (r *report) writeDecisions(p printer) {
 	p("**Start-up: connections are opened while CreateSession is in flight.** ")
 	p("The first runs of this benchmark showed Roles Anywhere costing two round trips more than static credentials at 20 ms RTT through Toxiproxy (CreateSession's handshake and call, and only then the Secrets Manager handshake), plus the loading of the system's roots after the first server answer; now it costs one. `preconnect.go` now dials the first round's connections concurrently with CreateSession and loads the roots in the background (commit message has the before and after numbers); the tables below are with that change.\n\n")
 
+	r.writeStartupDecision(p)
 	r.writeProposals(p)
 }
 
@@ -315,6 +330,10 @@ func (r *report) writeProposals(p printer) {
 	if f := r.footprint; f != nil && f.maxRSS > 20*1024 {
 		items = append(items, fmt.Sprintf("The watcher's RSS (%.1f MB, target 20 MB) is now mostly the binary's own pages (%.1f MB): a smaller release binary would lower it, e.g. the emulator of `rolesenv dev` behind a build tag, and no SDK client whose package initialisation allocates schemas for a whole service to call two of its operations (see *Supervisor footprint*).",
 			float64(f.maxRSS)/1024, float64(f.file)/1024))
+	}
+	if len(r.rootsBundle) > 0 && r.rootsBundle.median() < r.roots.median() {
+		items = append(items, fmt.Sprintf("Go loads the system's roots from the bundle file and then from every file of the certificate directories: on Debian, Ubuntu and Alpine the same certificates twice (%s ms here, %s ms for the bundle alone). A pool built by rolesenv that skips certificates already read would cost about the bundle's time alone, but it would have to replace the TLS configuration of every client (the SDK's, the credential chain's, Roles Anywhere's) and wait for it before each handshake; better fixed in Go's crypto/x509.",
+			ms(r.roots.median()), ms(r.rootsBundle.median())))
 	}
 	if len(items) == 0 {
 		return
@@ -337,11 +356,11 @@ func (r *report) pollRow(s size) *pollRow {
 
 func (r *report) writeMethod(p printer) {
 	p("## How it is measured\n\n")
-	p("Everything runs on this machine, on loopback. The AWS side is `internal/awsdev` over HTTPS, in a process of its own (the harness re-executed in emulator mode), seeded with 200 secrets and 20 SecureString parameters, with a Roles Anywhere trust anchor, profile and role. Three Toxiproxy proxies (the Go library, in the harness) put Roles Anywhere, Secrets Manager and Parameter Store on addresses of their own, as AWS does, so that no client shares a connection between two services.\n\n")
+	p("Everything runs on this machine, on loopback. The AWS side is `internal/awsdev` over HTTPS, in a process of its own (the harness re-executed in emulator mode), seeded with 200 secrets and 20 SecureString parameters, with a Roles Anywhere trust anchor, profile and role. Three Toxiproxy proxies (the Go library, in the harness) put Roles Anywhere, Secrets Manager and Parameter Store on addresses of their own, as AWS does, so that no client shares a connection between two services; three more do the same for the emulator's plain-HTTP listener.\n\n")
 	p("- **Latency** comes one of two ways. *emulator*: the emulator waits the RTT before each answer; handshakes cost nothing. *toxiproxy*: the proxies delay data by half the RTT each way; a TLS 1.3 handshake then costs one RTT, but the TCP handshake with the proxy costs none, so a new connection costs one RTT where it costs two on a real network. **The floor is measured through the same proxies, so it leaves out the TCP round trip too.**\n")
-	p("- **Trust**: the emulator's CA is added to a copy of the system's CA bundle named by `SSL_CERT_FILE`, so rolesenv verifies against the system's roots as it does against AWS, and pays for loading them (%s ms median in a fresh process here). Two cells use `AWS_CA_BUNDLE` instead, as `rolesenv dev` does.\n", ms(r.roots.median()))
+	p("- **Trust**: the emulator's CA is added to a copy of the system's CA bundle named by `SSL_CERT_FILE`, so rolesenv verifies against the system's roots as it does against AWS, and pays for loading them (%s ms median in a fresh process here). Two cells use `AWS_CA_BUNDLE` instead, as `rolesenv dev` does; four use plain HTTP (the emulator's second, plain listener, through proxies of their own), with `SSL_CERT_FILE` still set.\n", ms(r.roots.median()))
 	p("- **Time to exec** is from just before the harness forks `rolesenv run --once --env-file refs.env -- /bin/echo ready` to the first byte of the child's output on a pipe. The child is /bin/echo: it runs, writes and exits; nothing is added to rolesenv's path, and the bare command is timed the same way (its own start, about a millisecond, is in every number). Each rolesenv is the real binary, built at the start with `go build -trimpath -ldflags '-s -w'`, and starts with new connections.\n")
-	p("- **The floor** is a minimal Go client in the harness doing only what cannot be avoided: with Roles Anywhere, CreateSession on a new connection while the connections of the fetch round are dialled; one TLS connection per call of the round; the round itself, every call at once (BatchGetSecretValue 20 ids a call, GetParameters 10 names a call). No process start, no configuration, no env file.\n")
+	p("- **The floor** is a minimal Go client in the harness doing only what cannot be avoided: with Roles Anywhere, CreateSession on a new connection while the connections of the fetch round are dialled; one TLS connection per call of the round; the round itself, every call at once (BatchGetSecretValue 20 ids a call, GetParameters 10 names a call). No process start, no configuration, no env file. Its CPU time comes from the same round in a program of its own (`internal/bench/floorcmd`, a fresh Go process linking the SDK's Secrets Manager and SSM clients and rolesenv's signer), run once per sample after the floor.\n")
 	p("- **The baseline** is what most tools do: credentials (CreateSession, or none), then one GetSecretValue (or GetParameter) per variable, one after the other, on one reused connection.\n")
 	p("- rolesenv, floor and baseline take turns sample by sample, so a change in the machine's load touches all three. Where a baseline sample would take long, fewer are taken (the *n* column). **API calls** are the emulator's counters, reset before each start.\n")
 	p("- Every process (the harness, the emulator, each rolesenv) has `AWS_EC2_METADATA_DISABLED=true`, empty temporary AWS config and credentials files and explicit endpoints; each rolesenv gets an environment built from scratch: `PATH HOME AWS_EC2_METADATA_DISABLED AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE AWS_REGION AWS_ENDPOINT_URL AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_SSM`, `SSL_CERT_FILE` or `AWS_CA_BUNDLE`, and `AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY` or `ROLESENV_CERTIFICATE ROLESENV_PRIVATE_KEY ROLESENV_TRUST_ANCHOR_ARN ROLESENV_PROFILE_ARN ROLESENV_ROLE_ARN ROLESENV_ENDPOINT`.\n")
@@ -353,11 +372,11 @@ func (r *report) writeExec(p printer) {
 		return
 	}
 	p("## 1. Time to exec\n\n")
-	p("%d samples per cell; milliseconds. *over floor* is rolesenv's median minus the floor's; *× baseline* is the baseline's median over rolesenv's.\n\n", r.execSamples)
+	p("%d samples per cell; milliseconds. *over floor* is rolesenv's median minus the floor's; *× baseline* is the baseline's median over rolesenv's. %s\n\n", r.execSamples, cpuColumns)
 	for _, cr := range []creds{credStatic, credRA} {
 		p("### %s credentials\n\n", cr)
-		p("| refs | RTT | latency | rolesenv median | p90 | floor | over floor | baseline (n) | × baseline | calls/start (BatchAuto) | spread |\n")
-		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		p("| refs | RTT | latency | rolesenv median | CPU | p90 | floor | floor CPU | over floor | baseline (n) | × baseline | calls/start (BatchAuto) | spread |\n")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, c := range r.exec {
 			if c.creds != cr || c.trust != trustSystem {
 				continue
@@ -366,20 +385,11 @@ func (r *report) writeExec(p printer) {
 		}
 		p("\n")
 	}
-	var extra []*execCell
-	for _, c := range r.exec {
-		if c.trust == trustBundle {
-			extra = append(extra, c)
-		}
-	}
-	if len(extra) > 0 {
-		p("### With `AWS_CA_BUNDLE` (the SDK trusts that file alone)\n\n")
-		p("| refs | RTT | latency | creds | rolesenv median | p90 | floor | over floor | calls/start | spread |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-		for _, c := range extra {
-			p("| %s | %v | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.size.name, c.rtt, c.mode, c.creds,
-				ms(c.rolesenv.median()), ms(c.rolesenv.p90()), ms(c.floor.median()), ms(over(c)), callsCell(c), pct(c.rolesenv.spread()))
-		}
+	if r.writeTrustTable(p, trustBundle, "### With `AWS_CA_BUNDLE` (the SDK trusts that file alone)") {
 		p("\nWith `AWS_CA_BUNDLE`, nothing loads the system's roots: the SDK's clients and the Roles Anywhere client both trust the bundle alone, so these cells leave out the roots' cost (%s ms here) that the tables above pay, partly overlapped with the round trips.\n\n", ms(r.roots.median()))
+	}
+	if r.writeTrustTable(p, trustPlain, "### Plain HTTP (no TLS at all)") {
+		p("\nEvery endpoint is `http://`, Roles Anywhere's included, through proxies of their own to the emulator's plain-HTTP listener; the floor dials plain TCP. No handshake, and rolesenv loads no roots: what is left over the floor is the process's start and its own work.\n\n")
 	}
 	p("Reading the tables: with the emulator's latency a new connection costs no round trip, so what is left over the floor is CPU: starting a Go process (see *Wrapper overhead*), loading the system's roots, reading the configuration and the key, signing. Through Toxiproxy the handshakes cost round trips, and the overlap of CreateSession with the services' handshakes shows: Roles Anywhere costs about one round trip more than static credentials.\n\n")
 }
@@ -415,8 +425,8 @@ func execRow(c *execCell) string {
 	if c.rtt == 0 {
 		mode = "–"
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", c.size.name, rtt, mode,
-		ms(c.rolesenv.median()), ms(c.rolesenv.p90()), ms(c.floor.median()), ms(over(c)), base, x, callsCell(c), pct(c.rolesenv.spread()))
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", c.size.name, rtt, mode,
+		ms(c.rolesenv.median()), cpuCell(c.rolesenvCPU), ms(c.rolesenv.p90()), ms(c.floor.median()), cpuCell(c.floorCPU), ms(over(c)), base, x, callsCell(c), pct(c.rolesenv.spread()))
 }
 
 func (r *report) writeOverhead(p printer) {

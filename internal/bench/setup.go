@@ -19,6 +19,7 @@ import (
 type bench struct {
 	dir       string
 	rolesenv  string // the binary under test
+	floorCmd  string // the floor program (floorproc.go); "" measures no floor CPU
 	rootsFile string // the system's roots plus the emulator's CA
 	emu       *emulator
 	proxies   proxies
@@ -96,13 +97,28 @@ const (
 	// trustBundle: AWS_CA_BUNDLE names the emulator's CA, as with
 	// `rolesenv dev`; the SDK then trusts that file only.
 	trustBundle
+	// trustPlain: no TLS, every endpoint plain HTTP (SSL_CERT_FILE is
+	// still set, as on any machine: nothing should load it).
+	trustPlain
 )
 
 func (t trust) String() string {
-	if t == trustBundle {
+	switch t {
+	case trustBundle:
 		return "AWS_CA_BUNDLE"
+	case trustPlain:
+		return "plain HTTP"
 	}
 	return "system roots"
+}
+
+// urls are the base URLs of Roles Anywhere, Secrets Manager and Parameter
+// Store that a client with trust t sends to: each through its own proxy.
+func (b *bench) urls(t trust) (ra, sm, ssm string) {
+	if t == trustPlain {
+		return b.proxies.plainRA.url, b.proxies.plainSM.url, b.proxies.plainSSM.url
+	}
+	return b.proxies.ra.url, b.proxies.sm.url, b.proxies.ssm.url
 }
 
 // systemRoots writes the system's CA bundle plus the emulator's CA into
@@ -128,6 +144,11 @@ func (b *bench) systemRoots() error {
 // service through its own proxy, as each AWS service has its own host),
 // the trust and the credentials.
 func (b *bench) baseEnv(c creds, t trust) []string {
+	raURL, smURL, ssmURL := b.urls(t)
+	emuURL := b.emu.URL
+	if t == trustPlain {
+		emuURL = b.emu.HTTPURL
+	}
 	env := []string{
 		"PATH=/usr/bin:/bin",
 		"HOME=" + b.dir,
@@ -135,12 +156,12 @@ func (b *bench) baseEnv(c creds, t trust) []string {
 		"AWS_CONFIG_FILE=" + filepath.Join(b.dir, "aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(b.dir, "aws-credentials"),
 		"AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL=" + b.emu.URL,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + b.proxies.sm.url,
-		"AWS_ENDPOINT_URL_SSM=" + b.proxies.ssm.url,
+		"AWS_ENDPOINT_URL=" + emuURL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + smURL,
+		"AWS_ENDPOINT_URL_SSM=" + ssmURL,
 	}
 	switch t {
-	case trustSystem:
+	case trustSystem, trustPlain:
 		env = append(env, "SSL_CERT_FILE="+b.rootsFile)
 	case trustBundle:
 		env = append(env, "AWS_CA_BUNDLE="+b.emu.CAFile)
@@ -155,7 +176,7 @@ func (b *bench) baseEnv(c creds, t trust) []string {
 			"ROLESENV_TRUST_ANCHOR_ARN="+b.emu.TrustAnchorARN,
 			"ROLESENV_PROFILE_ARN="+b.emu.ProfileARN,
 			"ROLESENV_ROLE_ARN="+b.emu.RoleARN,
-			"ROLESENV_ENDPOINT="+b.proxies.ra.url)
+			"ROLESENV_ENDPOINT="+raURL)
 	}
 	return env
 }
@@ -172,27 +193,40 @@ type proxy struct {
 type proxies struct {
 	srv         *toxiproxy.ApiServer
 	ra, sm, ssm proxy
+	// The same before the emulator's plain-HTTP listener.
+	plainRA, plainSM, plainSSM proxy
 }
 
-func (p proxies) all() []proxy { return []proxy{p.ra, p.sm, p.ssm} }
+func (p proxies) all() []proxy {
+	return []proxy{p.ra, p.sm, p.ssm, p.plainRA, p.plainSM, p.plainSSM}
+}
 
-// startProxies runs a Toxiproxy server in this process, on 127.0.0.1.
-func startProxies(upstreamURL string) (proxies, error) {
-	u, err := url.Parse(upstreamURL)
+// startProxies runs a Toxiproxy server in this process, on 127.0.0.1,
+// with proxies to the emulator's HTTPS and plain-HTTP listeners.
+func startProxies(httpsURL, httpURL string) (proxies, error) {
+	tlsUp, err := url.Parse(httpsURL)
+	if err != nil {
+		return proxies{}, err
+	}
+	plainUp, err := url.Parse(httpURL)
 	if err != nil {
 		return proxies{}, err
 	}
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	ps := proxies{srv: srv}
 	for _, p := range []struct {
-		dst  *proxy
-		name string
-	}{{&ps.ra, "rolesanywhere"}, {&ps.sm, "secretsmanager"}, {&ps.ssm, "ssm"}} {
-		tp := toxiproxy.NewProxy(srv, p.name, "127.0.0.1:0", u.Host)
+		dst      *proxy
+		name     string
+		upstream *url.URL
+	}{
+		{&ps.ra, "rolesanywhere", tlsUp}, {&ps.sm, "secretsmanager", tlsUp}, {&ps.ssm, "ssm", tlsUp},
+		{&ps.plainRA, "rolesanywhere-http", plainUp}, {&ps.plainSM, "secretsmanager-http", plainUp}, {&ps.plainSSM, "ssm-http", plainUp},
+	} {
+		tp := toxiproxy.NewProxy(srv, p.name, "127.0.0.1:0", p.upstream.Host)
 		if err := srv.Collection.Add(tp, true); err != nil {
 			return proxies{}, err
 		}
-		*p.dst = proxy{p: tp, url: "https://" + tp.Listen}
+		*p.dst = proxy{p: tp, url: p.upstream.Scheme + "://" + tp.Listen}
 	}
 	return ps, nil
 }

@@ -44,7 +44,12 @@
 //     os/exec, and the command gets [Config.ParentDeathSignal] if rolesenv
 //     dies, even by SIGKILL. macOS has neither.
 //   - With systemd ([Config.NotifySocket]), a restart is bracketed by
-//     RELOADING=1 and READY=1; the command keeps NOTIFY_SOCKET.
+//     RELOADING=1 and READY=1; the command keeps NOTIFY_SOCKET. With
+//     [Config.Watchdog], WATCHDOG=1 goes out every half of it from the
+//     loop itself: a loop that stops turning stops the pings.
+//   - [Config.Observe] hears of starts, exits, restarts and reloads
+//     ([Event]) on the loop; [Config.Heartbeat] makes the loop turn, and
+//     say so, at least that often.
 //
 // It does not restart a command that exits on its own (that is the
 // service manager's job), chase processes that left the command's process

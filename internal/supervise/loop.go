@@ -35,6 +35,7 @@ type loop struct {
 	stop     *stopping
 	starting *starting // from the moment a child is due until it runs
 	restarts int
+	beat     *time.Ticker // Heartbeat and Watchdog; nil without them
 
 	write     WriteFiles // the newest update's files
 	reloadRun *reloading // a reload command that runs
@@ -79,10 +80,14 @@ func newLoop(s *Supervisor) *loop {
 		l.tty = openTerminal(s.sigs)
 	}
 	l.reaper = newReaper(s.log)
+	l.beat = newBeat(&s.cfg)
 	return l
 }
 
 func (l *loop) close() {
+	if l.beat != nil {
+		l.beat.Stop()
+	}
 	l.stopApplyTimer()
 	if l.stop != nil {
 		l.stopTimers(l.stop)
@@ -97,6 +102,9 @@ func (l *loop) close() {
 func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Result, error) {
 	if err := l.launch(&starting{env: env}); err != nil {
 		return Result{ExitCode: exitCodeOf(err)}, err
+	}
+	if l.beat != nil {
+		l.turned() // the loop runs from now on
 	}
 	done := ctx.Done()
 	for {
@@ -123,6 +131,8 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 			l.stop.timer = nil
 			l.killGroup()
 		case <-pollC:
+		case <-l.beatC():
+			l.turned()
 		case <-retryC:
 			l.starting.timer = nil
 			if err := l.launch(l.starting); err != nil {
@@ -198,6 +208,7 @@ func (l *loop) finishStop() (res Result, end bool, err error) {
 		return Result{ExitCode: code, Signal: sig, Restarts: l.restarts}, true, st.end
 	}
 	if err := l.launch(&starting{env: st.env, restart: true, reason: st.reason, stopTook: took}); err != nil {
+		l.observe(Event{Kind: EventRestart, Reason: ReasonChange, Outcome: OutcomeFailed})
 		return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, true, err
 	}
 	return Result{}, false, nil
@@ -242,6 +253,7 @@ func (l *loop) exited(ws syscall.WaitStatus) {
 		}
 	}
 	code, sig := statusOf(ws)
+	l.observe(Event{Kind: EventExited, PID: c.pid, ExitCode: code, Signal: sig})
 	if sig != 0 {
 		l.log.Info("child exited", "pid", c.pid, "status", code, "signal", SignalName(sig))
 	} else {
@@ -437,6 +449,7 @@ func (l *loop) plan() {
 // pending change back for wait.
 func (l *loop) logDeferred(now time.Time, wait time.Duration) {
 	l.deferLogged = true
+	l.observe(Event{Kind: EventRestart, Reason: ReasonChange, Outcome: OutcomeDeferred})
 	l.log.Warn("restart deferred: restart budget spent",
 		"until", now.Add(wait).Format(time.RFC3339), "max_restarts", l.cfg.MaxRestarts,
 		"window", l.cfg.RestartWindow, "reason", strings.Join(l.reasons, "; "))

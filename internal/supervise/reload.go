@@ -126,10 +126,12 @@ func (l *loop) reloaded(r *reloading, err error) {
 		if errors.As(err, &ee) {
 			status = ee.ExitCode()
 		}
+		l.observe(Event{Kind: EventReload, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeFailed})
 		l.log.Error("reload failed; the command runs on with what it had read", "err", err, "status", status, "took", took, "reason", r.reason)
 		l.notify.send("READY=1", statusLine("reload failed: "+err.Error()))
 	} else {
 		l.reloads++
+		l.observe(Event{Kind: EventReload, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeOK})
 		l.log.Info("child reloaded", "pid", l.child.pid, "took", took, "reloads", l.reloads, "reason", r.reason)
 		l.notify.send("READY=1", statusLine(fmt.Sprintf("running %s (pid %d), reloaded %d times", l.cfg.Command, l.child.pid, l.reloads)))
 	}

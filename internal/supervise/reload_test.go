@@ -45,7 +45,16 @@ func (h *harness) updateFiles(env []string, reason string, files WriteFiles) {
 // restarted.
 func TestReloadSignal(t *testing.T) {
 	env := childEnv("record", "GEN=0", "RECORD_TERM_EXITS=1")
-	h := startHarness(t, Config{OnChange: OnChangeReload, Debounce: 5 * time.Second}, env)
+	var evMu sync.Mutex
+	var reloads []Event
+	observe := func(e Event) {
+		if e.Kind == EventReload {
+			evMu.Lock()
+			reloads = append(reloads, e)
+			evMu.Unlock()
+		}
+	}
+	h := startHarness(t, Config{OnChange: OnChangeReload, Debounce: 5 * time.Second, Observe: observe}, env)
 	h.out.until("ready")
 	fw := &fileWrites{clock: h.clock, changed: true}
 	start := h.clock.Now()
@@ -59,6 +68,11 @@ func TestReloadSignal(t *testing.T) {
 		t.Fatalf("child got %q, want sig SIGHUP", got)
 	}
 	rec := h.log.wait("child reloaded", 1)
+	evMu.Lock()
+	if len(reloads) != 1 || reloads[0].Outcome != OutcomeOK {
+		t.Errorf("reload events %+v, want one ok", reloads)
+	}
+	evMu.Unlock()
 	if rec.attrs["reason"] != "sm://app/tls rotated" {
 		t.Errorf("reload logged with %v", rec.attrs)
 	}

@@ -102,6 +102,7 @@ func (l *loop) started(st *starting) {
 		return
 	}
 	l.restarts++
+	l.observe(Event{Kind: EventRestart, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeOK})
 	l.log.Info("child restarted", "pid", l.child.pid, "reason", st.reason, "stop_took", st.stopTook, "restarts", l.restarts)
 	l.notify.send("READY=1", status(fmt.Sprintf("running %s (pid %d), restarted %d times", l.cfg.Command, l.child.pid, l.restarts)))
 	l.plan() // a change may have been deferred meanwhile
@@ -129,6 +130,7 @@ func (l *loop) start(env []string) error {
 	l.child = &child{pid: p.Pid, pgid: p.Pid, proc: p}
 	l.env = env
 	l.reaper.learn(p.Pid)
+	l.observe(Event{Kind: EventStarted, PID: p.Pid})
 	l.log.Info("child started", "pid", p.Pid, "command", l.cfg.Command, "foreground", fg)
 	return nil
 }

@@ -115,6 +115,20 @@ type Config struct {
 	// NOTIFY_SOCKET through its environment and sends its own READY=1.
 	NotifySocket string
 
+	// Watchdog is systemd's watchdog timeout (WATCHDOG_USEC), when
+	// rolesenv is the process systemd watches: while the supervisor's
+	// loop turns (and, before Run, while start-up's signal watcher
+	// does), WATCHDOG=1 goes to NotifySocket every half of it. A loop
+	// that stops turning stops the pings, and systemd restarts the unit.
+	Watchdog time.Duration
+	// Heartbeat, when set, makes the loop turn at least that often
+	// (reported as EventBeat), so that an observer can tell a loop that
+	// turns from one that is stuck.
+	Heartbeat time.Duration
+	// Observe, when set, is told what happens to the child (see Event).
+	// It is called on the loop and must not block.
+	Observe func(Event)
+
 	// StartRetryLimit is how long a start that the system refuses for
 	// lack of a resource (EMFILE, ENFILE, ENOMEM, EAGAIN) is retried
 	// before Run gives up with a *StartError (default one minute).
@@ -282,10 +296,14 @@ func (cfg *Config) fill() error {
 // would end a process ends rolesenv (see Context), the others are dropped.
 func (s *Supervisor) watchStartUp() {
 	defer close(s.early)
+	ping, stop := s.startUpPings()
+	defer stop()
 	for {
 		select {
 		case <-s.handoff:
 			return
+		case <-ping:
+			s.watchdogPing()
 		case sig := <-s.sigs:
 			ss := sig.(syscall.Signal)
 			switch {

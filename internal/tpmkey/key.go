@@ -73,16 +73,22 @@ func Recognize(ref string) bool {
 	return IsKeyFile(head[:n])
 }
 
-// ParseHandle parses "handle:0x81000001" (hexadecimal with 0x, or
-// decimal); only persistent handles are keys.
+// ParseHandle parses "handle:0x81000001". The number is hexadecimal,
+// with or without 0x, as the official Roles Anywhere helper reads it;
+// only persistent handles are keys.
 func ParseHandle(ref string) (tpm2.TPMHandle, error) {
 	s, ok := strings.CutPrefix(ref, HandlePrefix)
 	if !ok {
 		return 0, fmt.Errorf("%w: %q is not %s0x81nnnnnn", ErrUnsupported, ref, HandlePrefix)
 	}
-	v, err := strconv.ParseUint(s, 0, 32)
+	if t, ok := strings.CutPrefix(s, "0x"); ok {
+		s = t
+	} else if t, ok := strings.CutPrefix(s, "0X"); ok {
+		s = t
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
 	if err != nil || !persistent(tpm2.TPMHandle(v)) {
-		return 0, fmt.Errorf("%w: %q is not a persistent handle (0x81000000 to 0x81FFFFFF)", ErrUnsupported, ref)
+		return 0, fmt.Errorf("%w: %q is not a persistent handle (hexadecimal, 0x81000000 to 0x81FFFFFF)", ErrUnsupported, ref)
 	}
 	return tpm2.TPMHandle(v), nil
 }
@@ -434,8 +440,22 @@ func (k *Key) readPublic(t transport.TPM, h tpm2.TPMHandle) (*tpm2.TPMTPublic, t
 	return pub, rsp.Name, nil
 }
 
+// flush unloads h. A flush that fails leaves the object in the TPM, and
+// without a resource manager (swtpm's socket, /dev/tpm0) nobody else
+// unloads it: a few such objects fill the TPM's slots for every process
+// for good. So a flush the TPM or its socket refused for being busy (a
+// socket's full backlog refuses the connection at once) is tried again,
+// for up to busyFor; a TPM that cannot be reached at all has restarted
+// or gone, and its objects with it.
 func flush(t transport.TPM, h tpm2.TPMHandle) {
-	_, _ = tpm2.FlushContext{FlushHandle: h}.Execute(t)
+	giveUp := time.Now().Add(busyFor)
+	for attempt := 1; ; attempt++ {
+		_, err := tpm2.FlushContext{FlushHandle: h}.Execute(t)
+		if err == nil || !errors.Is(classify(err), errBusy) || time.Now().After(giveUp) {
+			return
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(busyDelay) << min(attempt, 4))))
+	}
 }
 
 // signOnce loads the key (a key file) or checks that the handle still

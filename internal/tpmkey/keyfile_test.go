@@ -72,3 +72,34 @@ func FuzzParseKeyFile(f *testing.F) {
 		}
 	})
 }
+
+// TestParseHandle: a handle is read as the official helper reads it:
+// hexadecimal, with or without 0x; only persistent handles are keys.
+func TestParseHandle(t *testing.T) {
+	for _, c := range []struct {
+		ref  string
+		want uint32 // 0: an error
+	}{
+		{"handle:0x81000001", 0x81000001},
+		{"handle:0X8100ABCD", 0x8100abcd},
+		{"handle:81000001", 0x81000001},
+		{"handle:810000ff", 0x810000ff},
+		{"handle:0x80000001", 0},
+		{"handle:2164260865", 0}, // decimal is not read
+		{"handle:", 0},
+		{"handle:0x", 0},
+		{"handle:0x1810000001", 0},
+		{"handle:zz", 0},
+		{"0x81000001", 0},
+	} {
+		h, err := ParseHandle(c.ref)
+		switch {
+		case c.want == 0 && err == nil:
+			t.Errorf("%q: 0x%08x, want an error", c.ref, uint32(h))
+		case c.want != 0 && (err != nil || uint32(h) != c.want):
+			t.Errorf("%q: 0x%08x, %v; want 0x%08x", c.ref, uint32(h), err, c.want)
+		case err != nil && !errors.Is(err, ErrUnsupported):
+			t.Errorf("%q: %v, want ErrUnsupported", c.ref, err)
+		}
+	}
+}

@@ -72,12 +72,12 @@ func (tpm *TPM) start(t testing.TB) {
 	}
 	tpm.cmd, tpm.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(tpm.done) }()
-	// swtpm serves once its sockets accept; it must do so at all.
+	// swtpm serves once both its sockets accept (it makes the control
+	// socket first); it must do so at all.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.Dial("unix", tpm.Socket+".ctrl")
+		err := dialBoth(tpm.Socket+".ctrl", tpm.Socket)
 		if err == nil {
-			c.Close()
 			return
 		}
 		select {
@@ -90,6 +90,17 @@ func (tpm *TPM) start(t testing.TB) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func dialBoth(paths ...string) error {
+	for _, p := range paths {
+		c, err := net.Dial("unix", p)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
 }
 
 // Stop kills the TPM and waits for it; its state stays for Restart.
@@ -237,4 +248,43 @@ func (tpm *TPM) toolStdin(t testing.TB, stdin, name string, args ...string) {
 	if _, err := tpm.run("true"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NewProviderKeyFile makes a signing key with the TPM2 OpenSSL provider
+// (openssl genpkey -provider tpm2), as the official Roles Anywhere
+// helper's README suggests: a TSS2 PEM file whose parent is the owner
+// hierarchy and that says the key has no password. It returns the
+// file's path. The test is skipped, or fails under
+// ROLESENV_TEST_REQUIRE_TOOLS=1, without the provider.
+func (tpm *TPM) NewProviderKeyFile(t testing.TB, name string, kind Kind) string {
+	t.Helper()
+	testenv.RequireTool(t, "openssl")
+	tcti := "TPM2OPENSSL_TCTI=swtpm:path=" + tpm.Socket
+	check := exec.Command("openssl", "list", "-providers", "-provider", "tpm2")
+	check.Env = append(os.Environ(), tcti)
+	if err := check.Run(); err != nil {
+		if os.Getenv(testenv.RequireToolsVar) == "1" {
+			t.Fatalf("the TPM2 OpenSSL provider is required (%s=1): %v", testenv.RequireToolsVar, err)
+		}
+		t.Skipf("the TPM2 OpenSSL provider (Debian tpm2-openssl) is not installed: %v", err)
+	}
+	args := []string{"genpkey", "-provider", "tpm2", "-provider", "default", "-out", name + ".pem"}
+	switch kind {
+	case RSA2048:
+		args = append(args, "-algorithm", "RSA", "-pkeyopt", "bits:2048")
+	case ECC256:
+		args = append(args, "-algorithm", "EC", "-pkeyopt", "group:P-256")
+	case ECC384:
+		args = append(args, "-algorithm", "EC", "-pkeyopt", "group:P-384")
+	}
+	cmd := exec.Command("openssl", args...)
+	cmd.Env = append(os.Environ(), tcti)
+	cmd.Dir = tpm.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl genpkey -provider tpm2: %v: %s", err, out)
+	}
+	if _, err := tpm.run("true"); err != nil {
+		t.Fatal(err)
+	}
+	return tpm.Path(name + ".pem")
 }

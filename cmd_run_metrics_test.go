@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/internal/awsdev"
+	"github.com/rolesenv/rolesenv/internal/check"
+	"github.com/rolesenv/rolesenv/internal/exitcode"
+	"github.com/rolesenv/rolesenv/internal/testenv"
+)
+
+// scrape is one answer of /metrics: its text, and its samples by name.
+type scrape struct {
+	text    string
+	samples map[string][]sample
+}
+
+type sample struct {
+	labels string // `{a="x",b="y"}`, or ""
+	value  float64
+}
+
+// getURL GETs url and returns the status and body.
+func getURL(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runDeadline)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// scrapeMetrics reads base/metrics and parses the text format's samples.
+func scrapeMetrics(t *testing.T, base string) scrape {
+	t.Helper()
+	code, body := getURL(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	s := scrape{text: body, samples: map[string][]sample{}}
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		name, labels := line[:i], ""
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name, labels = name[:j], name[j:]
+		}
+		s.samples[name] = append(s.samples[name], sample{labels: labels, value: v})
+	}
+	return s
+}
+
+// get sums the samples of name whose labels include every `k="v"` given.
+func (s scrape) get(name string, labels ...string) float64 {
+	sum := 0.0
+	for _, smp := range s.samples[name] {
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(smp.labels, l)
+		}
+		if ok {
+			sum += smp.value
+		}
+	}
+	return sum
+}
+
+// promtoolCheck runs promtool check metrics on a scrape: the format and
+// Prometheus's naming conventions.
+func promtoolCheck(t *testing.T, text string) {
+	t.Helper()
+	bin := testenv.RequireTool(t, "promtool")
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s\n--- scrape:\n%s", err, out.String(), text)
+	}
+}
+
+// metricsURL waits for rolesenv's "serving metrics" line and returns the
+// endpoint's base URL.
+func (p *runProc) metricsURL() string {
+	p.t.Helper()
+	const key = `url=http://`
+	p.waitLog(`msg="serving metrics"`, 1)
+	for _, l := range p.lines(&p.log) {
+		if i := strings.Index(l, key); i >= 0 && strings.Contains(l, "serving metrics") {
+			u := l[i+len("url="):]
+			if j := strings.IndexByte(u, ' '); j >= 0 {
+				u = u[:j]
+			}
+			return strings.TrimSuffix(u, "/metrics")
+		}
+	}
+	p.t.Fatal("no metrics URL in the log")
+	return ""
+}
+
+// waitMetric scrapes until cond holds, within the deadline.
+func waitMetric(t *testing.T, base, what string, cond func(scrape) bool) scrape {
+	t.Helper()
+	deadline := time.Now().Add(runDeadline)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s := scrapeMetrics(t, base)
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v; last scrape:\n%s", what, runDeadline, s.text)
+		}
+		<-tick.C
+	}
+}
+
+// waitProbe GETs base+path until it answers want.
+func waitProbe(t *testing.T, base, path string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(runDeadline)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		code, body := getURL(t, base+path)
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answered %d %q, want %d within %v", path, code, body, want, runDeadline)
+		}
+		<-tick.C
+	}
+}
+
+const metricsSentinel = "SENTINEL-metrics-secret-value"
+
+// TestRunMetrics: a watching rolesenv with Roles Anywhere credentials and
+// --metrics-listen; every metric moves as the emulator's controls make
+// things happen (throttling, denial, expired credentials, rotation, a
+// stale environment and its recovery), promtool accepts every scrape, and
+// no scrape holds the secret.
+func TestRunMetrics(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	e := newRAEmulator(t)
+	mustDo[string](t)(e.CreateSecret("m/api", metricsSentinel+"-1"))
+	file := writeEnvFile(t, "API=sm://m/api\n")
+	p := startRun(t, e.runEnv(), append(append([]string{"run", "--env-file", file, "--interval", "1s",
+		"--debounce", "0s", "--metrics-listen", "0"}, e.args(t)...),
+		"--log-level", "debug", "--", "rolesenv-testchild", "printvars", "-hash", "API")...)
+	base := p.metricsURL()
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("a bare port listens on %s, want the loopback interface", base)
+	}
+	p.waitOut("start API=")
+	var scrapes []string
+	s := waitMetric(t, base, "a successful check", func(s scrape) bool {
+		return s.get("rolesenv_checks_total", `outcome="ok"`) >= 1
+	})
+	scrapes = append(scrapes, s.text)
+	now := float64(time.Now().Unix())
+	for name, ok := range map[string]bool{
+		"build info":           s.get("rolesenv_build_info", `version="`) == 1,
+		"command up":           s.get("rolesenv_command_up") == 1,
+		"command start time":   s.get("rolesenv_command_start_time_seconds") > now-runDeadline.Seconds(),
+		"credentials expiry":   s.get("rolesenv_credentials_expiry_timestamp_seconds", `source="rolesanywhere"`) > now,
+		"CreateSession":        s.get("rolesenv_aws_api_calls_total", `service="rolesanywhere"`, `operation="CreateSession"`, `outcome="ok"`) >= 1,
+		"GetSecretValue":       s.get("rolesenv_aws_api_calls_total", `service="secretsmanager"`, `operation="GetSecretValue"`, `outcome="ok"`) >= 1,
+		"DescribeSecret":       s.get("rolesenv_aws_api_call_duration_seconds_count", `service="secretsmanager"`, `operation="DescribeSecret"`) >= 1,
+		"last success":         s.get("rolesenv_check_last_success_timestamp_seconds") > 0,
+		"no failed checks":     s.get("rolesenv_check_consecutive_failures") == 0,
+		"fresh environment":    s.get("rolesenv_environment_oldest_value_age_seconds") < 3,
+		"ready":                s.get("rolesenv_ready") == 1,
+		"loop turns":           s.get("rolesenv_loop_last_turn_timestamp_seconds") > 0,
+		"no restart yet":       s.get("rolesenv_command_restarts_total") == 0,
+		"rotations start at 0": s.get("rolesenv_rotations_total") == 0,
+	} {
+		if !ok {
+			t.Errorf("%s: wrong in\n%s", name, s.text)
+		}
+	}
+	waitProbe(t, base, "/healthz", http.StatusOK)
+	waitProbe(t, base, "/readyz", http.StatusOK)
+
+	// Throttling: the SDK retries, and each throttled attempt counts.
+	e.FailNext("secretsmanager:DescribeSecret", 1, awsdev.FaultThrottle)
+	s = waitMetric(t, base, "a throttled call", func(s scrape) bool {
+		return s.get("rolesenv_aws_api_calls_total", `operation="DescribeSecret"`, `outcome="throttled"`) >= 1
+	})
+	scrapes = append(scrapes, s.text)
+
+	// Denial: the role may do nothing; checks fail, and count.
+	if err := e.SetRolePolicy("reader", awsdev.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	s = waitMetric(t, base, "a denied call and failed checks", func(s scrape) bool {
+		return s.get("rolesenv_aws_api_calls_total", `outcome="denied"`) >= 1 &&
+			s.get("rolesenv_check_consecutive_failures") >= 2 && s.get("rolesenv_checks_total", `outcome="failed"`) >= 2
+	})
+	scrapes = append(scrapes, s.text)
+	agreeWithCheck(t, e, file, s)
+	// Stale beyond 3 intervals: not ready, but alive.
+	waitProbe(t, base, "/readyz", http.StatusServiceUnavailable)
+	waitProbe(t, base, "/healthz", http.StatusOK)
+	if err := e.SetRolePolicy("reader", awsdev.AllowAll); err != nil {
+		t.Fatal(err)
+	}
+	waitProbe(t, base, "/readyz", http.StatusOK)
+	s = scrapeMetrics(t, base)
+	if s.get("rolesenv_check_consecutive_failures") != 0 || s.get("rolesenv_environment_oldest_value_age_seconds") >= 3 {
+		t.Errorf("after recovery:\n%s", s.text)
+	}
+
+	// Credentials AWS no longer accepts: dropped, and new ones expire later.
+	expiry := s.get("rolesenv_credentials_expiry_timestamp_seconds")
+	sessions := s.get("rolesenv_aws_api_calls_total", `operation="CreateSession"`, `outcome="ok"`)
+	e.ExpireCredentials()
+	s = waitMetric(t, base, "new credentials", func(s scrape) bool {
+		return s.get("rolesenv_aws_api_calls_total", `operation="CreateSession"`, `outcome="ok"`) > sessions &&
+			s.get("rolesenv_credentials_expiry_timestamp_seconds") > expiry
+	})
+	scrapes = append(scrapes, s.text)
+
+	// Rotation: detected, counted, and the command restarted.
+	started := s.get("rolesenv_command_start_time_seconds")
+	mustDo[string](t)(e.PutSecretValue("m/api", metricsSentinel+"-2"))
+	s = waitMetric(t, base, "a rotation and a restart", func(s scrape) bool {
+		return s.get("rolesenv_rotations_total") >= 1 &&
+			s.get("rolesenv_command_restarts_total", `reason="change"`, `outcome="ok"`) == 1 &&
+			s.get("rolesenv_command_up") == 1 && s.get("rolesenv_command_exits_total") == 1
+	})
+	scrapes = append(scrapes, s.text)
+	if got := s.get("rolesenv_command_start_time_seconds"); got < started {
+		t.Errorf("command start time went from %v to %v", started, got)
+	}
+	for i, text := range scrapes {
+		promtoolCheck(t, text)
+		if strings.Contains(text, "SENTINEL") {
+			t.Errorf("scrape %d holds the secret:\n%s", i, text)
+		}
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestRunMetricsUsage: --metrics-listen with --once, an address that is
+// not one, and a port in use.
+func TestRunMetricsUsage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "--once", "--metrics-listen", "9464", "true"}, exitcode.Usage, "--metrics-listen cannot be used with --once"},
+		{[]string{"run", "--metrics-listen", "nowhere", "true"}, exitcode.Usage, "invalid --metrics-listen"},
+		{[]string{"run", "--metrics-listen", ln.Addr().String(), "true"}, exitcode.Config, "--metrics-listen: failed to listen for metrics"},
+	} {
+		a := &app{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+		err := dispatch(t.Context(), a, tt.args)
+		var stderr bytes.Buffer
+		if err != nil {
+			printError(&stderr, err)
+		}
+		if code := exitcode.Of(err); code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%q: exit %d, %q; want %d, %q", tt.args, code, stderr.String(), tt.code, tt.want)
+		}
+	}
+}
+
+// TestRunWatchdog: under a unit with WatchdogSec, rolesenv pings systemd
+// while it watches; with WATCHDOG_PID naming another process, it does not.
+func TestRunWatchdog(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pings := func(within time.Duration, want int) int {
+		t.Helper()
+		n, end, buf := 0, time.Now().Add(within), make([]byte, 4096)
+		for n < want {
+			_ = conn.SetReadDeadline(end)
+			m, err := conn.Read(buf)
+			if err != nil {
+				return n
+			}
+			if strings.Contains(string(buf[:m]), "WATCHDOG=1") {
+				n++
+			}
+		}
+		return n
+	}
+	env := []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}
+	p := startRun(t, env, "run", "--", "rolesenv-testchild", "printvars", "X")
+	p.waitOut("start")
+	if n := pings(runDeadline, 3); n != 3 {
+		t.Errorf("%d watchdog pings, want 3", n)
+	}
+	p.stop()
+
+	for pings(10*time.Millisecond, 1) > 0 {
+	}
+	q := startRun(t, append(env, "WATCHDOG_PID=1"), "run", "--", "rolesenv-testchild", "printvars", "X")
+	q.waitOut("start")
+	if n := pings(time.Second, 1); n != 0 {
+		t.Error("pinged for WATCHDOG_PID=1")
+	}
+	q.stop()
+}
+
+// TestMetricsCostNothingAtStartUp: internal/metrics does no work at
+// package initialisation, so a rolesenv without --metrics-listen pays
+// nothing for it (GODEBUG=inittrace lists every package that does).
+func TestMetricsCostNothingAtStartUp(t *testing.T) {
+	cmd := exec.Command(rolesenvBin(t), "version")
+	cmd.Env = testenv.SafeEnv(t, "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "init ") {
+		t.Fatalf("no inittrace lines in %q", out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "rolesenv/internal/metrics ") {
+			t.Errorf("package initialisation: %s", line)
+		}
+	}
+}
+
+// agreeWithCheck runs check --format json --describe-only with the same
+// settings while the role is denied everything: every action check names
+// is the service:operation of a series in the scrape, with the outcome
+// that check's status and code mean.
+func agreeWithCheck(t *testing.T, e *raEmulator, file string, s scrape) {
+	t.Helper()
+	args := append([]string{"check", "--format", "json", "--describe-only", "--env-file", file}, e.args(t)...)
+	out, _ := rolesenvCmd(t, e.runEnv(), args...).Output() // exit 1: a check failed
+	var doc struct{ Checks []check.Row }
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("check --format json: %v\n%s", err, out)
+	}
+	seen := 0
+	for _, row := range doc.Checks {
+		if row.Action == "" {
+			continue
+		}
+		service, operation, _ := strings.Cut(row.Action, ":")
+		outcome := "ok"
+		if row.Status == check.Fail {
+			outcome = "error"
+			if inject.DeniedCode(row.Code) {
+				outcome = "denied"
+			}
+		}
+		labels := []string{`service="` + service + `"`, `operation="` + operation + `"`, `outcome="` + outcome + `"`}
+		if s.get("rolesenv_aws_api_calls_total", labels...) == 0 {
+			t.Errorf("check's %s (%s %s) has no series %v", row.Action, row.Status, row.Code, labels)
+		}
+		seen++
+	}
+	if seen < 2 {
+		t.Errorf("check named %d actions, want CreateSession and DescribeSecret:\n%s", seen, out)
+	}
+}

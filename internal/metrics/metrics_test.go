@@ -1,0 +1,346 @@
+package metrics
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rolesenv/rolesenv/internal/testenv"
+)
+
+// clock is a settable time for a State.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestState() (*State, *clock) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	return newAt("1.2.3", c.now), c
+}
+
+func text(t *testing.T, s *State) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// promtool checks the text format and Prometheus's naming conventions.
+func promtool(t *testing.T, out string) {
+	t.Helper()
+	bin := testenv.RequireTool(t, "promtool")
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = strings.NewReader(out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s\n--- text:\n%s", err, msg, out)
+	}
+}
+
+// TestTextFormat: every family, empty and then filled, passes promtool,
+// and the values are the ones recorded.
+func TestTextFormat(t *testing.T) {
+	s, c := newTestState()
+	promtool(t, text(t, s))
+	s.Credentials(c.now().Add(time.Hour), "default-chain", "SharedConfigCredentials")
+	s.Check(c.now(), true, 0)
+	c.add(10 * time.Second)
+	s.Check(c.now(), false, 1)
+	s.Rotated(2)
+	s.CommandStarted(c.now())
+	s.CommandExited(true)
+	s.Restart("change", "ok")
+	s.Reload("change", "failed")
+	s.APICall("secretsmanager", "DescribeSecret", OutcomeThrottled, 30*time.Millisecond)
+	s.APICall("secretsmanager", "DescribeSecret", OutcomeOK, time.Minute)
+	s.Beat(time.Second)
+	s.SetReadyThreshold(time.Minute)
+	out := text(t, s)
+	promtool(t, out)
+	for _, want := range []string{
+		`rolesenv_build_info{version="1.2.3",goversion="go`,
+		`rolesenv_credentials_expiry_timestamp_seconds{source="default-chain",provider="SharedConfigCredentials"} 1.8000036e+09`,
+		"rolesenv_check_last_success_timestamp_seconds 1.8e+09\n",
+		"rolesenv_check_consecutive_failures 1\n",
+		`rolesenv_checks_total{outcome="failed"} 1`,
+		"rolesenv_environment_oldest_value_age_seconds 10\n",
+		"rolesenv_rotations_total 2\n",
+		"rolesenv_command_up 0\n",
+		`rolesenv_command_exits_total{how="signaled"} 1`,
+		`rolesenv_command_restarts_total{reason="change",outcome="ok"} 1`,
+		`rolesenv_command_reloads_total{reason="change",outcome="failed"} 1`,
+		`rolesenv_aws_api_calls_total{service="secretsmanager",operation="DescribeSecret",outcome="throttled"} 1`,
+		`rolesenv_aws_api_call_duration_seconds_bucket{service="secretsmanager",operation="DescribeSecret",le="0.05"} 1`,
+		`rolesenv_aws_api_call_duration_seconds_bucket{service="secretsmanager",operation="DescribeSecret",le="30"} 1`,
+		`rolesenv_aws_api_call_duration_seconds_bucket{service="secretsmanager",operation="DescribeSecret",le="+Inf"} 2`,
+		`rolesenv_aws_api_call_duration_seconds_sum{service="secretsmanager",operation="DescribeSecret"} 60.03`,
+		"rolesenv_ready 0\n",
+		"rolesenv_ready_max_age_seconds 60\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestCardinalityIsBounded: whatever label values come, a family holds at
+// most MaxSeries of them plus one "other".
+func TestCardinalityIsBounded(t *testing.T) {
+	s, _ := newTestState()
+	for i := range 10 * MaxSeries {
+		s.APICall("svc", fmt.Sprintf("Op%d", i), OutcomeOK, time.Millisecond)
+	}
+	out := text(t, s)
+	if n := strings.Count(out, "rolesenv_aws_api_calls_total{"); n != MaxSeries+1 {
+		t.Errorf("%d series, want %d", n, MaxSeries+1)
+	}
+	want := fmt.Sprintf(`rolesenv_aws_api_calls_total{service="other",operation="other",outcome="other"} %d`, 9*MaxSeries)
+	if !strings.Contains(out, want) {
+		t.Errorf("no %q", want)
+	}
+	promtool(t, out)
+}
+
+// TestLabelsAreEscaped: a label value cannot break the format.
+func TestLabelsAreEscaped(t *testing.T) {
+	s, _ := newTestState()
+	s.Restart("a\"b\\c\nd", "ok")
+	out := text(t, s)
+	if !strings.Contains(out, `reason="a\"b\\c\nd"`) {
+		t.Errorf("not escaped:\n%s", out)
+	}
+	promtool(t, out)
+}
+
+// TestHealthAndReadiness: healthy while starting and while the loop
+// turns, not after three missed turns; ready only while the command runs
+// on an environment no older than the threshold, and again on recovery.
+func TestHealthAndReadiness(t *testing.T) {
+	s, c := newTestState()
+	s.SetReadyThreshold(3 * time.Second)
+	if ok, why := s.Healthy(c.now()); !ok {
+		t.Errorf("starting: %s", why)
+	}
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready before the command runs")
+	}
+	s.Beat(time.Second)
+	s.Loaded(c.now())
+	s.CommandStarted(c.now())
+	if ok, why := s.Ready(c.now()); !ok {
+		t.Errorf("fresh: %s", why)
+	}
+	c.add(4 * time.Second)
+	if ok, _ := s.Healthy(c.now()); ok {
+		t.Error("healthy after four seconds without a turn")
+	}
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready with a four-second-old environment")
+	}
+	s.Beat(time.Second)
+	s.Check(c.now(), false, 1)
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready after a failed check")
+	}
+	s.Check(c.now(), true, 0)
+	if ok, why := s.Healthy(c.now()); !ok {
+		t.Errorf("turning again: %s", why)
+	}
+	if ok, why := s.Ready(c.now()); !ok {
+		t.Errorf("recovered: %s", why)
+	}
+	s.CommandExited(false)
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready without a command")
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"9464":           "127.0.0.1:9464",
+		":9464":          "127.0.0.1:9464",
+		"0":              "127.0.0.1:0",
+		"0.0.0.0:9464":   "0.0.0.0:9464",
+		"[::1]:9464":     "[::1]:9464",
+		"localhost:9464": "localhost:9464",
+	} {
+		if got, err := ListenAddr(in); err != nil || got != want {
+			t.Errorf("ListenAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "host", "99999", "host:port", "1.2.3.4:70000"} {
+		if got, err := ListenAddr(bad); err == nil {
+			t.Errorf("ListenAddr(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func serve(t *testing.T, s *State, o ServerOptions) string {
+	t.Helper()
+	srv, err := Serve("127.0.0.1:0", s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Addr()
+}
+
+// TestEndpoint: GET and HEAD of the three paths; any other method is 405,
+// any other path 404.
+func TestEndpoint(t *testing.T) {
+	s, _ := newTestState()
+	addr := serve(t, s, ServerOptions{})
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/metrics", 200}, {"HEAD", "/metrics", 200}, {"GET", "/healthz", 200},
+		{"GET", "/readyz", 503}, {"POST", "/metrics", 405}, {"PUT", "/healthz", 405},
+		{"DELETE", "/readyz", 405}, {"GET", "/", 404}, {"GET", "/debug/pprof/", 404},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+addr+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d %q, want %d", tc.method, tc.path, resp.StatusCode, body, tc.want)
+		}
+		if tc.path == "/metrics" && tc.method == "GET" && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+			t.Errorf("content type %q", resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+// TestSlowHeadersAreCutOff: a connection that never finishes its headers
+// is closed after the header timeout, not held.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	s, _ := newTestState()
+	addr := serve(t, s, ServerOptions{})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(readHeaderTimeout + 10*time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
+	}
+	if took := time.Since(start); took < readHeaderTimeout/2 {
+		t.Errorf("closed after %v, before the header timeout", took)
+	}
+}
+
+// TestLargeHeadersAreRefused: headers past 8 KiB get 431.
+func TestLargeHeadersAreRefused(t *testing.T) {
+	s, _ := newTestState()
+	addr := serve(t, s, ServerOptions{})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 2*maxHeaderBytes))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}
+
+// TestConnectionCap: at the cap, a further connection is not served until
+// one closes; it waits in the backlog rather than failing.
+func TestConnectionCap(t *testing.T) {
+	s, _ := newTestState()
+	addr := serve(t, s, ServerOptions{MaxConns: 2})
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(c).ReadString('\n')
+		lines <- l
+	}()
+	select {
+	case l := <-lines:
+		t.Fatalf("served past the cap: %q", l)
+	case <-time.After(300 * time.Millisecond): // an absence, checked for a while
+	}
+	held[0].Close()
+	select {
+	case l := <-lines:
+		if !strings.HasPrefix(l, "HTTP/1.1 200") {
+			t.Errorf("answer %q", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not served once a slot was free")
+	}
+}
+
+// TestUpdatesNeverWaitForAScrape: updates go on, at full speed, while
+// scrapes run without pause; the race detector checks the rest.
+func TestUpdatesNeverWaitForAScrape(t *testing.T) {
+	s, c := newTestState()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			s.APICall("ssm", "GetParameters", OutcomeOK, time.Millisecond)
+			s.Check(c.now(), true, 0)
+			s.Beat(time.Second)
+		}
+	}()
+	for {
+		_ = text(t, s)
+		select {
+		case <-done:
+			if out := text(t, s); !strings.Contains(out, `rolesenv_checks_total{outcome="ok"} 2000`) {
+				t.Errorf("lost updates:\n%s", out)
+			}
+			return
+		default:
+		}
+	}
+}
