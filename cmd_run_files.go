@@ -120,7 +120,7 @@ func (s *fileSink) fileOptions(ff *fileFlags, opts *inject.Options) error {
 	}
 	if len(specs) > 0 {
 		if _, ok := s.a.lookupEnv(credentialsDirVar); ok {
-			s.a.log.Warn("the command keeps the " + credentialsDirVar + " it inherits; the templates are in " + s.path)
+			s.a.log.Warn("the command keeps the CREDENTIALS_DIRECTORY it inherits; the templates are written elsewhere", "dir", s.path)
 		} else {
 			opts.Set = append(opts.Set, inject.NewSetting(credentialsDirVar, s.path, false))
 		}
@@ -171,7 +171,7 @@ func (s *fileSink) open() error {
 	}
 	d, err := secretfiles.Open(s.o)
 	if err != nil {
-		return fmt.Errorf("secrets directory: %w", err)
+		return &secretsDirError{err: err}
 	}
 	s.dir = d
 	if !d.Memory() {
@@ -287,4 +287,17 @@ func (s *fileSink) warnNoFiles(onChange supervise.OnChange, env *inject.Env) {
 	if onChange == supervise.OnChangeReload && len(env.Files()) == 0 {
 		s.a.log.Warn("--on-change reload: no value is delivered in a file (file: or --template), so every change restarts the command")
 	}
+}
+
+// secretsDirError is a secrets directory that cannot be used: a mistake
+// of the configuration (a path that cannot be created, a foreign file, a
+// directory in use), unless the system ran out of a resource, which
+// exitcode sees in the chain first.
+type secretsDirError struct{ err error }
+
+func (e *secretsDirError) Error() string { return "secrets directory: " + e.err.Error() }
+func (e *secretsDirError) Unwrap() error { return e.err }
+func (e *secretsDirError) Config() bool  { return true }
+func (e *secretsDirError) Hint() string {
+	return "give --secrets-dir a directory of rolesenv's own (created 0700 if missing), or leave it out for a new one under /dev/shm"
 }

@@ -401,3 +401,22 @@ func TestRunFilesUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFilesDirUnusable: a --secrets-dir that cannot be created is a
+// configuration error, and the command does not start.
+func TestRunFilesDirUnusable(t *testing.T) {
+	t.Parallel() // rolesenv runs as a subprocess with its own environment
+	s, env := devBackend(t)
+	mustDo[string](t)(s.CreateSecret("files/pw", "pw-1"))
+	file := writeEnvFile(t, "PW_FILE=file:sm://files/pw\n")
+	notDir := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := rolesenvCmd(t, env, "run", "--env-file", file, "--secrets-dir", filepath.Join(notDir, "sub"), "--", "rolesenv-testchild", "readfiles", "PW_FILE")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "rolesenv: error: secrets directory:") ||
+		!strings.Contains(string(out), "rolesenv: hint: give --secrets-dir") || strings.Contains(string(out), "files pid=") {
+		t.Errorf("exit %d, want %d; output:\n%s", code, exitcode.Config, out)
+	}
+}
