@@ -22,16 +22,18 @@ type marker struct {
 }
 
 // process identifies a process across pid reuse: its pid, its start time
-// (in clock ticks since boot) and the boot.
+// (in clock ticks since boot), the boot, and its PID namespace (a pid means
+// something only there).
 type process struct {
 	pid   int
 	start string
 	boot  string
+	ns    string
 }
 
 func (m marker) encode() []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "pid %d\nstart %s\nboot %s\n", m.self.pid, m.self.start, m.self.boot)
+	fmt.Fprintf(&b, "pid %d\nstart %s\nboot %s\nns %s\n", m.self.pid, m.self.start, m.self.boot, m.self.ns)
 	if m.created {
 		b.WriteString("created\n")
 	}
@@ -53,6 +55,8 @@ func decodeMarker(data []byte) (marker, error) {
 			m.self.start = v
 		case "boot":
 			m.self.boot = v
+		case "ns":
+			m.self.ns = v
 		case "created":
 			m.created = true
 		case "file":
@@ -117,6 +121,9 @@ func readMarker(dirfd int) (m marker, ok bool) {
 // no longer exists; a running one's marker makes Open fail.
 func (d *Dir) cleanLeftovers() error {
 	m, ok := readMarker(d.fd)
+	if !locked(d.fd) {
+		return &InUseError{Path: d.path, PID: m.self.pid}
+	}
 	if !ok {
 		return nil
 	}
@@ -201,7 +208,7 @@ func cleanOne(pfd int, name string) bool {
 		return false
 	}
 	m, ok := readMarker(dfd)
-	if !ok || m.self.alive() {
+	if !ok || !locked(dfd) || m.self.alive() {
 		unix.Close(dfd)
 		return false
 	}
@@ -210,11 +217,21 @@ func cleanOne(pfd int, name string) bool {
 	return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR) == nil
 }
 
+// locked takes the lock of the directory dirfd, which its owner holds
+// for as long as it runs (and the kernel lets go of when it dies, in
+// any PID namespace); false when another process holds it.
+func locked(dirfd int) bool {
+	return unix.Flock(dirfd, unix.LOCK_EX|unix.LOCK_NB) == nil
+}
+
 // alive reports whether the process p names still runs: the same pid,
-// started at the same time, in the same boot.
+// started at the same time, in the same boot. It is asked once the lock
+// is free: a process that was exec'd (--once) no longer holds it. A
+// process of another PID namespace cannot be looked up, and is taken as
+// gone.
 func (p process) alive() bool {
 	now := current()
-	if p.boot != now.boot {
+	if p.boot != now.boot || p.ns != now.ns {
 		return false
 	}
 	if p.pid == now.pid {
@@ -229,7 +246,7 @@ func (p process) alive() bool {
 
 func current() process {
 	pid := os.Getpid()
-	return process{pid: pid, start: startTime(pid), boot: bootID()}
+	return process{pid: pid, start: startTime(pid), boot: bootID(), ns: pidNamespace()}
 }
 
 // Inspect checks, without changing anything, that Open could use the
@@ -266,7 +283,7 @@ func Inspect(o Options) (path string, memory bool, err error) {
 	if err := d.checkExisting(); err != nil {
 		return path, false, err
 	}
-	if m, ok := readMarker(d.fd); ok && m.self.alive() {
+	if m, ok := readMarker(d.fd); !locked(d.fd) || ok && m.self.alive() {
 		return path, onMemory(d.fd), &InUseError{Path: path, PID: m.self.pid}
 	}
 	return path, onMemory(d.fd), nil

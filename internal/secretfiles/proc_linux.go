@@ -27,6 +27,12 @@ func startTime(pid int) string {
 	return f[19]
 }
 
+// pidNamespace names this process's PID namespace: "pid:[INODE]".
+func pidNamespace() string {
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	return ns
+}
+
 func bootID() string {
 	data, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	return strings.TrimSpace(string(data))

@@ -20,10 +20,14 @@
 //     O_EXCL, a new name is linked into place (which fails if anything is
 //     there), and an existing name is replaced only if it is the file this
 //     Dir wrote last ([ForeignError] otherwise).
-//   - A marker file in the directory names the files and the process that
-//     owns them (pid, start time and boot), written before a file exists,
-//     so that the next Open, or [Clean] of the parent, removes what a
-//     killed run left and never what a running one uses.
+//   - The Dir holds a lock (flock) on the directory for as long as it is
+//     open, which the kernel lets go of when the process dies, however it
+//     dies; and a marker file in the directory names the files and the
+//     process that owns them (pid, start time, boot and PID namespace),
+//     written before a file exists. The next Open, or [Clean] of the
+//     parent, removes what a killed run left (the lock is free and the
+//     process is gone) and never what a running one uses (the lock is
+//     held, or, after an exec that released it, the process still runs).
 //
 // It does not log, read flags or keep values beyond a digest of what it
 // wrote.
@@ -108,6 +112,9 @@ type InUseError struct {
 }
 
 func (e *InUseError) Error() string {
+	if e.PID <= 0 {
+		return e.Path + " is in use by another process"
+	}
 	return fmt.Sprintf("%s is in use by process %d", e.Path, e.PID)
 }
 
@@ -187,6 +194,9 @@ func (d *Dir) create() error {
 		d.path, d.created = filepath.Join(parent, name), true
 		if d.fd, err = openDir(pfd, name); err != nil {
 			return &os.PathError{Op: "open", Path: d.path, Err: err}
+		}
+		if !locked(d.fd) {
+			return &InUseError{Path: d.path}
 		}
 		return d.own()
 	}

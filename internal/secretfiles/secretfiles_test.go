@@ -205,6 +205,24 @@ func TestDirChecks(t *testing.T) {
 func TestLeftovers(t *testing.T) {
 	dead := deadPid(t)
 	parent := t.TempDir()
+
+	// The lock wins over the marker: a directory still open is in use,
+	// whatever its marker says (its owner may be in another PID
+	// namespace, where the pid means something else).
+	held := open(t, Options{Parent: parent})
+	m := marker{self: current()}
+	m.self.pid, m.self.ns = dead, "pid:[1]"
+	if err := os.WriteFile(held.Join(markerName), m.encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cleaned, _ := Clean(parent); len(cleaned) != 0 {
+		t.Fatalf("Clean removed a directory whose owner holds its lock: %v", cleaned)
+	}
+	held.Release()
+	if cleaned, _ := Clean(parent); len(cleaned) != 1 {
+		t.Fatalf("Clean left a directory whose owner is gone: %v", cleaned)
+	}
+
 	d, err := Open(Options{Parent: parent})
 	if err != nil {
 		t.Fatal(err)
