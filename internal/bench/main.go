@@ -14,7 +14,7 @@
 // configuration files and explicit endpoints, and every rolesenv gets an
 // environment built from scratch.
 //
-// Other flags: -only exec,overhead,credproc,footprint,metrics,poll,fleet,keys runs some sections;
+// Other flags: -only exec,overhead,credproc,footprint,metrics,poll,fleet,keys,reload runs some sections;
 // -rolesenv BIN measures a given binary instead of building one; -rolesenv
 // OLD -compare NEW prints the start-up cells of two binaries side by side
 // (the numbers before and after a change); -fleet-size and -fleet-scale
