@@ -117,13 +117,11 @@ func readMarker(dirfd int) (m marker, ok bool) {
 	return m, err == nil
 }
 
-// cleanLeftovers removes, from a named directory, the files of a run that
-// no longer exists; a running one's marker makes Open fail.
+// cleanLeftovers removes, from a named directory whose lock Dir holds,
+// the files of a run that no longer exists; a marker of a process that
+// still runs (an exec'd --once command) makes Open fail.
 func (d *Dir) cleanLeftovers() error {
 	m, ok := readMarker(d.fd)
-	if !locked(d.fd) {
-		return &InUseError{Path: d.path, PID: m.self.pid}
-	}
 	if !ok {
 		return nil
 	}

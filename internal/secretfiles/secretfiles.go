@@ -225,6 +225,10 @@ func (d *Dir) adopt(path string) error {
 		}
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	if !locked(d.fd) {
+		m, _ := readMarker(d.fd)
+		return &InUseError{Path: path, PID: m.self.pid}
+	}
 	if !d.created {
 		if err := d.checkExisting(); err != nil {
 			return err

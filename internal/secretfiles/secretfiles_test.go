@@ -192,6 +192,11 @@ func TestDirChecks(t *testing.T) {
 	if _, err := Open(Options{Dir: real}); !errors.As(err, &iu) || iu.PID != os.Getpid() {
 		t.Errorf("second Open: %v", err)
 	}
+	fresh := filepath.Join(base, "fresh") // created by the first Open
+	open(t, Options{Dir: fresh})
+	if _, err := Open(Options{Dir: fresh}); !errors.As(err, &iu) {
+		t.Errorf("second Open of a directory the first created: %v", err)
+	}
 	wide := filepath.Join(base, "wide")
 	os.Mkdir(wide, 0o777)
 	os.Chmod(wide, 0o777)
