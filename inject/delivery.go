@@ -9,15 +9,16 @@ import (
 )
 
 // filePrefix asks for file delivery: KEY=file:sm://... or
-// KEY=file:{{ ... }}. The variable gets the path of a file that holds the
-// value, never the value. Only a reference or {{ right after it counts, so
-// a literal such as file:///etc/app stays a literal.
+// KEY=file:text with {{ ... }} references. The variable gets the path of a
+// file that holds the value, never the value. Only a whole reference or a
+// value with {{ after it counts, so a literal such as file:///etc/app stays
+// a literal (and {{ is never literal in a value that is not single-quoted).
 const filePrefix = "file:"
 
 // isFileDelivery reports a value that asks for file delivery.
 func isFileDelivery(v string) bool {
 	rest, ok := strings.CutPrefix(v, filePrefix)
-	return ok && (isWholeRef(rest) || strings.HasPrefix(rest, "{{"))
+	return ok && (isWholeRef(rest) || strings.Contains(rest, "{{"))
 }
 
 // TemplateFile is a whole file rendered from a template: its text with

@@ -16,13 +16,14 @@ func TestFileDelivery(t *testing.T) {
 	src := "PW_FILE=file:sm://db#password\n" +
 		"PAIR_FILE=\"file:{{ sm://db#user }}:{{ sm://db#password | base64 }}\"\n" +
 		"URL=file:///etc/app\n" +
+		"PGPASS=\"file:db:5432:*:{{ sm://db#user }}:{{ sm://db#password }}\"\n" +
 		"LIT='file:sm://db'\n" +
 		"COPY=${PW_FILE}\n"
 	tm, err := Parse([]File{{Name: "a.env", Data: []byte(src)}}, deliveryOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := tm.FileNames(); fmt.Sprint(got) != "[PAIR_FILE PW_FILE]" {
+	if got := tm.FileNames(); fmt.Sprint(got) != "[PAIR_FILE PGPASS PW_FILE]" {
 		t.Fatalf("FileNames = %v", got)
 	}
 	vals := NewValues()
@@ -31,15 +32,18 @@ func TestFileDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "COPY=/run/s/PW_FILE LIT=file:sm://db PAIR_FILE=/run/s/PAIR_FILE PW_FILE=/run/s/PW_FILE URL=file:///etc/app"
+	want := "COPY=/run/s/PW_FILE LIT=file:sm://db PAIR_FILE=/run/s/PAIR_FILE PGPASS=/run/s/PGPASS PW_FILE=/run/s/PW_FILE URL=file:///etc/app"
 	if got := strings.Join(env.Environ(), " "); got != want {
 		t.Fatalf("Environ = %q, want %q", got, want)
 	}
 	files := env.Files()
-	if len(files) != 2 || files[0].Name != "PAIR_FILE" || files[1].Var != "PW_FILE" || files[1].Mode != 0o400 {
+	if len(files) != 3 || files[0].Name != "PAIR_FILE" || files[2].Var != "PW_FILE" || files[2].Mode != 0o400 {
 		t.Fatalf("Files = %+v", files)
 	}
-	if got := files[1].Value.Reveal(); got != "p\x00w" {
+	if got := files[1].Value.Reveal(); got != "db:5432:*:u:p\x00w" {
+		t.Fatalf("PGPASS holds %q", got)
+	}
+	if got := files[2].Value.Reveal(); got != "p\x00w" {
 		t.Fatalf("PW_FILE holds %q", got)
 	}
 	if got := files[0].Value.Reveal(); got != "u:"+"cAB3" {
