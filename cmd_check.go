@@ -51,6 +51,12 @@ Environment (as for 'rolesenv run'):
   --timeout D            one deadline for the whole check, retries included
                          (default 30s); what it cuts short says so
 
+Files (as for 'rolesenv run'):
+  --template SRC:DEST[:MODE]
+                         check that SRC reads and parses (repeatable)
+  --secrets-dir DIR      check that run could write files there (default: a
+                         new directory under /dev/shm); a row when files are used
+
 Credentials and logging (as for 'rolesenv run'):
 ` + credLogUsage + `
 Without Roles Anywhere flags, the credentials row names the default chain's
@@ -83,7 +89,9 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	var ef envFlags
 	var cf credFlags
 	var lf logFlags
+	var ff fileFlags
 	ef.register(fs)
+	ff.register(fs, false)
 	cf.register(fs)
 	lf.register(fs)
 	describeOnly := fs.Bool("describe-only", false, "read metadata only: no secret value is read")
@@ -113,7 +121,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	a.log = log
 
-	c := &checker{a: a, ef: &ef, cf: &cf, ca: *caFile, describeOnly: *describeOnly, argv: fs.Args(), now: time.Now()}
+	c := &checker{a: a, ef: &ef, ff: &ff, cf: &cf, ca: *caFile, describeOnly: *describeOnly, argv: fs.Args(), now: time.Now()}
 	rep := c.run(ctx)
 	return c.write(rep, *format)
 }
@@ -142,6 +150,7 @@ func (c *checker) write(rep *check.Report, format string) error {
 type checker struct {
 	a            *app
 	ef           *envFlags
+	ff           *fileFlags
 	cf           *credFlags
 	ca           string
 	describeOnly bool
@@ -230,8 +239,9 @@ func (c *checker) template() {
 			readErr[re.File] = re.Err
 		}
 	}
-	tm, err := inject.Parse(files, inject.Options{Environ: c.a.environ, FromEnv: c.ef.fromEnv,
-		CleanEnv: c.ef.cleanEnv, KeepEnv: c.ef.keepEnv})
+	opts := inject.Options{Environ: c.a.environ, FromEnv: c.ef.fromEnv, CleanEnv: c.ef.cleanEnv, KeepEnv: c.ef.keepEnv}
+	c.fileOptions(&opts)
+	tm, err := inject.Parse(files, opts)
 	parseErrs := flattenErrors(err)
 	var warnings []string
 	if tm != nil {
@@ -239,12 +249,14 @@ func (c *checker) template() {
 		c.tm, c.uses = tm, tm.Uses()
 	}
 	shown, placed := c.fileRows(readErr, parseErrs, warnings)
+	c.templateRows(opts.Templates, parseErrs, shown)
 	for _, w := range warnings {
 		if !placed[w] {
 			c.add(check.Local, check.Row{Check: "env files", Status: check.Warn, Detail: w})
 		}
 	}
 	c.parseErrorRows(parseErrs, shown)
+	c.secretsDirRow()
 	if tm == nil && len(c.ef.envFiles)+len(parseErrs) > 0 {
 		c.add(check.Reference, check.Row{Check: "references", Status: check.NotRun,
 			Detail: "the template has errors; its references are checked once it parses"})

@@ -29,9 +29,18 @@ Environment:
   --keep-env NAME,...    with --clean-env, also pass these inherited variables
   --timeout D            give up resolving after D, retries included (default 30s)
 
+Files (as for 'rolesenv run'):
+  --template SRC:DEST[:MODE]
+                         render SRC to the file DEST of the secrets directory
+  --secrets-dir DIR      where run writes files (default: a new directory
+                         under /dev/shm, whose name render cannot know)
+
 Output:
   --format FORMAT        dotenv (default), shell or json
   --reveal               print secret values instead of ********
+  --files                print the files run would write instead of the
+                         environment: name, mode, size and path (json: an
+                         array); their contents only with --reveal
 
   dotenv   NAME=value lines, quoted so that --env-file reads them back unchanged
   shell    export NAME='value' lines for sh, bash and zsh
@@ -60,11 +69,14 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 	var ef envFlags
 	var cf credFlags
 	var lf logFlags
+	var ff fileFlags
+	ff.register(fs, false)
 	ef.register(fs)
 	cf.register(fs)
 	lf.register(fs)
 	format := fs.String("format", "dotenv", "dotenv, shell or json")
 	reveal := fs.Bool("reveal", false, "print secret values instead of ********")
+	listFiles := fs.Bool("files", false, "print the files run would write instead of the environment")
 	if err := fs.parse(a, args); err != nil {
 		if err == errHelp {
 			return nil
@@ -88,7 +100,11 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 	}
 	a.log = log
 
-	src, err := a.loadEnv(ctx, &ef, inject.Options{}, func(ctx context.Context) (aws.Config, error) { return a.awsConfig(ctx, &cf) })
+	var opts inject.Options
+	if err := a.newFileSink(&ff, nil).fileOptions(&ff, &opts); err != nil {
+		return err
+	}
+	src, err := a.loadEnv(ctx, &ef, opts, func(ctx context.Context) (aws.Config, error) { return a.awsConfig(ctx, &cf) })
 	if err != nil {
 		return err
 	}
@@ -97,8 +113,10 @@ func cmdRender(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	w := bufio.NewWriter(a.stdout)
-	switch *format {
-	case "json":
+	switch {
+	case *listFiles:
+		err = renderFiles(w, env, *format, *reveal)
+	case *format == "json":
 		err = renderJSON(w, env, *reveal)
 	default:
 		err = renderLines(a, w, env, *format, *reveal)

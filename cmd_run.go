@@ -39,6 +39,16 @@ Environment:
   --keep-env NAME,...    with --clean-env, also pass these inherited variables
   --timeout D            give up resolving at start-up after D (default 30s)
 
+Files (a value written file:sm://... or file:{{ ... }} reaches COMMAND as the
+path of a file that holds it):
+  --template SRC:DEST[:MODE]
+                         render SRC, a text file with {{ reference | filter }}
+                         placeholders, to the file DEST (mode 0400 unless MODE);
+                         repeatable (ROLESENV_TEMPLATE takes a ,-separated list);
+                         COMMAND finds the directory in CREDENTIALS_DIRECTORY
+  --secrets-dir DIR      write files in DIR (created 0700 if needed) instead of a
+                         new directory under /dev/shm; files are removed at exit
+
 Running:
   --once                 resolve, then exec COMMAND in place of rolesenv: the same
                          PID, nothing resident, no watching (in a container, use
@@ -64,8 +74,13 @@ Watching and restarting:
                          (HUP, USR1, USR2, WINCH, ALRM or RTMIN+n; default none)
   --debounce D           wait for more changes until D after the last one, and never
                          more than 4 x D after the first (default 5s)
-  --on-change ACTION     restart (default); exit: stop COMMAND and exit 75, for a
+  --on-change ACTION     restart (default); reload: when only files changed,
+                         rewrite them and signal COMMAND (a change of a variable
+                         still restarts); exit: stop COMMAND and exit 75, for a
                          service manager to restart everything; none: log only
+  --reload-signal SIG    what reload sends COMMAND (default SIGHUP)
+  --reload-command CMD   run CMD (split on spaces, no shell) instead of the signal
+  --reload-timeout D     kill the reload command after D (default 30s)
   --stop-signal SIG      signal to COMMAND's process group to stop it for a restart
                          (default SIGTERM)
   --stop-timeout D       then SIGKILL to the group after D (default 10s)
@@ -100,6 +115,7 @@ Examples:
   rolesenv run --env-file app.env --on-change exit -- app      # let systemd restart it
   rolesenv run --env-file /etc/app/app.env --user app -- /usr/bin/app
   rolesenv run --env-file app.env --refresh-signal HUP --debounce 1s -- app
+  rolesenv run --env-file app.env --template tls.tmpl:tls.key --on-change reload -- nginx
   ENTRYPOINT ["rolesenv", "run", "--env-file", "/app.env", "--"]   # Dockerfile
 
 Every flag can also be set with ROLESENV_<NAME> (--on-change is
@@ -172,10 +188,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	defer sup.Close()
 	startCtx, cancel := sup.Context(ctx)
 	defer cancel()
-	st, err := a.prepareRun(startCtx, &ra.rf, &ra.ef, &lazyConfig{a: a, cf: &ra.cf})
+	st, err := a.prepareRun(startCtx, &ra.rf, &ra.ef, &lazyConfig{a: a, cf: &ra.cf}, cfg.User)
 	if st.creds != nil {
 		defer st.creds.Close()
 	}
+	defer st.files.close() // after a successful --once exec, the command owns the files
 	if err != nil {
 		var sigErr *supervise.SignalError
 		if cause := context.Cause(startCtx); errors.As(cause, &sigErr) {
@@ -187,6 +204,10 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if err := inject.CheckSize(ra.argv, env); err != nil {
 		return err
 	}
+	if _, err := st.files.write(st.src.Env()); err != nil {
+		return err
+	}
+	st.files.warnNoFiles(cfg.OnChange, st.src.Env())
 	if ra.rf.once {
 		return sup.Exec(env)
 	}
@@ -272,13 +293,17 @@ func (l *lazyConfig) get(ctx context.Context) (aws.Config, error) {
 type runState struct {
 	src   *inject.Source
 	creds *credserver.Server
+	files *fileSink
 }
 
 // prepareRun starts the credentials endpoint (with --child-credentials
 // endpoint) and resolves the child's environment.
-func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *lazyConfig) (*runState, error) {
-	st := &runState{}
+func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *lazyConfig, user *supervise.User) (*runState, error) {
+	st := &runState{files: a.newFileSink(&rf.files, user)}
 	var opts inject.Options
+	if err := st.files.fileOptions(&rf.files, &opts); err != nil {
+		return st, err
+	}
 	if rf.childCredentials == "endpoint" {
 		srv, err := a.startCredentialsEndpoint(ctx, ef.timeout, lc)
 		if err != nil {
@@ -366,7 +391,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		// A fatal error comes as a Change too.
 		_ = st.src.Watch(wctx, o, changes)
 	})
-	wg.Go(func() { forwardChanges(wctx, changes, updates) })
+	wg.Go(func() { forwardChanges(wctx, changes, updates, st.files) })
 	res, err := sup.Run(ctx, st.src.Env().Environ(), updates)
 	stop()
 	wg.Wait()
@@ -375,7 +400,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 
 // forwardChanges turns the watch's Changes into the supervisor's Updates
 // until ctx ends.
-func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update) {
+func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update, files *fileSink) {
 	for {
 		var c inject.Change
 		select {
@@ -386,6 +411,7 @@ func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates c
 		u := supervise.Update{Reason: c.Reason, Err: withFlagNames(c.Err)}
 		if c.Env != nil {
 			u.Env = c.Env.Environ()
+			u.Files = files.updateFiles(c.Env)
 		}
 		select {
 		case updates <- u:
@@ -412,6 +438,9 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 		return cfg, a.checkOnce(fs)
 	}
 	if err := restartConfig(fs, rf, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := reloadConfig(fs, &rf.files, &cfg); err != nil {
 		return cfg, err
 	}
 	if err := checkDurations(rf); err != nil {

@@ -18,7 +18,7 @@ const envPrefix = "ROLESENV_"
 // noTwin lists the flags that shape output and so have no environment twin.
 // --tpm-key-password has none either: it is refused, and its would-be twin
 // ROLESENV_TPM_KEY_PASSWORD is where the password comes from instead.
-var noTwin = map[string]bool{"format": true, "reveal": true, "help": true, "tpm-key-password": true}
+var noTwin = map[string]bool{"format": true, "reveal": true, "files": true, "help": true, "tpm-key-password": true}
 
 // envTwin returns the environment variable that sets flag name.
 func envTwin(name string) string {
@@ -27,7 +27,7 @@ func envTwin(name string) string {
 
 // listSeparators says how a list flag's twin is split: ROLESENV_ENV_FILE is
 // a ':'-separated list (like PATH), ROLESENV_KEEP_ENV a ','-separated one.
-var listSeparators = map[string]string{"env-file": ":", "keep-env": ","}
+var listSeparators = map[string]string{"env-file": ":", "keep-env": ",", "template": ","}
 
 // flagSet is a subcommand's flags and usage.
 type flagSet struct {
@@ -270,11 +270,13 @@ type runFlags struct {
 	user              string
 	childCredentials  string
 	metricsListen     string
+	files             fileFlags
 }
 
 // watchFlagNames are the flags that make no sense with --once.
 var watchFlagNames = []string{"interval", "debounce", "on-change", "stop-signal", "stop-timeout",
-	"max-restarts", "restart-window", "max-stale", "refresh-signal", "metrics-listen"}
+	"max-restarts", "restart-window", "max-stale", "refresh-signal", "metrics-listen",
+	"reload-signal", "reload-command", "reload-timeout"}
 
 func (r *runFlags) register(fs *flagSet) {
 	fs.BoolVar(&r.once, "once", false, "resolve, then exec the command in place of rolesenv (no watching)")
@@ -292,6 +294,7 @@ func (r *runFlags) register(fs *flagSet) {
 	fs.StringVar(&r.user, "user", "", "run the command as USER[:GROUP]")
 	fs.StringVar(&r.childCredentials, "child-credentials", "none", "none, or endpoint: serve the role's credentials to the command")
 	fs.StringVar(&r.metricsListen, "metrics-listen", "", "serve /metrics, /healthz and /readyz on [HOST:]PORT (a bare port: 127.0.0.1)")
+	r.files.register(fs, true)
 }
 
 // minInterval is the shortest --interval. Each check costs one call per

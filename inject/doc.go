@@ -25,6 +25,13 @@
 // filters, anywhere in a value. ROLESENV_* names are reserved: a file
 // cannot set one, ${ROLESENV_...} is refused, and none is inherited.
 //
+// A value written file:<reference> or file:{{ ... }} is delivered as a
+// file: the variable holds the path that [Options.FilePath] gives it, and
+// [Env.Files] holds the contents to write there. [TemplateFile]s render
+// whole files with the same {{ reference | filter }} placeholders. A
+// change of a file's contents alone changes the [Env] (Equal, Changed)
+// but not its Environ.
+//
 // Guarantees:
 //
 //   - Values are never logged, never in an error and never printed by

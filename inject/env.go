@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -21,7 +22,8 @@ type Env struct {
 }
 
 type envData struct {
-	vars   []envVar // sorted by name
+	vars   []envVar  // sorted by name
+	files  []envFile // delivered as files, sorted by name
 	digest [sha256.Size]byte
 }
 
@@ -49,8 +51,9 @@ func (v Value) Reveal() string {
 // Literal values from env files are not sensitive.
 func (v Value) Sensitive() bool { return v.v != nil && v.v.sensitive }
 
-func newEnv(vars []envVar) *Env {
+func newEnv(vars []envVar, files []envFile) *Env {
 	slices.SortFunc(vars, func(a, b envVar) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(files, func(a, b envFile) int { return strings.Compare(a.name, b.name) })
 	h := sha256.New()
 	for _, v := range vars {
 		h.Write([]byte(v.name))
@@ -58,7 +61,12 @@ func newEnv(vars []envVar) *Env {
 		h.Write([]byte(v.value))
 		h.Write([]byte{0})
 	}
-	e := &Env{d: &envData{vars: vars}}
+	for _, f := range files {
+		// A file's contents may hold NUL: its length goes first.
+		h.Write([]byte("\x00file\x00" + f.name + "\x00" + f.path + "\x00" + strconv.Itoa(len(f.value)) + "\x00" + strconv.FormatUint(uint64(f.mode), 8) + "\x00"))
+		h.Write([]byte(f.value))
+	}
+	e := &Env{d: &envData{vars: vars, files: files}}
 	h.Sum(e.d.digest[:0])
 	return e
 }
@@ -126,7 +134,7 @@ func (e *Env) Changed(o *Env) []string {
 			j++
 		}
 	}
-	return out
+	return append(out, changedFiles(e.d.files, o.d.files)...)
 }
 
 // Version identifies what one fetch returned, for a watcher to compare
@@ -210,7 +218,7 @@ func (v *Values) set(f Fetch, r *fetched) { v.m[f] = r }
 // fetch that failed, a missing key, a NUL byte), as Errors. Resolved
 // values are never scanned again.
 func (t *Template) Render(v *Values) (*Env, error) {
-	r := renderer{vals: v, memo: map[*entry]*rendered{}}
+	r := renderer{vals: v, memo: map[*entry]*rendered{}, filePath: t.filePath}
 	vars := make([]envVar, 0, len(t.names))
 	for _, name := range t.names {
 		out := r.entry(t.final[name])
@@ -219,10 +227,13 @@ func (t *Template) Render(v *Values) (*Env, error) {
 		}
 		vars = append(vars, envVar{name: name, value: out.val, sensitive: out.sensitive})
 	}
+	for _, e := range t.tfiles {
+		r.entry(e)
+	}
 	if err := join(r.errs); err != nil {
 		return nil, err
 	}
-	return newEnv(vars), nil
+	return newEnv(vars, r.files), nil
 }
 
 type rendered struct {
@@ -232,9 +243,11 @@ type rendered struct {
 }
 
 type renderer struct {
-	vals *Values
-	memo map[*entry]*rendered
-	errs []error
+	vals     *Values
+	memo     map[*entry]*rendered
+	errs     []error
+	filePath func(string) string
+	files    []envFile
 }
 
 func (r *renderer) entry(e *entry) *rendered {
@@ -272,13 +285,16 @@ func (r *renderer) entry(e *entry) *rendered {
 		}
 	}
 	out.val = b.String()
+	if e.delivered && !out.failed {
+		out.val, out.sensitive = r.deliver(e, out.val), false
+	}
 	return out
 }
 
 // use resolves one reference in one variable.
 func (r *renderer) use(e *entry, u *use) (string, error) {
 	fail := func(c class, code string, err error) error {
-		return &ResolveError{File: e.file, Line: e.line, Var: e.name, Ref: u.text, Code: code, Err: err, class: c}
+		return &ResolveError{File: e.file, Line: u.lineIn(e), Var: e.varName(), Ref: u.text, Code: code, Err: err, class: c}
 	}
 	f, ok := r.vals.m[u.ref.Fetch]
 	if !ok {
@@ -303,7 +319,7 @@ func (r *renderer) use(e *entry, u *use) (string, error) {
 			return "", fail(classConfig, "", err)
 		}
 	}
-	if strings.IndexByte(val, 0) >= 0 {
+	if strings.IndexByte(val, 0) >= 0 && !e.delivered {
 		return "", fail(classConfig, "", errors.New("the value contains a NUL byte, which an environment variable cannot hold"))
 	}
 	return val, nil

@@ -3,6 +3,7 @@ package inject
 import (
 	"cmp"
 	"errors"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,12 @@ type Options struct {
 	// CleanEnv passes only the files' variables and KeepEnv's names.
 	CleanEnv bool
 	KeepEnv  []string
+	// FilePath maps the name of a file delivered as a file (a variable
+	// whose value starts with file:, or a template's Dest) to the path the
+	// variable holds. Without it, file: and Templates are errors.
+	FilePath func(name string) string
+	// Templates are whole files rendered with the same references.
+	Templates []TemplateFile
 	// Remove names inherited variables the child must not get, and Set
 	// places variables last, over inherited and file ones, taken
 	// literally. They are for the container-credentials endpoint, which
@@ -73,6 +80,8 @@ type Template struct {
 	fetches  []Fetch           // distinct, needed by the final variables
 	uses     []Use             // references needed by the final variables
 	warnings []string
+	tfiles   []*entry                 // templates delivered as files, in the order given
+	filePath func(name string) string // Options.FilePath
 }
 
 // Use is one reference as written in one variable of a template: where it
@@ -96,6 +105,9 @@ type entry struct {
 	secret     bool   // depends on a fetched value
 	lit        string // the value, when !secret
 	sensitive  bool
+	delivered  bool        // as a file: the variable holds its path (file:, or a template)
+	tmpl       bool        // a template (not a variable)
+	mode       fs.FileMode // of a template's file
 }
 
 // segment is a piece of a value: literal text, a reference, or the value
@@ -111,6 +123,7 @@ type use struct {
 	text    string // as written, for errors and logs
 	ref     Ref
 	filters []string
+	line    int // in a template; 0 means the entry's line
 }
 
 // Parse reads the env files in order (later files win) over the inherited
@@ -122,10 +135,14 @@ func Parse(files []File, opts Options) (*Template, error) {
 		p.file(f)
 	}
 	p.set(opts.Set)
+	p.templates(opts)
+	p.checkDelivery(opts)
 	if err := join(p.errs); err != nil {
 		return nil, err
 	}
-	return p.template(), nil
+	t := p.template()
+	t.filePath = opts.FilePath
+	return t, nil
 }
 
 func newParser(environ []string) *parser {
@@ -181,6 +198,9 @@ func (p *parser) keepSet(names []string) map[string]bool {
 // literally, or with fromEnv the reference that its whole value is.
 func (p *parser) inherited(k, v string, fromEnv bool) *entry {
 	e := &entry{name: k, file: environFile, lit: v, sensitive: sensitiveInherited[k]}
+	if fromEnv && isFileDelivery(v) && isWholeRef(v[len(filePrefix):]) {
+		e.delivered, v = true, v[len(filePrefix):]
+	}
 	if !fromEnv || !isWholeRef(v) {
 		return e
 	}
@@ -209,10 +229,13 @@ func (p *parser) set(settings []Setting) {
 // directly or through the variables they expand, and the distinct
 // fetches of those.
 func (p *parser) template() *Template {
-	t := &Template{final: p.final, names: sortedKeys(p.final), warnings: p.warnings}
+	t := &Template{final: p.final, names: sortedKeys(p.final), warnings: p.warnings, tfiles: p.tfiles}
 	c := collector{t: t, seen: map[Fetch]bool{}, visited: map[*entry]bool{}}
 	for _, n := range t.names {
 		c.visit(t.final[n])
+	}
+	for _, e := range p.tfiles {
+		c.visit(e)
 	}
 	// In the order of Render's errors, so that a caller can line the two up.
 	slices.SortStableFunc(t.uses, func(a, b Use) int { return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line)) })
@@ -237,7 +260,7 @@ func (c *collector) visit(e *entry) {
 		case s.dep != nil:
 			c.visit(s.dep)
 		case s.use != nil:
-			c.t.uses = append(c.t.uses, Use{File: e.file, Line: e.line, Var: e.name, Text: s.use.text, Ref: s.use.ref, Filters: s.use.filters})
+			c.t.uses = append(c.t.uses, Use{File: e.file, Line: s.use.lineIn(e), Var: e.varName(), Text: s.use.text, Ref: s.use.ref, Filters: s.use.filters})
 			if f := s.use.ref.Fetch; !c.seen[f] {
 				c.seen[f] = true
 				c.t.fetches = append(c.t.fetches, f)
@@ -292,6 +315,7 @@ type parser struct {
 	envEntry map[string]*entry // inherited variables (all but ROLESENV_*), for ${VAR}
 	earlier  map[string]*entry // variables of earlier files, latest definition
 	final    map[string]*entry
+	tfiles   []*entry
 	errs     []error
 	warnings []string
 }
@@ -350,6 +374,13 @@ func (s *scanner) value(st statement) {
 	switch {
 	case st.quote == '\'':
 		s.lit.WriteString(st.text)
+	case isFileDelivery(st.text):
+		s.e.delivered = true
+		if rest := st.text[len(filePrefix):]; isWholeRef(rest) {
+			s.wholeRef(rest, dq)
+		} else {
+			s.mixed(rest, dq)
+		}
 	case isWholeRef(st.text):
 		s.wholeRef(st.text, dq)
 	default:

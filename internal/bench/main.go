@@ -14,7 +14,7 @@
 // configuration files and explicit endpoints, and every rolesenv gets an
 // environment built from scratch.
 //
-// Other flags: -only exec,overhead,credproc,footprint,metrics,poll,fleet,keys runs some sections;
+// Other flags: -only exec,overhead,credproc,footprint,metrics,poll,fleet,keys,reload runs some sections;
 // -rolesenv BIN measures a given binary instead of building one; -rolesenv
 // OLD -compare NEW prints the start-up cells of two binaries side by side
 // (the numbers before and after a change); -fleet-size and -fleet-scale
@@ -61,7 +61,7 @@ type options struct {
 func (o options) want(section string) bool { return len(o.only) == 0 || o.only[section] }
 
 // Sections, in the order they run.
-var sections = []string{"exec", "overhead", "credproc", "footprint", "metrics", "poll", "fleet", "keys"}
+var sections = []string{"exec", "overhead", "credproc", "footprint", "metrics", "poll", "fleet", "keys", "reload"}
 
 func run() int {
 	var o options
@@ -243,6 +243,15 @@ func benchmark(ctx context.Context, o options) error {
 	if o.want("keys") {
 		if err := b.runKeys(ctx, rep); err != nil {
 			return fmt.Errorf("keys: %w", err)
+		}
+	}
+	if o.want("reload") {
+		trials := 6
+		if o.quick {
+			trials = 2
+		}
+		if rep.reload, err = b.measureReload(ctx, trials); err != nil {
+			return fmt.Errorf("reload: %w", err)
 		}
 	}
 	rep.took = time.Since(began)

@@ -34,7 +34,8 @@ type report struct {
 	fleetRestartDelay time.Duration
 	fleetHour         *fleetHour
 
-	keys *keysResult
+	keys   *keysResult
+	reload *reloadResult
 }
 
 type printer func(format string, args ...any)
@@ -88,6 +89,7 @@ func (r *report) markdown() string {
 	r.writeMetrics(p)
 	r.writePolls(p)
 	r.writeFleet(p)
+	r.writeReload(p)
 	p("%s", batchChoice)
 	r.writeKeys(p)
 	r.writeVariation(p)

@@ -37,14 +37,21 @@
 //     signal goes to the old command while it runs, and is dropped with a
 //     log line once it has exited, so the new command never gets a signal
 //     before it could install its handlers.
+//   - With [OnChangeReload], a change that leaves the environment as it
+//     is but changes a file ([Update.Files]) reloads instead: the files
+//     are written, then the command gets [Config.ReloadSignal] or
+//     [Config.ReloadCommand] runs; a change of the environment restarts.
+//     Files are written only when a change is applied (after the
+//     debounce, within the budget, which a reload counts against), before
+//     the signal or before the new command of a restart starts.
 //   - With a terminal, the command's group is the foreground group, and
 //     job control works as with sudo.
 //   - On Linux, Run reaps orphans (as PID 1, or as a child subreaper)
 //     without ever taking the status of a process rolesenv started through
 //     os/exec, and the command gets [Config.ParentDeathSignal] if rolesenv
 //     dies, even by SIGKILL. macOS has neither.
-//   - With systemd ([Config.NotifySocket]), a restart is bracketed by
-//     RELOADING=1 and READY=1; the command keeps NOTIFY_SOCKET. With
+//   - With systemd ([Config.NotifySocket]), a restart or a reload is
+//     bracketed by RELOADING=1 and READY=1; the command keeps NOTIFY_SOCKET. With
 //     [Config.Watchdog], WATCHDOG=1 goes out every half of it from the
 //     loop itself: a loop that stops turning stops the pings.
 //   - [Config.Observe] hears of starts, exits, restarts and reloads

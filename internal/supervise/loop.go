@@ -36,6 +36,10 @@ type loop struct {
 	starting *starting // from the moment a child is due until it runs
 	restarts int
 	beat     *time.Ticker // Heartbeat and Watchdog; nil without them
+
+	write     WriteFiles // the newest update's files
+	reloadRun *reloading // a reload command that runs
+	reloads   int
 }
 
 type child struct {
@@ -134,6 +138,8 @@ func (l *loop) run(ctx context.Context, env []string, updates <-chan Update) (Re
 			if err := l.launch(l.starting); err != nil {
 				return Result{ExitCode: exitCodeOf(err), Restarts: l.restarts}, err
 			}
+		case err := <-l.reloadDone():
+			l.reloaded(l.reloadRun, err)
 		}
 		if res, end, err := l.settle(); end {
 			return res, err
@@ -396,6 +402,9 @@ func (l *loop) update(u Update) {
 		l.log.Info("environment changed; not restarting (on-change none)", "reason", u.Reason)
 		return
 	}
+	if u.Files != nil {
+		l.write = u.Files
+	}
 	if l.stop != nil {
 		if l.stop.restart {
 			l.stop.env = u.Env // the restart in progress takes the newest
@@ -421,11 +430,11 @@ func (l *loop) update(u Update) {
 // when it will be.
 func (l *loop) plan() {
 	l.stopApplyTimer()
-	if !l.sched.pending() || l.stop != nil || l.starting != nil {
+	if !l.sched.pending() || l.stop != nil || l.starting != nil || l.reloadRun != nil {
 		return
 	}
 	now := l.clock.Now()
-	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart)
+	wait, deferred := l.sched.next(now, l.cfg.OnChange == OnChangeRestart || l.cfg.OnChange == OnChangeReload)
 	if wait > 0 {
 		if deferred && !l.deferLogged {
 			l.logDeferred(now, wait)
@@ -452,9 +461,11 @@ func (l *loop) logDeferred(now time.Time, wait time.Duration) {
 func (l *loop) applyPending(now time.Time) {
 	env, reason := l.pending, strings.Join(l.reasons, "; ")
 	l.pending, l.reasons, l.deferLogged = nil, nil, false
-	if equalEnv(env, l.env) {
-		l.sched.clear()
-		l.log.Info("environment changed back; nothing to restart", "reason", reason)
+	if equalEnv(env, l.env) && (l.write == nil || l.filesOnly(now, reason)) {
+		if l.write == nil {
+			l.sched.clear()
+			l.log.Info("environment changed back; nothing to restart", "reason", reason)
+		}
 		return
 	}
 	if l.cfg.OnChange == OnChangeExit {
@@ -464,6 +475,7 @@ func (l *loop) applyPending(now time.Time) {
 		return
 	}
 	l.sched.restarted(now)
+	l.restartForEnv(reason)
 	l.notify.send("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec(), status("environment changed; restarting "+l.cfg.Command))
 	l.beginStop(&stopping{reason: reason, restart: true, env: env})
 }

@@ -43,6 +43,9 @@ func (l *loop) launch(st *starting) error {
 	if st.end != nil {
 		return st.end
 	}
+	if st.restart && st.attempts == 0 {
+		l.writeFiles() // the new child reads the files of its environment
+	}
 	err := l.start(st.env)
 	if err == nil {
 		l.starting = nil

@@ -28,9 +28,14 @@ const (
 	OnChangeExit
 	// OnChangeNone logs the change and keeps the child running.
 	OnChangeNone
+	// OnChangeReload writes the files of a change that leaves the
+	// environment as it is, then sends the child ReloadSignal or runs
+	// ReloadCommand; a change of the environment restarts, as
+	// OnChangeRestart does.
+	OnChangeReload
 )
 
-// ParseOnChange parses "restart", "exit" or "none".
+// ParseOnChange parses "restart", "exit", "none" or "reload".
 func ParseOnChange(s string) (OnChange, error) {
 	switch s {
 	case "restart":
@@ -39,8 +44,10 @@ func ParseOnChange(s string) (OnChange, error) {
 		return OnChangeExit, nil
 	case "none":
 		return OnChangeNone, nil
+	case "reload":
+		return OnChangeReload, nil
 	}
-	return 0, fmt.Errorf("invalid on-change %q (want restart, exit or none)", s)
+	return 0, fmt.Errorf("invalid on-change %q (want restart, reload, exit or none)", s)
 }
 
 func (o OnChange) String() string {
@@ -51,6 +58,8 @@ func (o OnChange) String() string {
 		return "exit"
 	case OnChangeNone:
 		return "none"
+	case OnChangeReload:
+		return "reload"
 	}
 	return fmt.Sprintf("OnChange(%d)", int(o))
 }
@@ -84,6 +93,13 @@ type Config struct {
 	RestartWindow time.Duration
 	// OnChange says what a new environment does (default restart).
 	OnChange OnChange
+	// ReloadSignal is what OnChangeReload sends the child (default
+	// SIGHUP), unless ReloadCommand is set: that command (argv, no
+	// shell) runs instead, with the child's environment and account, and
+	// is killed after ReloadTimeout (default DefaultReloadTimeout).
+	ReloadSignal  syscall.Signal
+	ReloadCommand []string
+	ReloadTimeout time.Duration
 
 	// ParentDeathSignal is what the child receives if rolesenv dies, even
 	// by SIGKILL (Linux only; zero: nothing).
@@ -138,6 +154,11 @@ type Update struct {
 	// example, --max-stale exceeded, which classifies itself as
 	// unavailable).
 	Err error
+	// Files, when set, writes the files that this environment delivers.
+	// Run calls it when it applies the update: before a reload, before
+	// the new child of a restart starts, and to learn whether a change
+	// that leaves Env as it is changed a file.
+	Files WriteFiles
 }
 
 // String describes an Update by its reason: Env holds resolved secrets,
@@ -252,7 +273,13 @@ func (cfg *Config) fill() error {
 	if cfg.StartRetryLimit == 0 {
 		cfg.StartRetryLimit = defaultRetryLimit
 	}
-	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 || cfg.StartRetryLimit < 0 {
+	if cfg.ReloadSignal == 0 {
+		cfg.ReloadSignal = syscall.SIGHUP
+	}
+	if cfg.ReloadTimeout == 0 {
+		cfg.ReloadTimeout = DefaultReloadTimeout
+	}
+	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 || cfg.StartRetryLimit < 0 || cfg.ReloadTimeout < 0 {
 		return errors.New("durations and the restart budget cannot be negative")
 	}
 	if cfg.MaxRestarts > 0 && cfg.RestartWindow == 0 {

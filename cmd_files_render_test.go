@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rolesenv/rolesenv/internal/awsdev"
+)
+
+// TestRenderFiles: render shows a delivered variable as its path, and
+// --files lists the files run would write (name, mode, size, path) with
+// their contents only under --reveal.
+func TestRenderFiles(t *testing.T) {
+	s := renderEnv(t, awsdev.AllowAll)
+	mustDo[string](t)(s.CreateSecret("f/pw", sentinel+"-pw"))
+	writeTestFile(t, "app.env", "PW_FILE=file:sm://f/pw\nLIT=file:///etc/app\n", 0o600)
+	writeTestFile(t, "conf.tmpl", "password={{ sm://f/pw | base64 }}\n", 0o600)
+	dir := filepath.Join(t.TempDir(), "s")
+	args := []string{"render", "--env-file", "app.env", "--clean-env", "--template", "conf.tmpl:app.conf:0440", "--secrets-dir", dir}
+
+	code, stdout, stderr := runIn("", args...)
+	want := "CREDENTIALS_DIRECTORY=" + dir + "\nLIT=file:///etc/app\nPW_FILE=" + dir + "/PW_FILE\n"
+	if code != 0 || stdout != want {
+		t.Fatalf("render: exit %d\n%s\nwant\n%s\nstderr: %s", code, stdout, want, stderr)
+	}
+	code, stdout, stderr = runIn("", append(args, "--files")...)
+	want = "PW_FILE mode=0400 size=7 path=" + dir + "/PW_FILE variable=PW_FILE\napp.conf mode=0440 size=22 path=" + dir + "/app.conf\n"
+	if code != 0 || stdout != want {
+		t.Fatalf("render --files: exit %d\n%s\nwant\n%s\nstderr: %s", code, stdout, want, stderr)
+	}
+	if strings.Contains(stdout+stderr, sentinel) {
+		t.Fatal("a secret value leaked without --reveal")
+	}
+	code, stdout, _ = runIn("", append(args, "--files", "--reveal", "--format", "json")...)
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil || len(got) != 2 || got[0]["contents"] != sentinel+"-pw" {
+		t.Fatalf("render --files --reveal --format json: exit %d, %v: %s", code, err, stdout)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Error("render created the secrets directory")
+	}
+
+	// The twins: a ,-separated list of templates, and the directory.
+	t.Setenv("ROLESENV_TEMPLATE", "conf.tmpl:a.conf,conf.tmpl:b.conf:0600")
+	t.Setenv("ROLESENV_SECRETS_DIR", dir)
+	code, stdout, _ = runIn("", "render", "--files")
+	want = "a.conf mode=0400 size=22 path=" + dir + "/a.conf\nb.conf mode=0600 size=22 path=" + dir + "/b.conf\n"
+	if code != 0 || stdout != want {
+		t.Errorf("render --files with ROLESENV_TEMPLATE: exit %d\n%s\nwant\n%s", code, stdout, want)
+	}
+}
+
+// TestCheckFiles: check has a row for each template and one for the
+// secrets directory, and fails on a broken template or an unusable
+// directory.
+func TestCheckFiles(t *testing.T) {
+	s := renderEnv(t, awsdev.AllowAll)
+	mustDo[string](t)(s.CreateSecret("f/pw", sentinel+"-pw"))
+	writeTestFile(t, "app.env", "PW_FILE=file:sm://f/pw\n", 0o600)
+	writeTestFile(t, "good.tmpl", "a={{ sm://f/pw }}\n", 0o600)
+	writeTestFile(t, "bad.tmpl", "a=1\nb={{ sm://f/pw | nofilter }}\nc={{ sm://f/pw\n", 0o600)
+	dir := t.TempDir()
+	code, stdout, stderr := runIn("", "check", "--env-file", "app.env", "--template", "good.tmpl:good", "--secrets-dir", dir)
+	if code != 0 || !strings.Contains(stdout, "template good.tmpl") || !strings.Contains(stdout, "secrets directory") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runIn("", "check", "--env-file", "app.env", "--template", "bad.tmpl:bad", "--secrets-dir", dir, "--format", "json")
+	for _, want := range []string{`"check": "template bad.tmpl"`, `unterminated {{`, `unknown filter \"nofilter\"`, `others can write to`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("check output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code != 1 || strings.Contains(stdout+stderr, sentinel) {
+		t.Errorf("check: exit %d (want 1), or a value leaked:\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runIn("", "check", "--template", "nocolon")
+	if code != 1 || !strings.Contains(stdout, "want SRC:DEST") {
+		t.Errorf("a malformed --template: exit %d, %s", code, stdout)
+	}
+}

@@ -1,0 +1,288 @@
+package secretfiles
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// marker is the owner of a directory and the files it wrote: one
+// "key value" a line.
+type marker struct {
+	self    process
+	created bool // the directory is rolesenv's: the run that ends removes it
+	files   []string
+}
+
+// process identifies a process across pid reuse: its pid, its start time
+// (in clock ticks since boot), the boot, and its PID namespace (a pid means
+// something only there).
+type process struct {
+	pid   int
+	start string
+	boot  string
+	ns    string
+}
+
+func (m marker) encode() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "pid %d\nstart %s\nboot %s\nns %s\n", m.self.pid, m.self.start, m.self.boot, m.self.ns)
+	if m.created {
+		b.WriteString("created\n")
+	}
+	for _, f := range m.files {
+		fmt.Fprintf(&b, "file %s\n", f)
+	}
+	return b.Bytes()
+}
+
+func decodeMarker(data []byte) (marker, error) {
+	var m marker
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		switch k {
+		case "pid":
+			m.self.pid, _ = strconv.Atoi(v)
+		case "start":
+			m.self.start = v
+		case "boot":
+			m.self.boot = v
+		case "ns":
+			m.self.ns = v
+		case "created":
+			m.created = true
+		case "file":
+			if ValidName(v) == nil {
+				m.files = append(m.files, v)
+			}
+		}
+	}
+	if m.self.pid <= 0 {
+		return m, errors.New("malformed marker")
+	}
+	return m, nil
+}
+
+// mark writes the marker: this process and the files it writes. It is
+// root's (or this process's user's), 0600, written through a temporary
+// file and renamed.
+func (d *Dir) mark() error {
+	m := marker{self: current(), created: d.created, files: d.marked}
+	tmp := ".tmp-" + randomHex(8)
+	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: d.Join(markerName), Err: err}
+	}
+	_, err = unix.Write(fd, m.encode())
+	if err == nil {
+		err = unix.Fsync(fd)
+	}
+	_ = unix.Close(fd)
+	if err == nil {
+		err = unix.Renameat(d.fd, tmp, d.fd, markerName)
+	}
+	if err != nil {
+		_ = unix.Unlinkat(d.fd, tmp, 0)
+		return &os.PathError{Op: "write", Path: d.Join(markerName), Err: err}
+	}
+	return nil
+}
+
+// readMarker reads the marker of the directory dirfd; ok is false when
+// there is none that this process's user wrote.
+func readMarker(dirfd int) (m marker, ok bool) {
+	fd, err := unix.Openat(dirfd, markerName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return m, false
+	}
+	f := os.NewFile(uintptr(fd), markerName)
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() || st.Nlink != 1 || st.Size > 1<<20 {
+		return m, false
+	}
+	data := make([]byte, st.Size)
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return m, false
+	}
+	m, err = decodeMarker(data)
+	return m, err == nil
+}
+
+// cleanLeftovers removes, from a named directory whose lock Dir holds,
+// the files of a run that no longer exists; a marker of a process that
+// still runs (an exec'd --once command) makes Open fail.
+func (d *Dir) cleanLeftovers() error {
+	m, ok := readMarker(d.fd)
+	if !ok {
+		return nil
+	}
+	if m.self.alive() {
+		return &InUseError{Path: d.path, PID: m.self.pid}
+	}
+	removeListed(d.fd, m)
+	if m.created {
+		// A killed run made it: this one removes it when it ends.
+		var err error
+		if d.parentFd, err = unix.Open(filepath.Dir(d.path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return &os.PathError{Op: "open", Path: filepath.Dir(d.path), Err: err}
+		}
+		d.created = true
+	}
+	return nil
+}
+
+// removeListed removes the files a marker lists, temporary files, and the
+// marker.
+func removeListed(dirfd int, m marker) {
+	for _, name := range m.files {
+		var st unix.Stat_t
+		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && uint32(st.Mode)&unix.S_IFMT == unix.S_IFREG {
+			_ = unix.Unlinkat(dirfd, name, 0)
+		}
+	}
+	if f := os.NewFile(uintptr(dupOrNeg(dirfd)), "dir"); f != nil {
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, n := range names {
+			if strings.HasPrefix(n, ".tmp-") {
+				_ = unix.Unlinkat(dirfd, n, 0)
+			}
+		}
+	}
+	_ = unix.Unlinkat(dirfd, markerName, 0)
+}
+
+func dupOrNeg(fd int) int {
+	nfd, err := unix.Dup(fd)
+	if err != nil {
+		return -1
+	}
+	return nfd
+}
+
+// Clean removes, under parent, the directories that Open created for runs
+// that no longer exist (rolesenv-*, with a marker this user wrote), and
+// returns their paths. A directory that holds something else stays.
+func Clean(parent string) ([]string, error) {
+	if parent == "" {
+		parent = DefaultParent()
+	}
+	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: parent, Err: err}
+	}
+	defer unix.Close(pfd)
+	f := os.NewFile(uintptr(dupOrNeg(pfd)), parent)
+	if f == nil {
+		return nil, errors.New("cannot read " + parent)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, &os.PathError{Op: "readdir", Path: parent, Err: err}
+	}
+	var cleaned []string
+	for _, n := range names {
+		if strings.HasPrefix(n, Prefix) && cleanOne(pfd, n) {
+			cleaned = append(cleaned, filepath.Join(parent, n))
+		}
+	}
+	return cleaned, nil
+}
+
+// cleanOne removes one leftover directory of parent pfd, if it is one.
+func cleanOne(pfd int, name string) bool {
+	dfd, err := openDir(pfd, name)
+	if err != nil {
+		return false
+	}
+	m, ok := readMarker(dfd)
+	if !ok || !locked(dfd) || m.self.alive() {
+		unix.Close(dfd)
+		return false
+	}
+	removeListed(dfd, m)
+	unix.Close(dfd)
+	return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR) == nil
+}
+
+// locked takes the lock of the directory dirfd, which its owner holds
+// for as long as it runs (and the kernel lets go of when it dies, in
+// any PID namespace); false when another process holds it.
+func locked(dirfd int) bool {
+	return unix.Flock(dirfd, unix.LOCK_EX|unix.LOCK_NB) == nil
+}
+
+// alive reports whether the process p names still runs: the same pid,
+// started at the same time, in the same boot. It is asked once the lock
+// is free: a process that was exec'd (--once) no longer holds it. A
+// process of another PID namespace cannot be looked up, and is taken as
+// gone.
+func (p process) alive() bool {
+	now := current()
+	if p.boot != now.boot || p.ns != now.ns {
+		return false
+	}
+	if p.pid == now.pid {
+		return p.start == now.start
+	}
+	if err := unix.Kill(p.pid, 0); errors.Is(err, unix.ESRCH) {
+		return false
+	}
+	start := startTime(p.pid)
+	return start == "" || p.start == "" || start == p.start
+}
+
+func current() process {
+	pid := os.Getpid()
+	return process{pid: pid, start: startTime(pid), boot: bootID(), ns: pidNamespace()}
+}
+
+// Inspect checks, without changing anything, that Open could use the
+// directory o names: an existing one is a directory (not a link), writable
+// by no one else, owned by this user or the owner, and not in use by a
+// running process; a new one's parent is a directory. memory reports a
+// memory file system where the files would be.
+func Inspect(o Options) (path string, memory bool, err error) {
+	if o.Dir == "" {
+		path = o.Parent
+		if path == "" {
+			path = DefaultParent()
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return path, false, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		defer unix.Close(fd)
+		return path, onMemory(fd), unix.Faccessat(fd, ".", unix.W_OK, unix.AT_EACCESS)
+	}
+	path = filepath.Clean(o.Dir)
+	d := &Dir{o: o, path: path, fd: -1, parentFd: -1}
+	defer d.closeFds()
+	if d.fd, err = openDir(unix.AT_FDCWD, path); errors.Is(err, unix.ENOENT) {
+		parent := filepath.Dir(path)
+		if d.fd, err = openDir(unix.AT_FDCWD, parent); err != nil {
+			return path, false, &os.PathError{Op: "open", Path: parent, Err: err}
+		}
+		return path, onMemory(d.fd), nil
+	}
+	if err != nil {
+		return path, false, &ForeignError{Path: path, What: "not a directory (or a symbolic link)"}
+	}
+	if err := d.checkExisting(); err != nil {
+		return path, false, err
+	}
+	if m, ok := readMarker(d.fd); !locked(d.fd) || ok && m.self.alive() {
+		return path, onMemory(d.fd), &InUseError{Path: path, PID: m.self.pid}
+	}
+	return path, onMemory(d.fd), nil
+}

@@ -1,0 +1,279 @@
+package secretfiles
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+func open(t *testing.T, o Options) *Dir {
+	t.Helper()
+	d, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// TestWriteAndClose: a new directory is 0700, its files 0400 (or their
+// mode) with the contents given; Close removes them and the directory.
+func TestWriteAndClose(t *testing.T) {
+	parent := t.TempDir()
+	d := open(t, Options{Parent: parent})
+	fi, err := os.Lstat(d.Path())
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || filepath.Dir(d.Path()) != parent {
+		t.Fatalf("directory %s: %v %v", d.Path(), fi.Mode(), err)
+	}
+	changed, err := d.Write([]File{{Name: "a", Data: []byte("one")}, {Name: "b.pem", Mode: 0o440, Data: []byte("two")}})
+	if err != nil || len(changed) != 2 {
+		t.Fatalf("Write = %v, %v", changed, err)
+	}
+	checkFile(t, d.Join("a"), "one", 0o400)
+	checkFile(t, d.Join("b.pem"), "two", 0o440)
+	changed, err = d.Write([]File{{Name: "a", Data: []byte("one")}, {Name: "b.pem", Mode: 0o440, Data: []byte("2")}})
+	if err != nil || len(changed) != 1 || changed[0] != "b.pem" {
+		t.Fatalf("second Write = %v, %v", changed, err)
+	}
+	checkFile(t, d.Join("b.pem"), "2", 0o440)
+	// A file no longer given is removed.
+	changed, err = d.Write([]File{{Name: "b.pem", Mode: 0o440, Data: []byte("2")}})
+	if err != nil || len(changed) != 1 || changed[0] != "a" {
+		t.Fatalf("third Write = %v, %v", changed, err)
+	}
+	if _, err := os.Lstat(d.Join("a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a file no longer given is still there")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(d.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("directory still there: %v", err)
+	}
+}
+
+func checkFile(t *testing.T, path, want string, mode os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != mode {
+		t.Errorf("%s: mode %v, want %v", path, fi.Mode(), mode)
+	}
+	if got, _ := os.ReadFile(path); string(got) != want {
+		t.Errorf("%s: %q, want %q", path, got, want)
+	}
+}
+
+// TestOwner: with an owner, the directory and files are that account's.
+func TestOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	d := open(t, Options{Parent: t.TempDir(), Owner: true, UID: 65534, GID: 65534})
+	if _, err := d.Write([]File{{Name: "k", Data: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{d.Path(), d.Join("k")} {
+		fi, _ := os.Lstat(p)
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s owned by %d:%d", p, st.Uid, st.Gid)
+		}
+	}
+}
+
+// TestNoPartialReads: a reader polling a file in a tight loop sees one
+// whole version or the next, never an empty or partial one, through 1,000
+// rewrites.
+func TestNoPartialReads(t *testing.T) {
+	d := open(t, Options{Parent: t.TempDir()})
+	version := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10) }
+	if _, err := d.Write([]File{{Name: "s", Data: version(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	bad, reads := make(chan string, 1), make(chan int, 1)
+	go func() {
+		n := 0
+		for !stop.Load() {
+			data, err := os.ReadFile(d.Join("s"))
+			n++
+			if err != nil || len(data) != 64<<10 || bytes.Count(data, data[:1]) != len(data) {
+				select {
+				case bad <- "read " + strconv.Itoa(len(data)) + " bytes, err " + strconv.Quote(errString(err)):
+				default:
+				}
+			}
+		}
+		reads <- n
+	}()
+	for i := 1; i <= 1000; i++ {
+		if _, err := d.Write([]File{{Name: "s", Data: version(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	t.Logf("%d reads", <-reads)
+	select {
+	case b := <-bad:
+		t.Fatal(b)
+	default:
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestForeign: a symbolic link or a file that Dir did not write at a
+// destination is refused and left alone.
+func TestForeign(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	os.WriteFile(target, []byte("keep"), 0o600)
+	os.Symlink(target, filepath.Join(dir, "link"))
+	os.WriteFile(filepath.Join(dir, "theirs"), []byte("keep"), 0o600)
+	d := open(t, Options{Dir: dir})
+	for _, name := range []string{"link", "theirs"} {
+		_, err := d.Write([]File{{Name: name, Data: []byte("secret")}})
+		var fe *ForeignError
+		if !errors.As(err, &fe) {
+			t.Fatalf("%s: err = %v, want a ForeignError", name, err)
+		}
+	}
+	if got, _ := os.ReadFile(target); string(got) != "keep" {
+		t.Fatal("the link's target was written")
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "theirs")); string(got) != "keep" {
+		t.Fatal("a foreign file was overwritten")
+	}
+	// A file Dir wrote, then replaced by a link, is refused too.
+	d.Write([]File{{Name: "mine", Data: []byte("1")}})
+	os.Remove(filepath.Join(dir, "mine"))
+	os.Symlink(target, filepath.Join(dir, "mine"))
+	if _, err := d.Write([]File{{Name: "mine", Data: []byte("2")}}); err == nil {
+		t.Fatal("wrote through a replaced file")
+	}
+	d.Close()
+	if _, err := os.Lstat(filepath.Join(dir, "theirs")); err != nil {
+		t.Fatal("Close removed a foreign file")
+	}
+	if _, err := os.Lstat(dir); err != nil {
+		t.Fatal("Close removed a directory it did not create")
+	}
+}
+
+// TestDirChecks: a named directory that is a link, writable by others or
+// in use by a running process is refused.
+func TestDirChecks(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o700)
+	os.Symlink(real, filepath.Join(base, "link"))
+	if _, err := Open(Options{Dir: filepath.Join(base, "link")}); err == nil {
+		t.Error("opened a symbolic link")
+	}
+	open(t, Options{Dir: real})
+	var iu *InUseError
+	if _, err := Open(Options{Dir: real}); !errors.As(err, &iu) || iu.PID != os.Getpid() {
+		t.Errorf("second Open: %v", err)
+	}
+	fresh := filepath.Join(base, "fresh") // created by the first Open
+	open(t, Options{Dir: fresh})
+	if _, err := Open(Options{Dir: fresh}); !errors.As(err, &iu) {
+		t.Errorf("second Open of a directory the first created: %v", err)
+	}
+	wide := filepath.Join(base, "wide")
+	os.Mkdir(wide, 0o777)
+	os.Chmod(wide, 0o777)
+	if _, err := Open(Options{Dir: wide}); err == nil {
+		t.Error("opened a world-writable directory")
+	}
+}
+
+// TestLeftovers: the files and directory of a run that no longer exists
+// are removed by the next Open of the same directory, or by Clean.
+func TestLeftovers(t *testing.T) {
+	dead := deadPid(t)
+	parent := t.TempDir()
+
+	// The lock wins over the marker: a directory still open is in use,
+	// whatever its marker says (its owner may be in another PID
+	// namespace, where the pid means something else).
+	held := open(t, Options{Parent: parent})
+	m := marker{self: current()}
+	m.self.pid, m.self.ns = dead, "pid:[1]"
+	if err := os.WriteFile(held.Join(markerName), m.encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cleaned, _ := Clean(parent); len(cleaned) != 0 {
+		t.Fatalf("Clean removed a directory whose owner holds its lock: %v", cleaned)
+	}
+	held.Release()
+	if cleaned, _ := Clean(parent); len(cleaned) != 1 {
+		t.Fatalf("Clean left a directory whose owner is gone: %v", cleaned)
+	}
+
+	d, err := Open(Options{Parent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Write([]File{{Name: "s", Data: []byte("x")}})
+	fakeOwner(t, d, dead)
+	cleaned, err := Clean(parent)
+	if err != nil || len(cleaned) != 1 || cleaned[0] != d.Path() {
+		t.Fatalf("Clean = %v, %v", cleaned, err)
+	}
+	if _, err := os.Lstat(d.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("leftover directory still there")
+	}
+
+	named := filepath.Join(t.TempDir(), "named")
+	d, err = Open(Options{Dir: named})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Write([]File{{Name: "s", Data: []byte("x")}})
+	fakeOwner(t, d, dead)
+	d2 := open(t, Options{Dir: named})
+	if _, err := os.Lstat(d2.Join("s")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("leftover file still there")
+	}
+	if _, err := d2.Write([]File{{Name: "s", Data: []byte("y")}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadPid returns the pid of a process that has exited and been reaped.
+func deadPid(t *testing.T) int {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// fakeOwner makes d's marker name another process, and lets d go as a
+// killed run would.
+func fakeOwner(t *testing.T, d *Dir, pid int) {
+	m := marker{self: current(), files: d.marked}
+	m.self.pid = pid
+	if err := os.WriteFile(d.Join(markerName), m.encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Release()
+}
