@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -52,7 +53,15 @@ func Open(uri string, opts Options) (*Key, error) {
 	if k.m, err = loadModule(opts.Module); err != nil {
 		return nil, k.err("open", err, opts.Module)
 	}
-	if err := k.choose(u, opts.Public); err != nil {
+	err = k.choose(u, opts.Public)
+	for try := 1; try < 4 && errors.Is(err, ErrTokenGone); try++ {
+		// A token that another process is writing to (SoftHSM's files)
+		// may fail for a moment: start the module again and look again.
+		time.Sleep(time.Duration(try*30) * time.Millisecond)
+		k.m.restart()
+		err = k.choose(u, opts.Public)
+	}
+	if err != nil {
 		k.m.release()
 		return nil, err
 	}
@@ -299,7 +308,7 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 			}
 			err = classify(err)
 		}
-		if !errors.Is(err, ErrTokenGone) {
+		if !errors.Is(err, ErrTokenGone) && !errors.Is(err, ErrNoToken) {
 			break
 		}
 		k.closeLocked() // the next attempt, or the next signature, opens it again
@@ -326,11 +335,8 @@ func (k *Key) ensureSession() error {
 	}
 	u := &URI{Token: k.obj.Token.Label, Serial: k.obj.Token.Serial, Model: k.obj.Token.Model}
 	toks, err := k.m.tokens(u)
-	if errors.Is(err, ErrNoToken) && k.ready {
-		return fmt.Errorf("%w: %w", ErrTokenGone, err)
-	}
 	if err != nil {
-		return err
+		return err // ErrNoToken: k.err says that the token went away
 	}
 	si := toks[0]
 	s, err := k.m.openSession(si.id)

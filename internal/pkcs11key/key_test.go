@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -234,4 +236,37 @@ func sortStrings(s []string) []string {
 		}
 	}
 	return s
+}
+
+// TestTokenRemoved: a token that goes away (its SoftHSM files moved
+// out) makes Sign fail with ErrTokenGone, which is Unavailable; once it
+// is back, the next Sign opens a session again and signs.
+func TestTokenRemoved(t *testing.T) {
+	h := hsm(t)
+	k, err := pkcs11key.Open("pkcs11:token=t1;object=ec%20key", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	d := sha256.Sum256([]byte("x"))
+	ents, err := os.ReadDir(h.TokenDir())
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("token directory: %v %v", ents, err)
+	}
+	src, away := filepath.Join(h.TokenDir(), ents[0].Name()), filepath.Join(t.TempDir(), "away")
+	if err := os.Rename(src, away); err != nil {
+		t.Fatal(err)
+	}
+	_, err = k.Sign(nil, d[:], crypto.SHA256)
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrTokenGone) || !errors.As(err, &pe) || !pe.Unavailable() || pe.Config() {
+		t.Fatalf("sign without the token: %v", err)
+	}
+	if err := os.Rename(away, src); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := k.Sign(nil, d[:], crypto.SHA256)
+	if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+		t.Fatalf("sign with the token back: %v", err)
+	}
 }

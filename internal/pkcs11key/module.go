@@ -188,6 +188,20 @@ func (m *module) release() {
 	}
 }
 
+// restart finalises and initialises the module again, if this package
+// initialised it; every session in the process ends (a Key opens its own
+// again at its next signature).
+func (m *module) restart() {
+	modules.Lock()
+	defer modules.Unlock()
+	if !m.owned {
+		return
+	}
+	m.call(fnFinalize, 0)
+	args := &[6]uintptr{4: ckfOSLockingOK}
+	m.call(fnInitialize, uintptr(unsafe.Pointer(args)))
+}
+
 // call calls the module's function number i. Pointers converted to
 // uintptr in its arguments are moved to the heap and kept alive until it
 // returns, as for purego.SyscallN.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Options say which module to use and how to log in to the token.
@@ -53,6 +55,19 @@ func (o Object) URI() string {
 	return u.String()
 }
 
+// KeyURI names the private key beside a certificate: on its token, with
+// its id (or its label when it has no id), as the official helper pairs
+// them.
+func (o Object) KeyURI() string {
+	u := &URI{Token: o.Token.Label, Serial: o.Token.Serial, Type: "private"}
+	if len(o.ID) > 0 {
+		u.ID = o.ID
+	} else {
+		u.Object = o.Label
+	}
+	return u.String()
+}
+
 // String names the object and its token.
 func (o Object) String() string {
 	return fmt.Sprintf("%s object %q id %s on %s", o.Class, o.Label, idString(o.ID), o.Token)
@@ -80,18 +95,50 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 			return nil, fmt.Errorf("%w: the module is %q by %q, version %s", ErrNoToken, li.description, li.manufacturer, li.version)
 		}
 	}
-	ids, err := m.slots()
-	if err != nil {
-		return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
-	}
 	var out []slotInfo
+	var ids []uint
+	var unread error
+	// A token that another process is writing to may not answer for a
+	// moment: a URI that matched nothing is tried again, a few times.
+	for try := 0; try < 5 && len(out) == 0; try++ {
+		if try > 0 && unread == nil {
+			break
+		}
+		if try > 0 {
+			// Modules such as SoftHSM keep what they read of a token's
+			// state: start the module again to read it afresh.
+			time.Sleep(time.Duration(try*20) * time.Millisecond)
+			m.restart()
+		}
+		var err error
+		if ids, err = m.slots(); err != nil {
+			return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
+		}
+		out, unread = m.matchSlots(u, ids)
+	}
+	if len(out) == 0 {
+		if unread != nil {
+			return nil, fmt.Errorf("%w (%d tokens present; one did not answer: %v)", ErrNoToken, len(ids), unread)
+		}
+		return nil, fmt.Errorf("%w (%d tokens present)", ErrNoToken, len(ids))
+	}
+	return out, nil
+}
+
+// matchSlots returns the slots whose token matches u; unread is an error
+// of a slot that could not be read.
+func (m *module) matchSlots(u *URI, ids []uint) (out []slotInfo, unread error) {
 	for _, id := range ids {
 		si, err := m.slotInfo(id)
 		if err != nil {
-			continue // removed meanwhile
+			unread = err
+			continue // removed meanwhile, or busy
 		}
 		if si.tokenFlags&ckfTokenInitialized == 0 {
-			continue // an empty token, as SoftHSM's free slot
+			// An empty token, as SoftHSM's free slot, or one that
+			// another process is writing to.
+			unread = fmt.Errorf("slot %d: the token is not initialised", id)
+			continue
 		}
 		if u.SlotID != nil && uint64(id) != *u.SlotID || !matches(u.SlotDescription, si.description) ||
 			!matches(u.SlotManufacturer, si.manufacturer) || !matches(u.Token, si.label) ||
@@ -100,10 +147,7 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 		}
 		out = append(out, si)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w (%d tokens present)", ErrNoToken, len(ids))
-	}
-	return out, nil
+	return out, unread
 }
 
 func matches(want, have string) bool { return want == "" || want == have }
@@ -135,7 +179,14 @@ func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 	if pin == nil {
 		return ErrPINRequired
 	}
-	return classify(m.login(s, ckuUser, pin))
+	err := m.login(s, ckuUser, pin)
+	// SoftHSM's token file, while another process writes it, reads as a
+	// token without a PIN for a moment: wait, and try again.
+	for try := 1; try < 5 && errors.Is(err, ckrUserPINNotInitialized); try++ {
+		time.Sleep(time.Duration(try*20) * time.Millisecond)
+		err = m.login(s, ckuUser, pin)
+	}
+	return classify(err)
 }
 
 // findIn finds the objects of class that match u on one token; with

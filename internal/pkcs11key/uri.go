@@ -52,7 +52,7 @@ func ParseURI(s string) (*URI, error) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrBadURI, MaxURI)
 	}
 	if !IsURI(s) {
-		return nil, fmt.Errorf("%w: it does not start with pkcs11:", ErrBadURI)
+		return nil, fmt.Errorf("%w: it does not start with \"pkcs11:\"", ErrBadURI)
 	}
 	path, query, _ := strings.Cut(s[7:], "?")
 	u := &URI{}
