@@ -57,13 +57,15 @@ func newP11(t *testing.T) *p11 {
 	return &p11{e: e, h: h, ca: ca, anchor: e.CreateTrustAnchor(ca.Cert, awsdev.TrustAnchorOptions{})}
 }
 
-// key makes a key pair on the token and a certificate for it, issued by
+// key makes a key pair on the token (keygen: more pkcs11-tool flags)
+// and a certificate for it, issued by
 // the test CA from the public key pkcs11-tool reads back; with onToken,
 // the certificate is written to the token too. It returns the
 // certificate file.
-func (p *p11) key(t *testing.T, kind, label, id string, onToken bool) string {
+func (p *p11) key(t *testing.T, kind, label, id string, onToken bool, keygen ...string) string {
 	t.Helper()
-	p.h.NewKey(t, "rolesenv", tokenPIN, kind, label, id)
+	p.h.Run(t, append([]string{"--token-label", "rolesenv", "--login", "--pin", tokenPIN, "--keypairgen",
+		"--key-type", kind, "--label", label, "--id", id}, keygen...)...)
 	der := filepath.Join(p.e.dir, id+".pub")
 	p.h.Run(t, "--token-label", "rolesenv", "--read-object", "--type", "pubkey", "--id", id, "--output-file", der)
 	data, err := os.ReadFile(der)
@@ -123,6 +125,7 @@ func TestPKCS11CredentialProcess(t *testing.T) {
 	p := newP11(t)
 	ecCert := p.key(t, "EC:prime256v1", "My RA key", "01", true)
 	rsaCert := p.key(t, "rsa:2048", "rsa key", "02", false)
+	pivCert := p.key(t, "EC:prime256v1", "piv key", "03", false, "--always-auth")
 	pinFile := writeSecretFile(t, p.e.dir, "pin", tokenPIN)
 	pinEnv := pkcs11PINEnv + "=" + tokenPIN
 	cases := []struct {
@@ -136,6 +139,7 @@ func TestPKCS11CredentialProcess(t *testing.T) {
 		{"EC, helper's model= form, PIN file", ecCert, "pkcs11:model=SoftHSM%20v2;object=My%20RA%20key", nil, []string{"--pkcs11-pin-file", pinFile}},
 		{"EC, pin-source in the URI", ecCert, "pkcs11:id=%01;type=private?pin-source=file:" + pinFile, nil, nil},
 		{"RSA key, certificate file", rsaCert, "pkcs11:token=rolesenv;id=%02", []string{pinEnv}, nil},
+		{"PIV-like key, --reuse-pin", pivCert, "pkcs11:object=piv%20key", []string{pinEnv}, []string{"--reuse-pin"}},
 	}
 	for _, c := range cases {
 		before := p.e.Calls(opCreateSession)
@@ -166,6 +170,7 @@ func TestPKCS11Errors(t *testing.T) {
 	p.key(t, "EC:prime256v1", "twin", "0a", true)
 	p.key(t, "EC:prime256v1", "twin", "0b", true)
 	other := p.key(t, "EC:prime256v1", "other", "0c", false)
+	piv := p.key(t, "EC:prime256v1", "piv", "0d", false, "--always-auth")
 	const wrong = "SENTINEL-9999"
 	right, bad := pkcs11PINEnv+"="+tokenPIN, pkcs11PINEnv+"="+wrong
 	cases := []struct {
@@ -187,6 +192,8 @@ func TestPKCS11Errors(t *testing.T) {
 		{"pin-value in the URI", cert, "pkcs11:object=k?pin-value=" + wrong, right, nil, exitcode.Usage, []string{"pin-value", "ROLESENV_PKCS11_PIN"}},
 		{"--pkcs11-pin", cert, "pkcs11:object=k", "", []string{"--pkcs11-pin", wrong}, exitcode.Usage, []string{"--pkcs11-pin is refused"}},
 		{"no module", cert, "pkcs11:object=k", right, []string{"--pkcs11-lib", "/nonexistent/p11.so"}, exitcode.Config, []string{"cannot be loaded"}},
+		{"PIV-like key without --reuse-pin", piv, "pkcs11:object=piv", right, nil, exitcode.Config,
+			[]string{"asks for the PIN again", "rolesenv: hint: --reuse-pin"}},
 		{"helper's PIV form, no such token", cert, "pkcs11:manufacturer=piv_II;id=%01", right, nil, exitcode.Config, []string{"no token matches"}},
 	}
 	for _, c := range cases {
@@ -202,7 +209,7 @@ func TestPKCS11Errors(t *testing.T) {
 			} else if code != c.code || !containsAll(out, c.want) {
 				t.Errorf("%s, %s: exit %d, want %d and %q:\n%s", c.name, cmd, code, c.code, c.want, out)
 			}
-			if strings.Contains(out, wrong) && c.code != exitcode.Usage || strings.Contains(out, tokenPIN) {
+			if strings.Contains(out, wrong) || strings.Contains(out, tokenPIN) {
 				t.Errorf("%s, %s: a PIN reached the output", c.name, cmd)
 			}
 			if n := p.e.Calls(opCreateSession) - before; n != 0 {
@@ -222,7 +229,7 @@ func containsAll(s string, subs []string) bool {
 }
 
 // TestPKCS11CheckAndList: check names the key's token and object and
-// passes; pkcs11-list shows each object with a URI, private keys only
+// passes; render takes the same flags; pkcs11-list shows each object with a URI, private keys only
 // after a login.
 func TestPKCS11CheckAndList(t *testing.T) {
 	t.Parallel()
@@ -236,6 +243,12 @@ func TestPKCS11CheckAndList(t *testing.T) {
 	code, stdout, stderr = runP11(t, env, "pkcs11-list", "--pkcs11-lib", softhsmtest.Module)
 	if code != 0 || !containsAll(stdout, []string{"cert ", "private ", "pkcs11:", "id=%07", "subject CN=listed key"}) {
 		t.Errorf("pkcs11-list: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	mustDo[string](t)(p.e.CreateSecret("p11/api", "api-1"))
+	code, stdout, stderr = runP11(t, append(env, "AWS_ENDPOINT_URL="+p.e.URL()), append([]string{"render", "--reveal",
+		"--env-file", writeEnvFile(t, "API=sm://p11/api\n")}, p.args("pkcs11:object=listed%20key;type=cert", "")...)...)
+	if code != 0 || !strings.Contains(stdout, "API=api-1") {
+		t.Errorf("render: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// Without --pkcs11-lib, p11-kit's proxy module, which loads SoftHSM
 	// as Debian's softhsm2 package registers it.

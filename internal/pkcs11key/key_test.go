@@ -270,3 +270,31 @@ func TestTokenRemoved(t *testing.T) {
 		t.Fatalf("sign with the token back: %v", err)
 	}
 }
+
+// TestAlwaysAuthenticate: a key that asks for the PIN before each
+// signature (CKA_ALWAYS_AUTHENTICATE, as PIV's) signs with ReusePIN, and
+// without it fails with ErrContextPIN, a configuration error.
+func TestAlwaysAuthenticate(t *testing.T) {
+	h := hsm(t)
+	h.Run(t, "--token-label", "t1", "--login", "--pin", pin, "--keypairgen", "--key-type", "EC:prime256v1",
+		"--label", "piv", "--id", "09", "--always-auth")
+	_, err := pkcs11key.Open("pkcs11:object=piv", opts())
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrContextPIN) || !errors.As(err, &pe) || !pe.Config() {
+		t.Fatalf("without ReusePIN: %v", err)
+	}
+	o := opts()
+	o.ReusePIN = true
+	k, err := pkcs11key.Open("pkcs11:object=piv", o)
+	if err != nil {
+		t.Fatalf("with ReusePIN: %v", err)
+	}
+	defer k.Close()
+	for range 3 { // a login before each signature
+		d := sha256.Sum256([]byte("x"))
+		sig, err := k.Sign(nil, d[:], crypto.SHA256)
+		if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+			t.Fatalf("sign: %v", err)
+		}
+	}
+}
