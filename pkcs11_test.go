@@ -64,6 +64,12 @@ func newP11(t *testing.T) *p11 {
 // certificate file.
 func (p *p11) key(t *testing.T, kind, label, id string, onToken bool, keygen ...string) string {
 	t.Helper()
+	return p.keyFrom(t, p.ca, kind, label, id, onToken, keygen...)
+}
+
+// keyFrom is key with the certificate issued by ca.
+func (p *p11) keyFrom(t *testing.T, ca *devpki.Cert, kind, label, id string, onToken bool, keygen ...string) string {
+	t.Helper()
 	p.h.Run(t, append([]string{"--token-label", "rolesenv", "--login", "--pin", tokenPIN, "--keypairgen",
 		"--key-type", kind, "--label", label, "--id", id}, keygen...)...)
 	der := filepath.Join(p.e.dir, id+".pub")
@@ -76,7 +82,7 @@ func (p *p11) key(t *testing.T, kind, label, id string, onToken bool, keygen ...
 	if err != nil {
 		t.Fatalf("the token's public key: %v", err)
 	}
-	leaf, err := p.ca.Leaf(devpki.Options{CommonName: label, Key: publicOnly{pub}})
+	leaf, err := ca.Leaf(devpki.Options{CommonName: label, Key: publicOnly{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +147,20 @@ func TestPKCS11CredentialProcess(t *testing.T) {
 		{"RSA key, certificate file", rsaCert, "pkcs11:token=rolesenv;id=%02", []string{pinEnv}, nil},
 		{"PIV-like key, --reuse-pin", pivCert, "pkcs11:object=piv%20key", []string{pinEnv}, []string{"--reuse-pin"}},
 	}
+	// A leaf issued by an intermediate CA that is on the token too.
+	inter, err := p.ca.Intermediate(devpki.Options{CommonName: "token intermediate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.h.WriteCertificate(t, "rolesenv", tokenPIN, inter.Cert.Raw, "intermediate", "a1")
+	p.keyFrom(t, inter, "EC:prime256v1", "chained", "04", true)
+	cases = append(cases, struct {
+		name      string
+		cert, key string
+		env       []string
+		extra     []string
+	}{"EC, leaf, key and intermediate on the token", "pkcs11:object=chained;type=cert", "", []string{pinEnv},
+		[]string{"--intermediates", "pkcs11:object=intermediate;type=cert"}})
 	for _, c := range cases {
 		before := p.e.Calls(opCreateSession)
 		code, stdout, stderr := runP11(t, p.env(c.env...), append([]string{"credential-process"}, p.args(c.cert, c.key, c.extra...)...)...)
@@ -158,6 +178,11 @@ func TestPKCS11CredentialProcess(t *testing.T) {
 		if n := p.e.Calls(opCreateSession) - before; n != 1 {
 			t.Errorf("%s: %d CreateSession calls, want 1", c.name, n)
 		}
+	}
+	// Without the intermediate from the token, the chain does not verify.
+	code, _, stderr := runP11(t, p.env(pinEnv), append([]string{"credential-process"}, p.args("pkcs11:object=chained;type=cert", "")...)...)
+	if code == 0 {
+		t.Errorf("the chained leaf without its intermediate got credentials: %s", stderr)
 	}
 }
 

@@ -22,7 +22,13 @@
 // reports. Keys that ask for a context-specific login before each
 // signature (CKA_ALWAYS_AUTHENTICATE, as PIV's) get the same PIN again
 // only with Options.ReusePIN. Other processes may use the token at the
-// same time: the module arbitrates.
+// same time: the module arbitrates. Some modules (SoftHSM's file store)
+// show a token that another process is writing to as absent or empty
+// for a moment: before a search ends with no token, and before Open
+// gives up on a token that failed, the module is finalised and
+// initialised again (which ends every session in the process; keys open
+// theirs again) and the search is tried again, a few times within about
+// a quarter of a second.
 //
 // Security: the PIN is kept in memory for the life of the Key, to log in
 // again. After the token refuses it (or reports it locked), a Key never
