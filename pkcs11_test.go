@@ -219,6 +219,10 @@ func TestPKCS11Errors(t *testing.T) {
 		{"no module", cert, "pkcs11:object=k", right, []string{"--pkcs11-lib", "/nonexistent/p11.so"}, exitcode.Config, []string{"cannot be loaded"}},
 		{"PIV-like key without --reuse-pin", piv, "pkcs11:object=piv", right, nil, exitcode.Config,
 			[]string{"asks for the PIN again", "rolesenv: hint: --reuse-pin"}},
+		{"PIN in the environment and a file", cert, "pkcs11:object=k", right, []string{"--pkcs11-pin-file", writeSecretFile(t, p.e.dir, "pin", tokenPIN)},
+			exitcode.Usage, []string{"set only one of them"}},
+		{"empty PIN file", cert, "pkcs11:object=k", "", []string{"--pkcs11-pin-file", writeSecretFile(t, p.e.dir, "empty", "")},
+			exitcode.Config, []string{"is empty"}},
 		{"helper's PIV form, no such token", cert, "pkcs11:manufacturer=piv_II;id=%01", right, nil, exitcode.Config, []string{"no token matches"}},
 	}
 	for _, c := range cases {
@@ -226,8 +230,9 @@ func TestPKCS11Errors(t *testing.T) {
 			before := p.e.Calls(opCreateSession)
 			code, stdout, stderr := runP11(t, p.env(c.env), append([]string{cmd}, p.args(c.cert, c.key, c.extra...)...)...)
 			out := stdout + stderr
-			if cmd == "check" && c.code == exitcode.Config {
-				// check reports the failure among its rows.
+			if cmd == "check" {
+				// check reports the failure among its rows (refused flags
+				// exit 64 before any).
 				if code == 0 || !strings.Contains(out, c.want[0]) {
 					t.Errorf("%s, check: exit %d\n%s", c.name, code, out)
 				}
