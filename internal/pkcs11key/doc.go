@@ -13,7 +13,8 @@
 // The module (a C shared library) is loaded with purego, without cgo,
 // once per process, and initialised with CKF_OS_LOCKING_OK; it is
 // finalised when its last user closes. This needs a dynamically linked
-// program: a static one cannot load a shared library.
+// program (a static one cannot load a shared library) on 64-bit Linux or
+// macOS, where CK_ULONG is 8 bytes.
 //
 // A Key keeps one session, logged in as the user, for its life. A session
 // the token lost (a token removed and put back, a module whose daemon

@@ -134,6 +134,10 @@ var dlopened = map[string]uintptr{}
 // loadModule loads path (once per process) and initialises it with
 // CKF_OS_LOCKING_OK (once per set of users).
 func loadModule(path string) (*module, error) {
+	if unsafe.Sizeof(uint(0)) != 8 {
+		// The structures here are laid out for an 8-byte CK_ULONG.
+		return nil, fmt.Errorf("%w: PKCS#11 is supported on 64-bit Unix only", ErrNoModule)
+	}
 	modules.Lock()
 	defer modules.Unlock()
 	m := modules.m[path]
