@@ -120,6 +120,10 @@ type module struct {
 	fl    unsafe.Pointer // CK_FUNCTION_LIST
 	refs  int
 	owned bool // this package initialised it, so finalises it
+	// use is held for reading by every call, and for writing while the
+	// module is finalised and initialised again: no call is in flight
+	// then.
+	use sync.RWMutex
 }
 
 var modules = struct {
@@ -186,7 +190,9 @@ func (m *module) release() {
 	m.refs--
 	if m.refs == 0 {
 		if m.owned {
-			m.call(fnFinalize, 0)
+			m.use.Lock()
+			m.rawCall(fnFinalize, 0)
+			m.use.Unlock()
 		}
 		delete(modules.m, m.path)
 	}
@@ -201,9 +207,11 @@ func (m *module) restart() {
 	if !m.owned {
 		return
 	}
-	m.call(fnFinalize, 0)
+	m.use.Lock()
+	defer m.use.Unlock()
+	m.rawCall(fnFinalize, 0)
 	args := &[6]uintptr{4: ckfOSLockingOK}
-	m.call(fnInitialize, uintptr(unsafe.Pointer(args)))
+	m.rawCall(fnInitialize, uintptr(unsafe.Pointer(args)))
 }
 
 // call calls the module's function number i. Pointers converted to
@@ -212,6 +220,15 @@ func (m *module) restart() {
 //
 //go:uintptrescapes
 func (m *module) call(i int, args ...uintptr) rv {
+	m.use.RLock()
+	defer m.use.RUnlock()
+	return m.rawCall(i, args...)
+}
+
+// rawCall is call without the lock.
+//
+//go:uintptrescapes
+func (m *module) rawCall(i int, args ...uintptr) rv {
 	fn := *(*uintptr)(unsafe.Add(m.fl, 8+8*i))
 	if fn == 0 {
 		return ckrFunctionNotSupported
