@@ -17,7 +17,7 @@ export AWS_CONFIG_FILE := /nonexistent/rolesenv-make/config
 export AWS_SHARED_CREDENTIALS_FILE := /nonexistent/rolesenv-make/credentials
 export CGO_ENABLED := 0
 
-.PHONY: help build test test-short test-busy check fmt vet staticcheck fuzz bench bench-quick demo release clean
+.PHONY: help build build-pkcs11 test test-short test-busy check fmt vet staticcheck fuzz bench bench-quick demo release clean
 
 help: ## show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,13 +25,20 @@ help: ## show this list
 build: ## build bin/rolesenv (static, version stamped)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-TEST := CGO_ENABLED=1 $(GO) test -race -parallel 4 -timeout 12m ./...
+# The PKCS#11 build loads the token's module (a C shared library) with
+# purego, still without cgo or a C toolchain; it is linked dynamically
+# (libc and the dynamic loader), which a static binary cannot do without.
+build-pkcs11: ## build bin/rolesenv-pkcs11 (pkcs11: URIs; needs the system's libc at run time)
+	$(GO) build -trimpath -tags pkcs11 -ldflags '$(LDFLAGS)' -o $(BIN)-pkcs11 .
+
+# -tags pkcs11: the tests cover the PKCS#11 build, a superset of the static one.
+TEST := CGO_ENABLED=1 $(GO) test -race -tags pkcs11 -parallel 4 -timeout 12m ./...
 
 test: ## run every test with the race detector
 	$(TEST)
 
 test-short: ## quick tests for development: no race detector, no aws CLI, no moto_server
-	$(GO) test -short ./...
+	$(GO) test -short -tags pkcs11 ./...
 
 # Two CPU-bound processes compete with the tests for the cores, as on a busy
 # CI machine: a test that assumes the machine is fast fails here. They are
@@ -52,9 +59,11 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags pkcs11 ./...
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags pkcs11 ./...
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -74,11 +83,13 @@ bench-quick: ## quick benchmarks; rewrites BENCHMARKS.md (under a minute)
 demo: build ## start the local emulator, run a command with secrets, rotate one
 	./scripts/demo.sh $(BIN)
 
-release: ## static binaries for linux/amd64, linux/arm64, darwin/arm64 in dist/
+release: ## static binaries, and the PKCS#11 builds, for linux/amd64, linux/arm64, darwin/arm64 in dist/
 	@set -e; for p in linux/amd64 linux/arm64 darwin/arm64; do \
 	  os=$${p%/*}; arch=$${p#*/}; \
 	  GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/rolesenv-$$os-$$arch . ; \
 	  echo dist/rolesenv-$$os-$$arch; \
+	  GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags pkcs11 -ldflags '$(LDFLAGS)' -o dist/rolesenv-pkcs11-$$os-$$arch . ; \
+	  echo dist/rolesenv-pkcs11-$$os-$$arch; \
 	done; cd dist && sha256sum rolesenv-* > SHA256SUMS
 
 clean: ## remove build output

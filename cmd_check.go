@@ -371,8 +371,12 @@ func (c *checker) rolesAnywhere(ctx context.Context) {
 		c.localFailure(check.Row{Check: "TPM key " + c.cf.privateKey, Detail: err.Error(), Hint: hintOf(err)})
 		return
 	}
-	rows, blocked := check.Identity(check.IdentityFiles{Certificate: c.cf.certificate, PrivateKey: c.cf.privateKey,
-		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass, Key: hw}, c.now)
+	files := check.IdentityFiles{Certificate: c.cf.certificate, PrivateKey: c.cf.privateKey,
+		Intermediates: c.cf.intermediates, CA: c.ca, Passphrase: pass, Key: hw}
+	if !c.tokenObjects(&files) {
+		return
+	}
+	rows, blocked := check.Identity(files, c.now)
 	c.add(check.Local, rows...)
 	if c.blocked == "" {
 		c.blocked = blocked

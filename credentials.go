@@ -67,6 +67,9 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 	if hw != nil {
 		opts.PrivateKey, opts.Signer, opts.KeyName = "", hw, cf.privateKey
 	}
+	if _, err := a.tokenIdentity(cf, &opts); err != nil {
+		return nil, err
+	}
 	src, err := signer.NewFileIdentity(opts, nil, a.log)
 	if err != nil {
 		return nil, withPassphraseHint(cf.withFlag(err))

@@ -18,7 +18,8 @@ const envPrefix = "ROLESENV_"
 // noTwin lists the flags that shape output and so have no environment twin.
 // --tpm-key-password has none either: it is refused, and its would-be twin
 // ROLESENV_TPM_KEY_PASSWORD is where the password comes from instead.
-var noTwin = map[string]bool{"format": true, "reveal": true, "files": true, "help": true, "tpm-key-password": true}
+// --pkcs11-pin likewise: ROLESENV_PKCS11_PIN holds the PIN.
+var noTwin = map[string]bool{"format": true, "reveal": true, "files": true, "help": true, "tpm-key-password": true, "pkcs11-pin": true}
 
 // envTwin returns the environment variable that sets flag name.
 func envTwin(name string) string {
@@ -151,6 +152,9 @@ type credFlags struct {
 	tpmDevice       string
 	tpmPasswordFile string
 	noTPMPassword   bool
+	pkcs11Lib       string
+	pkcs11PINFile   string
+	reusePIN        bool
 	trustAnchorARN  string
 	profileARN      string
 	roleARN         string
@@ -167,7 +171,7 @@ type credFlags struct {
 	systemStoreName   string
 	useLatestExpiring bool
 	tpmKeyPassword    string
-	reusePIN          bool
+	pkcs11PIN         string
 }
 
 func (c *credFlags) register(fs *flagSet) {
@@ -178,6 +182,9 @@ func (c *credFlags) register(fs *flagSet) {
 	fs.StringVar(&c.tpmDevice, "tpm-device", "", "TPM character device or software TPM socket (default /dev/tpmrm0)")
 	fs.StringVar(&c.tpmPasswordFile, "tpm-key-password-file", "", "file holding the TPM key's password")
 	fs.BoolVar(&c.noTPMPassword, "no-tpm-key-password", false, "the TPM key has no password")
+	fs.StringVar(&c.pkcs11Lib, "pkcs11-lib", "", "PKCS#11 module for pkcs11: URIs (default p11-kit's proxy module)")
+	fs.StringVar(&c.pkcs11PINFile, "pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN")
+	fs.BoolVar(&c.reusePIN, "reuse-pin", false, "send the token's PIN again when the key asks for it before each signature")
 	fs.StringVar(&c.trustAnchorARN, "trust-anchor-arn", "", "Roles Anywhere trust anchor ARN")
 	fs.StringVar(&c.profileARN, "profile-arn", "", "Roles Anywhere profile ARN")
 	fs.StringVar(&c.roleARN, "role-arn", "", "IAM role ARN to assume")
@@ -193,9 +200,9 @@ func (c *credFlags) register(fs *flagSet) {
 	fs.StringVar(&c.systemStoreName, "system-store-name", "", "not supported yet")
 	fs.BoolVar(&c.useLatestExpiring, "use-latest-expiring-certificate", false, "not supported yet")
 	fs.StringVar(&c.tpmKeyPassword, "tpm-key-password", "", "refused")
-	fs.BoolVar(&c.reusePIN, "reuse-pin", false, "not supported yet")
+	fs.StringVar(&c.pkcs11PIN, "pkcs11-pin", "", "refused")
 	for _, name := range []string{"no-verify-ssl", "pkcs8-password", "cert-selector", "system-store-name",
-		"use-latest-expiring-certificate", "tpm-key-password", "reuse-pin"} {
+		"use-latest-expiring-certificate", "tpm-key-password", "pkcs11-pin"} {
 		_ = fs.MarkHidden(name)
 	}
 }
@@ -217,17 +224,12 @@ func (c *credFlags) validate(fs *flagSet) error {
 	if c.noTPMPassword && c.tpmPasswordFile != "" {
 		return &usageError{msg: "--no-tpm-key-password and --tpm-key-password-file are both given", hint: "give only one of them"}
 	}
-	for _, name := range []string{"cert-selector", "system-store-name", "use-latest-expiring-certificate", "reuse-pin"} {
+	for _, name := range []string{"cert-selector", "system-store-name", "use-latest-expiring-certificate"} {
 		if fs.Changed(name) {
 			return &usageError{msg: fmt.Sprintf("--%s is not supported yet: rolesenv reads certificates and keys from files", name)}
 		}
 	}
-	for _, p := range []string{c.certificate, c.privateKey} {
-		if strings.HasPrefix(p, "pkcs11:") {
-			return &usageError{msg: "PKCS#11 URIs are not supported yet: rolesenv reads certificates and keys from files"}
-		}
-	}
-	return nil
+	return c.validatePKCS11(fs)
 }
 
 // rolesAnywhere reports whether Roles Anywhere is the credential source:

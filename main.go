@@ -66,6 +66,7 @@ var commands = []command{
 	{"render", "print the environment the command would get (secrets masked)", cmdRender},
 	{"credential-process", "print Roles Anywhere credentials for credential_process", cmdCredentialProcess},
 	{"dev", "start a local AWS emulator for trying rolesenv", cmdDev},
+	{"pkcs11-list", "list the certificates and keys on PKCS#11 tokens, with their URIs", cmdPKCS11List},
 	{"version", "print the version", cmdVersion},
 }
 

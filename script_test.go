@@ -34,7 +34,8 @@ import (
 //	source FILE              apply FILE's export and unset lines, as '.' would
 //
 // and the condition [have:TOOL], true when TOOL is on the PATH (on CI, a
-// missing tool fails the script instead).
+// missing tool fails the script instead), and [pkcs11], true in the
+// PKCS#11 build (go test -tags pkcs11).
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -54,6 +55,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
+			if cond == "pkcs11" { // the test binary is the PKCS#11 build
+				return pkcs11Built, nil
+			}
 			tool, ok := strings.CutPrefix(cond, "have:")
 			if !ok {
 				return false, fmt.Errorf("unknown condition %q", cond)

@@ -19,6 +19,7 @@ Commands:
   render              print the environment COMMAND would get (secrets masked)
   credential-process  print Roles Anywhere credentials for credential_process
   dev                 start a local AWS emulator for trying rolesenv
+  pkcs11-list         list the certificates and keys on PKCS#11 tokens
   version             print the version
 
 Examples:
@@ -36,7 +37,8 @@ Run 'rolesenv COMMAND --help' for a command's flags.
 const credLogUsage = `  --region REGION, --certificate FILE, --private-key FILE, --intermediates FILE,
   --trust-anchor-arn ARN, --profile-arn ARN, --role-arn ARN, --session-duration N,
   --role-session-name NAME, --endpoint URL, --private-key-passphrase-file FILE,
-  --tpm-device PATH, --tpm-key-password-file FILE, --no-tpm-key-password
+  --tpm-device PATH, --tpm-key-password-file FILE, --no-tpm-key-password,
+  --pkcs11-lib PATH, --pkcs11-pin-file FILE, --reuse-pin
   --log-level LEVEL      debug, info, warn or error (default info)
   --log-format FORMAT    text or json (default text)
   --debug                same as --log-level debug

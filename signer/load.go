@@ -42,6 +42,11 @@ type LoadOptions struct {
 	// used instead of PrivateKey; KeyName names it in messages.
 	Signer  crypto.Signer
 	KeyName string
+	// CertificateData and IntermediatesData, when not nil, are read
+	// instead of the files (a certificate on a token, in DER); Certificate
+	// and Intermediates then only name them.
+	CertificateData   []byte
+	IntermediatesData []byte
 }
 
 // LoadFiles reads and parses an identity. It checks that every file can be
@@ -85,9 +90,11 @@ func fileError(path, what string, err error) error {
 // the chain and the key), DER, or a PKCS#12 bundle. It returns a key the
 // file held, and the file's mode.
 func (id *Identity) loadCertificate(opts LoadOptions) (crypto.Signer, fs.FileMode, error) {
-	certData, certMode, err := readFile(opts.Certificate, "certificate")
-	if err != nil {
-		return nil, 0, err
+	certData, certMode, err := opts.CertificateData, fs.FileMode(0), error(nil)
+	if certData == nil {
+		if certData, certMode, err = readFile(opts.Certificate, "certificate"); err != nil {
+			return nil, 0, err
+		}
 	}
 	if isPEM(certData) {
 		wantKey := opts.Signer == nil && (opts.PrivateKey == "" || opts.PrivateKey == opts.Certificate)
@@ -142,12 +149,15 @@ func (id *Identity) loadKey(opts LoadOptions, inlineKey crypto.Signer, certMode 
 // loadIntermediates appends the intermediates file's certificates, in
 // the order given.
 func (id *Identity) loadIntermediates(opts LoadOptions) error {
-	if opts.Intermediates == "" {
+	if opts.Intermediates == "" && opts.IntermediatesData == nil {
 		return nil
 	}
-	data, _, err := readFile(opts.Intermediates, "intermediates")
-	if err != nil {
-		return err
+	data := opts.IntermediatesData
+	if data == nil {
+		var err error
+		if data, _, err = readFile(opts.Intermediates, "intermediates"); err != nil {
+			return err
+		}
 	}
 	chain, err := ParseCertificates(data)
 	if err != nil {

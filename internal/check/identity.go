@@ -28,6 +28,9 @@ type IdentityFiles struct {
 	CA         string
 	Passphrase []byte        // for an encrypted key or a PKCS#12 bundle
 	Key        crypto.Signer // a key not in a file (a TPM); PrivateKey names it
+	// CertificateData and IntermediatesData are read instead of the
+	// files when not nil (certificates on a token).
+	CertificateData, IntermediatesData []byte
 }
 
 // passphraseHint says where rolesenv takes a passphrase from.
@@ -102,7 +105,9 @@ func (c *identityCheck) files() {
 			detail += ", in the certificate file"
 		}
 		c.add(Row{Check: "private key " + c.keyName, Status: OK, Detail: detail})
-		c.add(permissions(c.keyName, l.keyMode))
+		if f.Key == nil || l.keyMode != 0 { // a key on a token or at a TPM handle has no file
+			c.add(permissions(c.keyName, l.keyMode))
+		}
 	}
 	if f.Intermediates != "" || len(l.chain) > 0 {
 		c.add(intermediates(f, l, c.now))
@@ -165,7 +170,8 @@ type loaded struct {
 func load(f IdentityFiles) loaded {
 	var l loaded
 	opts := signer.LoadOptions{Certificate: f.Certificate, PrivateKey: f.PrivateKey,
-		Intermediates: f.Intermediates, Passphrase: f.Passphrase}
+		Intermediates: f.Intermediates, Passphrase: f.Passphrase,
+		CertificateData: f.CertificateData, IntermediatesData: f.IntermediatesData}
 	if f.Key != nil {
 		opts.PrivateKey, opts.Signer, opts.KeyName = "", f.Key, f.PrivateKey
 	}

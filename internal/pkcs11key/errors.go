@@ -1,0 +1,125 @@
+package pkcs11key
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Causes that callers may test with errors.Is.
+var (
+	ErrNoModule    = errors.New("the PKCS#11 module cannot be loaded")
+	ErrNoToken     = errors.New("no token matches the URI")
+	ErrNoObject    = errors.New("no object matches the URI")
+	ErrAmbiguous   = errors.New("more than one object matches the URI")
+	ErrPINRequired = errors.New("the token needs a PIN and none was given")
+	ErrWrongPIN    = errors.New("the token refused the PIN")
+	ErrPINLocked   = errors.New("the token's PIN is locked")
+	ErrContextPIN  = errors.New("the key asks for the PIN again before each signature")
+	ErrUnsupported = errors.New("unsupported PKCS#11 key")
+	ErrMismatch    = errors.New("the key does not match the certificate")
+	ErrTokenGone   = errors.New("the token cannot be reached")
+)
+
+// Error is a failure to find or use a PKCS#11 object. Its message names
+// the URI (which never holds a PIN here), the module and the
+// candidates of an ambiguous URI, never the PIN.
+type Error struct {
+	URI        string // as given
+	Module     string // the module's path
+	Op         string // what failed, e.g. "sign"
+	Err        error
+	Candidates []string // for ErrAmbiguous: one line per matching object
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("PKCS#11 %s (module %s): %s: %v", e.URI, e.Module, e.Op, e.Err)
+	if len(e.Candidates) > 0 {
+		msg += ":\n  " + strings.Join(e.Candidates, "\n  ")
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Unavailable reports a token that went away or failed after it was
+// opened: trying again later may succeed.
+func (e *Error) Unavailable() bool { return errors.Is(e.Err, ErrTokenGone) }
+
+// Config reports a problem that trying again unchanged does not solve.
+func (e *Error) Config() bool { return !e.Unavailable() }
+
+// Hint says how to fix the problem, or "".
+func (e *Error) Hint() string {
+	switch {
+	case errors.Is(e.Err, ErrNoModule):
+		return "name the token's PKCS#11 module (a .so file), e.g. /usr/lib/softhsm/libsofthsm2.so or opensc-pkcs11.so"
+	case errors.Is(e.Err, ErrNoToken), errors.Is(e.Err, ErrNoObject):
+		return "list the tokens and objects the module sees with 'rolesenv pkcs11-list'"
+	case errors.Is(e.Err, ErrAmbiguous):
+		return "add the object's label (object=), id (id=) or the token's serial (serial=) to the URI"
+	case errors.Is(e.Err, ErrWrongPIN):
+		return "check the PIN; the token counts failures and locks the PIN after too many"
+	case errors.Is(e.Err, ErrPINLocked):
+		return "unblock the PIN with the token's security officer PIN or PUK (e.g. pkcs11-tool --unlock-pin, yubico-piv-tool -a unblock-pin)"
+	case errors.Is(e.Err, ErrMismatch):
+		return "the certificate and the key are not a pair: compare their ids with 'rolesenv pkcs11-list'"
+	}
+	return ""
+}
+
+// rv is a PKCS#11 return value (CK_RV).
+type rv uint
+
+func (r rv) Error() string {
+	if n, ok := rvNames[r]; ok {
+		return n
+	}
+	return fmt.Sprintf("CKR 0x%08X", uint(r))
+}
+
+var rvNames = map[rv]string{
+	ckrGeneralError: "CKR_GENERAL_ERROR", ckrFunctionFailed: "CKR_FUNCTION_FAILED", ckrArgumentsBad: "CKR_ARGUMENTS_BAD",
+	ckrDeviceError: "CKR_DEVICE_ERROR", ckrDeviceMemory: "CKR_DEVICE_MEMORY", ckrDeviceRemoved: "CKR_DEVICE_REMOVED",
+	ckrKeyHandleInvalid: "CKR_KEY_HANDLE_INVALID", ckrMechanismInvalid: "CKR_MECHANISM_INVALID",
+	ckrObjectHandleInvalid: "CKR_OBJECT_HANDLE_INVALID", ckrPINIncorrect: "CKR_PIN_INCORRECT", ckrPINLocked: "CKR_PIN_LOCKED",
+	ckrSessionClosed: "CKR_SESSION_CLOSED", ckrSessionHandleInvalid: "CKR_SESSION_HANDLE_INVALID",
+	ckrTokenNotPresent: "CKR_TOKEN_NOT_PRESENT", ckrUserNotLoggedIn: "CKR_USER_NOT_LOGGED_IN",
+	ckrKeyFunctionNotPermitted: "CKR_KEY_FUNCTION_NOT_PERMITTED", ckrSlotIDInvalid: "CKR_SLOT_ID_INVALID",
+	ckrCryptokiNotInitialized: "CKR_CRYPTOKI_NOT_INITIALIZED", ckrPINExpired: "CKR_PIN_EXPIRED",
+	ckrUserPINNotInitialized: "CKR_USER_PIN_NOT_INITIALIZED", ckrFunctionNotSupported: "CKR_FUNCTION_NOT_SUPPORTED",
+}
+
+// classify gives a module's return value its cause.
+func classify(err error) error {
+	var r rv
+	if !errors.As(err, &r) {
+		return err
+	}
+	switch r {
+	case ckrPINIncorrect:
+		return fmt.Errorf("%w (%w)", ErrWrongPIN, r)
+	case ckrPINLocked:
+		return fmt.Errorf("%w (%w)", ErrPINLocked, r)
+	case ckrUserPINNotInitialized, ckrPINExpired:
+		return fmt.Errorf("%w: its PIN must be set first (%w)", ErrWrongPIN, r)
+	case ckrMechanismInvalid, ckrKeyFunctionNotPermitted:
+		return fmt.Errorf("%w: the token will not sign with this key this way (%w)", ErrUnsupported, r)
+	}
+	if lost(r) {
+		return fmt.Errorf("%w (%w)", ErrTokenGone, r)
+	}
+	return err
+}
+
+// lost reports the return values after which the session (or the token)
+// must be opened again.
+func lost(r rv) bool {
+	switch r {
+	case ckrDeviceError, ckrDeviceMemory, ckrDeviceRemoved, ckrSessionClosed, ckrSessionHandleInvalid,
+		ckrTokenNotPresent, ckrObjectHandleInvalid, ckrKeyHandleInvalid, ckrUserNotLoggedIn,
+		ckrSlotIDInvalid, ckrCryptokiNotInitialized, ckrGeneralError:
+		return true
+	}
+	return false
+}

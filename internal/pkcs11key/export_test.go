@@ -1,0 +1,16 @@
+package pkcs11key
+
+// LockAfter makes C_Login answer CKR_PIN_INCORRECT n times, then
+// CKR_PIN_LOCKED, as a token with n tries left does; it returns how many
+// logins were tried and a function that restores the module's answers.
+func LockAfter(n int) (tries func() int, restore func()) {
+	count := 0
+	loginFault = func(uint) (rv, bool) {
+		count++
+		if count <= n {
+			return ckrPINIncorrect, true
+		}
+		return ckrPINLocked, true
+	}
+	return func() int { return count }, func() { loginFault = nil }
+}

@@ -1,0 +1,155 @@
+//go:build pkcs11
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rolesenv/rolesenv/internal/pkcs11key"
+	"github.com/rolesenv/rolesenv/signer"
+)
+
+// pkcs11Built says whether this binary loads PKCS#11 modules.
+const pkcs11Built = true
+
+// tokenIdentity fills opts with what the pkcs11: URIs name: the
+// certificate and intermediates read from the token, and the key opened
+// on it (proved to sign). It returns where the key is (token and
+// object, never the PIN), or "" when no key is on a token.
+func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, error) {
+	if !cf.usesPKCS11() {
+		return "", nil
+	}
+	module, err := cf.pkcs11Module()
+	if err != nil {
+		return "", err
+	}
+	pin, err := a.pkcs11PIN(cf)
+	if err != nil {
+		return "", err
+	}
+	po := pkcs11key.Options{Module: module, PIN: pin, ReusePIN: cf.reusePIN}
+	keyURI := cf.privateKey
+	if isPKCS11(cf.certificate) {
+		c, err := pkcs11key.Certificate(cf.certificate, po)
+		if err != nil {
+			return "", pkcs11Hinted{err}
+		}
+		opts.CertificateData = c.Certificate
+		if keyURI == "" {
+			keyURI = c.KeyURI() // the key beside the certificate, as the official helper finds it
+		}
+	}
+	if isPKCS11(cf.intermediates) {
+		certs, err := pkcs11key.Certificates(cf.intermediates, po)
+		if err != nil {
+			return "", pkcs11Hinted{err}
+		}
+		opts.IntermediatesData = nil
+		for _, c := range certs {
+			opts.IntermediatesData = append(opts.IntermediatesData, c.Certificate...)
+		}
+	}
+	if !isPKCS11(keyURI) {
+		return "", nil // a key in a file; the signer reads it
+	}
+	po.Public = certificatePublicKey(opts)
+	key, err := pkcs11key.Open(keyURI, po)
+	if err != nil {
+		return "", pkcs11Hinted{err}
+	}
+	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, keyURI
+	obj := key.Object()
+	a.log.Debug("PKCS#11 key opened", "key", obj.String(), "module", module)
+	return fmt.Sprintf("%s (module %s)", obj, module), nil
+}
+
+// certificatePublicKey is the public key of the certificate opts name,
+// or nil when it cannot be read here (the loader then says why).
+func certificatePublicKey(opts *signer.LoadOptions) any {
+	data := opts.CertificateData
+	if data == nil {
+		var err error
+		if data, err = readSmallFile(opts.Certificate, signer.MaxFileSize); err != nil {
+			return nil
+		}
+	}
+	c, err := signer.ParseCertificate(data)
+	if err != nil {
+		return nil
+	}
+	return c.PublicKey
+}
+
+// pkcs11Hinted adds the flags that matter to a PKCS#11 error.
+type pkcs11Hinted struct{ error }
+
+func (e pkcs11Hinted) Unwrap() error { return e.error }
+func (e pkcs11Hinted) Hint() string {
+	switch {
+	case errors.Is(e.error, pkcs11key.ErrPINRequired), errors.Is(e.error, pkcs11key.ErrWrongPIN):
+		return "the PIN comes from " + pkcs11PINEnv + " or --pkcs11-pin-file; the token counts wrong PINs"
+	case errors.Is(e.error, pkcs11key.ErrContextPIN):
+		return "--reuse-pin sends the token's PIN again for the key's own login"
+	case errors.Is(e.error, pkcs11key.ErrNoModule):
+		return "name the token's module with --pkcs11-lib (or ROLESENV_PKCS11_LIB)"
+	}
+	return ""
+}
+
+// cmdPKCS11List lists the tokens a module sees and the certificates and
+// keys on them (keys after logging in, with a PIN), with a URI for each,
+// as the official helper's read-certificate-data does for certificates.
+func cmdPKCS11List(_ context.Context, a *app, args []string) error {
+	cf, uri, err := parsePKCS11List(a, args)
+	if err != nil || cf == nil {
+		return err
+	}
+	module, err := cf.pkcs11Module()
+	if err != nil {
+		return err
+	}
+	pin, err := a.pkcs11PIN(cf)
+	if err != nil {
+		return err
+	}
+	ls, err := pkcs11key.List(uri, pkcs11key.Options{Module: module, PIN: pin})
+	if err != nil {
+		return pkcs11Hinted{err}
+	}
+	printListing(a, module, ls, pin != nil)
+	return nil
+}
+
+func printListing(a *app, module string, ls []pkcs11key.Listing, pin bool) {
+	fmt.Fprintf(a.stdout, "module %s\n", module)
+	for _, l := range ls {
+		fmt.Fprintf(a.stdout, "\n%s\n", l.Token)
+		if l.Err != nil {
+			fmt.Fprintf(a.stdout, "  cannot list: %v\n", l.Err)
+			continue
+		}
+		for _, o := range l.Objects {
+			fmt.Fprintf(a.stdout, "  %-7s label %q, id %s\n          %s\n", o.Class, o.Label, idText(o.ID), o.URI())
+			if c, err := o.ParsedCertificate(); o.Class == "cert" && err == nil {
+				fmt.Fprintf(a.stdout, "          subject %s, not after %s\n", c.Subject, c.NotAfter.UTC().Format("2006-01-02"))
+			}
+		}
+		if len(l.Objects) == 0 {
+			fmt.Fprintln(a.stdout, "  no certificates or keys")
+		}
+		if !pin {
+			fmt.Fprintln(a.stdout, "  (private keys show after a login: set "+pkcs11PINEnv+" or --pkcs11-pin-file)")
+		}
+	}
+}
+
+func idText(id []byte) string {
+	if len(id) == 0 {
+		return "(none)"
+	}
+	return fmt.Sprintf("%x", bytes.Clone(id))
+}
