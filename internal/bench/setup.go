@@ -60,9 +60,14 @@ func isolateAWS(dir string) error {
 
 // buildRolesenv builds the binary as `make build` does (static, stripped)
 // into dir.
-func buildRolesenv(dir string) (string, error) {
+func buildRolesenv(dir string, tags ...string) (string, error) {
 	out := filepath.Join(dir, "rolesenv")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "github.com/rolesenv/rolesenv")
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out}
+	if len(tags) > 0 {
+		out += "-" + strings.Join(tags, "-")
+		args = []string{"build", "-trimpath", "-tags", strings.Join(tags, ","), "-ldflags", "-s -w", "-o", out}
+	}
+	cmd := exec.Command("go", append(args, "github.com/rolesenv/rolesenv")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
