@@ -299,5 +299,5 @@ func (e *secretsDirError) Error() string { return "secrets directory: " + e.err.
 func (e *secretsDirError) Unwrap() error { return e.err }
 func (e *secretsDirError) Config() bool  { return true }
 func (e *secretsDirError) Hint() string {
-	return "give --secrets-dir a directory of rolesenv's own (created 0700 if missing), or leave it out for a new one under /dev/shm"
+	return "give --secrets-dir a path that does not exist yet (rolesenv creates it 0700) or an empty directory of rolesenv's user (or --user's) that only it can write to; rolesenv never changes an existing one. Or leave it out for a new one under /dev/shm"
 }

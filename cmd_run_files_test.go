@@ -228,7 +228,7 @@ func TestRunFilesForeign(t *testing.T) {
 		}
 		cmd := rolesenvCmd(t, env, "run", "--env-file", file, "--secrets-dir", dir, "--", "rolesenv-testchild", "readfiles", "PW_FILE")
 		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "refusing to replace") {
+		if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "refusing to") {
 			t.Errorf("exit %d, want %d; output:\n%s", code, exitcode.Config, out)
 		}
 		if strings.Contains(string(out), "files pid=") {
