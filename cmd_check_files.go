@@ -21,9 +21,11 @@ func (c *checker) fileOptions(opts *inject.Options) {
 		return
 	}
 	for _, t := range specs {
-		data, err := os.ReadFile(t.src)
+		data, err := readTemplate(t.src, -1)
 		if err != nil {
-			c.add(check.Local, check.Row{Check: "template " + t.src, Status: check.Fail, File: t.src, Detail: "cannot be read: " + errors.Unwrap(err).Error()})
+			var te *templateSrcError
+			errors.As(err, &te)
+			c.add(check.Local, check.Row{Check: "template " + t.src, Status: check.Fail, File: t.src, Detail: te.why, Hint: te.Hint()})
 			continue
 		}
 		opts.Templates = append(opts.Templates, inject.TemplateFile{Name: t.src, Dest: t.dest, Mode: t.mode, Data: data})

@@ -84,3 +84,45 @@ func TestCheckFiles(t *testing.T) {
 		t.Errorf("a malformed --template: exit %d, %s", code, stdout)
 	}
 }
+
+// TestTemplateSource: a --template SRC that another account could make
+// point elsewhere is refused (exit 78), and nothing of what it would have
+// read is printed: a symbolic link (to a file only root reads), a file
+// writable by its group, and, as root, a file in a directory of another
+// account (say the --user one) or a file of that account.
+func TestTemplateSource(t *testing.T) {
+	renderEnv(t, awsdev.AllowAll)
+	writeTestFile(t, "root-only", sentinel+"-shadow\n", 0o600)
+	if err := os.Symlink("root-only", "link.tmpl"); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, "group.tmpl", "a=1\n", 0o660)
+	cases := map[string]string{"link.tmpl": "symbolic link", "group.tmpl": "writable by others"}
+	if os.Geteuid() == 0 {
+		if err := os.Mkdir("app", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, "app/in-app-dir.tmpl", "a=1\n", 0o644)
+		writeTestFile(t, "theirs.tmpl", "a=1\n", 0o644)
+		for _, p := range []string{"app", "theirs.tmpl"} {
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cases["app/in-app-dir.tmpl"] = "its directory app is owned by uid 65534"
+		cases["theirs.tmpl"] = "owned by uid 65534"
+	}
+	for src, want := range cases {
+		code, stdout, stderr := runIn("", "render", "--clean-env", "--template", src+":out", "--files", "--reveal")
+		if code != 78 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "hint:") {
+			t.Errorf("%s: exit %d (want 78), stderr lacks %q:\n%s", src, code, want, stderr)
+		}
+		if strings.Contains(stdout+stderr, sentinel) {
+			t.Errorf("%s: the file behind the template was read:\n%s", src, stdout)
+		}
+	}
+	writeTestFile(t, "ok.tmpl", "a=1\n", 0o644)
+	if code, stdout, stderr := runIn("", "render", "--clean-env", "--template", "ok.tmpl:out", "--files", "--reveal"); code != 0 || !strings.Contains(stdout, "a=1") {
+		t.Errorf("a template of root's in a directory of root's: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

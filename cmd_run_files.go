@@ -2,11 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -112,9 +110,9 @@ func (s *fileSink) fileOptions(ff *fileFlags, opts *inject.Options) error {
 	}
 	opts.FilePath = func(name string) string { return filepath.Join(s.path, name) }
 	for _, t := range specs {
-		data, err := os.ReadFile(t.src)
+		data, err := readTemplate(t.src, s.userUID())
 		if err != nil {
-			return &configError{msg: fmt.Sprintf("--template %s: cannot read it: %v", t.src, errors.Unwrap(err))}
+			return err
 		}
 		opts.Templates = append(opts.Templates, inject.TemplateFile{Name: t.src, Dest: t.dest, Mode: t.mode, Data: data})
 	}
@@ -179,6 +177,14 @@ func (s *fileSink) open() error {
 	}
 	s.a.log.Info("secret files directory ready", "dir", s.path)
 	return nil
+}
+
+// userUID is the --user account's uid, or -1.
+func (s *fileSink) userUID() int {
+	if !s.o.Owner {
+		return -1
+	}
+	return s.o.UID
 }
 
 // updateFiles is the Files of the supervisor's Update for env.
