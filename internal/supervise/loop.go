@@ -38,6 +38,8 @@ type loop struct {
 	beat     *time.Ticker // Heartbeat and Watchdog; nil without them
 
 	write     WriteFiles // the newest update's files
+	writeDue  bool       // write holds files not written yet
+	writeErrs int        // writes failed in a row, for the retry's backoff
 	reloadRun *reloading // a reload command that runs
 	reloads   int
 }
@@ -403,7 +405,7 @@ func (l *loop) update(u Update) {
 		return
 	}
 	if u.Files != nil {
-		l.write = u.Files
+		l.write, l.writeDue = u.Files, true
 	}
 	if l.stop != nil {
 		if l.stop.restart {

@@ -37,30 +37,49 @@ func (l *loop) writeFiles() (changed bool, ok bool) {
 	}
 	changed, err := l.write()
 	if err != nil {
+		l.writeErrs++
 		l.log.Error("cannot write the secret files; the command keeps the ones it has", "err", err)
 		return changed, false
 	}
+	l.writeDue, l.writeErrs = false, 0
 	return changed, true
 }
 
 // filesOnly applies a change that leaves the environment as it is: it
 // writes the files and, when they changed, reloads (or, for
 // OnChangeRestart and OnChangeExit, reports that a stop is due). handled
-// is false when that stop is due.
+// is false when that stop is due. A write that fails is tried again
+// later (see retryWrite).
 func (l *loop) filesOnly(now time.Time, reason string) (handled bool) {
 	changed, ok := l.writeFiles()
-	if !changed || !ok {
+	if changed && l.cfg.OnChange != OnChangeReload {
+		return false // the new child's start writes what failed
+	}
+	if changed {
+		l.reload(now, reason)
+	}
+	switch {
+	case !ok:
+		l.retryWrite(reason)
+	case !changed:
 		l.sched.clear()
-		if ok {
-			l.log.Info("environment changed back; nothing to restart", "reason", reason)
-		}
-		return true
+		l.log.Info("environment changed back; nothing to restart", "reason", reason)
 	}
-	if l.cfg.OnChange != OnChangeReload {
-		return false
-	}
-	l.reload(now, reason)
 	return true
+}
+
+// retryWrite keeps a change whose files could not all be written
+// pending, and applies it again after a backoff (from 100 ms doubling to
+// 5 s, jittered), unless a newer change comes first.
+func (l *loop) retryWrite(reason string) {
+	l.pending, l.reasons = l.env, []string{reason}
+	if !l.sched.pending() {
+		l.sched.change(l.clock.Now())
+	}
+	wait := backoff(l.writeErrs)
+	l.log.Warn("writing the secret files again later", "in", wait, "failures", l.writeErrs, "reason", reason)
+	l.stopApplyTimer()
+	l.apply = l.clock.NewTimer(wait)
 }
 
 // reload tells the running child to read its files again: the reload
