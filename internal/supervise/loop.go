@@ -91,6 +91,7 @@ func (l *loop) close() {
 		l.beat.Stop()
 	}
 	l.stopApplyTimer()
+	l.endReload(true)
 	if l.stop != nil {
 		l.stopTimers(l.stop)
 	}
@@ -516,6 +517,7 @@ func (l *loop) beginStop(st *stopping) {
 		return
 	}
 	l.stopApplyTimer()
+	l.endReload(false)
 	st.began = l.clock.Now()
 	l.stop = st
 	c := l.child
