@@ -195,6 +195,20 @@ func (s *fileSink) updateFiles(env *inject.Env) supervise.WriteFiles {
 	return func() (bool, error) { return s.write(env) }
 }
 
+// keepForExec keeps the directory's lock across the exec of --once, so
+// that it lasts as long as the command.
+func (s *fileSink) keepForExec() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == nil {
+		return nil
+	}
+	return s.dir.KeepLockOnExec()
+}
+
 // close removes the files and the directory it created.
 func (s *fileSink) close() {
 	if s == nil {

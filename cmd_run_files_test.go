@@ -17,6 +17,7 @@ import (
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"github.com/rolesenv/rolesenv/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -255,6 +256,16 @@ func TestRunFilesOnce(t *testing.T) {
 	p.waitOut(fmt.Sprintf("files pid=%d PW_FILE=%s", p.cmd.Process.Pid, hash8("pw-1")))
 	if _, err := os.Lstat(filepath.Join(dir, "PW_FILE")); err != nil {
 		t.Errorf("the file is gone while the command runs: %v", err)
+	}
+	// The command holds the directory's lock, as rolesenv did: a run in
+	// another PID namespace, which cannot look its pid up, keeps off.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Errorf("flock of the directory while the command runs: %v, want it held", err)
 	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d", code)

@@ -390,6 +390,27 @@ func (d *Dir) Release() {
 	d.closeFds()
 }
 
+// KeepLockOnExec makes the directory's descriptor, which holds its lock,
+// survive an exec, for a process about to become the program that reads
+// the files (--once): the lock then lasts as long as that program, which
+// inherits the descriptor, and no other run, in any PID namespace, takes
+// the directory while it runs.
+func (d *Dir) KeepLockOnExec() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.fd < 0 {
+		return errors.New("secret files: directory closed")
+	}
+	flags, err := unix.FcntlInt(uintptr(d.fd), unix.F_GETFD, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(d.fd), unix.F_SETFD, flags&^unix.FD_CLOEXEC)
+	}
+	if err != nil {
+		return &os.PathError{Op: "fcntl", Path: d.path, Err: err}
+	}
+	return nil
+}
+
 // Close removes the files Dir wrote, the marker, and the directory if
 // Open created it. A file that is no longer the one Dir wrote stays.
 func (d *Dir) Close() error {
