@@ -126,3 +126,42 @@ func TestTemplateSource(t *testing.T) {
 		t.Errorf("a template of root's in a directory of root's: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// TestCredentialsDirectory: with templates, the command's
+// CREDENTIALS_DIRECTORY is the secrets directory, decided on the
+// command's own environment: an inherited value that --clean-env drops
+// does not matter, one the command would get is an error (exit 78), as is
+// an env file that sets another; ${CREDENTIALS_DIRECTORY} in an env file
+// is the directory.
+func TestCredentialsDirectory(t *testing.T) {
+	renderEnv(t, awsdev.AllowAll)
+	writeTestFile(t, "conf.tmpl", "a=1\n", 0o600)
+	writeTestFile(t, "app.env", "CONF=${CREDENTIALS_DIRECTORY}/app.conf\n", 0o600)
+	writeTestFile(t, "other.env", "CREDENTIALS_DIRECTORY=/elsewhere\n", 0o600)
+	dir := filepath.Join(t.TempDir(), "s")
+	base := []string{"render", "--template", "conf.tmpl:app.conf", "--secrets-dir", dir}
+
+	code, stdout, stderr := runIn("", append(base, "--clean-env", "--env-file", "app.env")...)
+	want := "CONF=" + dir + "/app.conf\nCREDENTIALS_DIRECTORY=" + dir + "\n"
+	if code != 0 || stdout != want {
+		t.Errorf("--clean-env: exit %d\n%s\nwant\n%s\nstderr: %s", code, stdout, want, stderr)
+	}
+	code, _, stderr = runIn("", append(base, "--clean-env", "--env-file", "app.env", "--env-file", "other.env")...)
+	if code != 78 || !strings.Contains(stderr, "an env file sets CREDENTIALS_DIRECTORY") {
+		t.Errorf("an env file's CREDENTIALS_DIRECTORY: exit %d (want 78)\n%s", code, stderr)
+	}
+
+	t.Setenv("CREDENTIALS_DIRECTORY", "/run/credentials/app.service")
+	code, stdout, stderr = runIn("", append(base, "--clean-env", "--env-file", "app.env")...)
+	if code != 0 || stdout != want {
+		t.Errorf("--clean-env with an inherited value: exit %d\n%s\nwant\n%s\nstderr: %s", code, stdout, want, stderr)
+	}
+	code, _, stderr = runIn("", append(base, "--env-file", "app.env")...)
+	if code != 78 || !strings.Contains(stderr, "would inherit CREDENTIALS_DIRECTORY=/run/credentials/app.service") || !strings.Contains(stderr, "hint:") {
+		t.Errorf("an inherited value the command would get: exit %d (want 78)\n%s", code, stderr)
+	}
+	code, stdout, stderr = runIn("", "render", "--template", "conf.tmpl:app.conf", "--secrets-dir", "/run/credentials/app.service", "--env-file", "app.env")
+	if code != 0 || !strings.Contains(stdout, "CONF=/run/credentials/app.service/app.conf\n") {
+		t.Errorf("--secrets-dir the inherited directory: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,14 +117,66 @@ func (s *fileSink) fileOptions(ff *fileFlags, opts *inject.Options) error {
 		}
 		opts.Templates = append(opts.Templates, inject.TemplateFile{Name: t.src, Dest: t.dest, Mode: t.mode, Data: data})
 	}
-	if len(specs) > 0 {
-		if _, ok := s.a.lookupEnv(credentialsDirVar); ok {
-			s.a.log.Warn("the command keeps the CREDENTIALS_DIRECTORY it inherits; the templates are written elsewhere", "dir", s.path)
-		} else {
-			opts.Set = append(opts.Set, inject.NewSetting(credentialsDirVar, s.path, false))
+	return nil
+}
+
+// credentialsDirEnv makes the secrets directory the command's
+// CREDENTIALS_DIRECTORY when templates are given, once opts has the
+// environment and the flags that shape the command's: it replaces
+// rolesenv's own value before the env files are read (so that
+// ${CREDENTIALS_DIRECTORY} in them is the directory) and passes it
+// through --clean-env. A value the command would inherit that names
+// another directory (systemd's LoadCredential=, for one) is a
+// configuration error rather than a silent choice.
+func credentialsDirEnv(opts *inject.Options) error {
+	dir, ok := templatesDir(opts)
+	if !ok {
+		return nil
+	}
+	reaches := !opts.CleanEnv || slices.Contains(opts.KeepEnv, credentialsDirVar)
+	env := make([]string, 0, len(opts.Environ)+1)
+	for _, kv := range opts.Environ {
+		v, found := strings.CutPrefix(kv, credentialsDirVar+"=")
+		if !found {
+			env = append(env, kv)
+			continue
+		}
+		if reaches && filepath.Clean(v) != dir {
+			return &configError{
+				msg:  fmt.Sprintf("the command would inherit %s=%s, but the templates are written to %s", credentialsDirVar, v, dir),
+				hint: "unset " + credentialsDirVar + " for rolesenv (or use --clean-env), or give --secrets-dir that directory",
+			}
 		}
 	}
+	opts.Environ = append(env, credentialsDirVar+"="+dir)
+	if opts.CleanEnv && !slices.Contains(opts.KeepEnv, credentialsDirVar) {
+		opts.KeepEnv = append(slices.Clip(opts.KeepEnv), credentialsDirVar)
+	}
 	return nil
+}
+
+// checkCredentialsDir refuses an environment whose CREDENTIALS_DIRECTORY,
+// set by an env file, is not where the templates are written.
+func checkCredentialsDir(opts *inject.Options, env *inject.Env) error {
+	dir, ok := templatesDir(opts)
+	if !ok {
+		return nil
+	}
+	if v, ok := env.Lookup(credentialsDirVar); ok && v.Reveal() == dir {
+		return nil
+	}
+	return &configError{
+		msg:  fmt.Sprintf("an env file sets %s to another directory than the one the templates are written to (%s)", credentialsDirVar, dir),
+		hint: "drop that line: rolesenv sets " + credentialsDirVar + " for the command, and ${" + credentialsDirVar + "} expands to it",
+	}
+}
+
+// templatesDir is the directory templates are written to, if any are.
+func templatesDir(opts *inject.Options) (string, bool) {
+	if len(opts.Templates) == 0 || opts.FilePath == nil {
+		return "", false
+	}
+	return filepath.Dir(opts.FilePath(credentialsDirVar)), true
 }
 
 // write writes the files env delivers, creating the directory first if
