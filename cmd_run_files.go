@@ -212,7 +212,7 @@ func (s *fileSink) open() error {
 		return nil
 	}
 	if s.parent != "" {
-		cleaned, err := secretfiles.Clean(s.parent)
+		cleaned, err := secretfiles.Clean(s.parent, s.userUID())
 		if err != nil {
 			s.a.log.Warn("cannot look for the secret files of earlier runs", "err", err)
 		}

@@ -210,9 +210,12 @@ func dupOrNeg(fd int) int {
 }
 
 // Clean removes, under parent, the directories that Open created for runs
-// that no longer exist (rolesenv-*, with a marker this user wrote), and
-// returns their paths. A directory that holds something else stays.
-func Clean(parent string) ([]string, error) {
+// that no longer exist (rolesenv-*, owned by this user or by owner, the
+// account a run gave its directory to (-1: none), with a marker this user
+// wrote), opening at most maxClean of them a call, and returns their
+// paths. A directory that holds something else stays; one of another
+// account is not even opened.
+func Clean(parent string, owner int) ([]string, error) {
 	if parent == "" {
 		parent = DefaultParent()
 	}
@@ -231,12 +234,31 @@ func Clean(parent string) ([]string, error) {
 		return nil, &os.PathError{Op: "readdir", Path: parent, Err: err}
 	}
 	var cleaned []string
+	tried := 0
 	for _, n := range names {
-		if strings.HasPrefix(n, Prefix) && cleanOne(pfd, n) {
+		if !strings.HasPrefix(n, Prefix) || !ownedDir(pfd, n, owner) {
+			continue
+		}
+		if tried++; tried > maxClean {
+			break // the rest waits for the next run
+		}
+		if cleanOne(pfd, n) {
 			cleaned = append(cleaned, filepath.Join(parent, n))
 		}
 	}
 	return cleaned, nil
+}
+
+// maxClean bounds how many directories of this user one Clean opens, so
+// that a parent full of them does not hold a start back.
+const maxClean = 64
+
+// ownedDir reports whether name in pfd is a directory (not a link to
+// one) of this process's user or of owner.
+func ownedDir(pfd int, name string, owner int) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		st.Mode&unix.S_IFMT == unix.S_IFDIR && (int(st.Uid) == os.Geteuid() || owner >= 0 && int(st.Uid) == owner)
 }
 
 // cleanOne removes one leftover directory of parent pfd, if it is one.

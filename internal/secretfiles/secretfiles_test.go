@@ -325,11 +325,11 @@ func TestLeftovers(t *testing.T) {
 	if err := os.WriteFile(held.Join(markerName), m.encode(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cleaned, _ := Clean(parent); len(cleaned) != 0 {
+	if cleaned, _ := Clean(parent, -1); len(cleaned) != 0 {
 		t.Fatalf("Clean removed a directory whose owner holds its lock: %v", cleaned)
 	}
 	held.Release()
-	if cleaned, _ := Clean(parent); len(cleaned) != 1 {
+	if cleaned, _ := Clean(parent, -1); len(cleaned) != 1 {
 		t.Fatalf("Clean left a directory whose owner is gone: %v", cleaned)
 	}
 
@@ -341,7 +341,7 @@ func TestLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	fakeOwner(t, d, dead)
-	cleaned, err := Clean(parent)
+	cleaned, err := Clean(parent, -1)
 	if err != nil || len(cleaned) != 1 || cleaned[0] != d.Path() {
 		t.Fatalf("Clean = %v, %v", cleaned, err)
 	}
@@ -393,4 +393,70 @@ func fakeOwner(t *testing.T, d *Dir, pid int) {
 		t.Fatal(err)
 	}
 	d.Release()
+}
+
+// leftover makes a directory under parent as a killed run leaves it.
+func leftover(t *testing.T, parent string, o Options, dead int) *Dir {
+	t.Helper()
+	o.Parent = parent
+	d, err := Open(o)
+	must(t, err)
+	if _, err := d.Write([]File{{Name: "s", Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	fakeOwner(t, d, dead)
+	return d
+}
+
+// TestCleanBounds: Clean opens only directories of this user, or of the
+// account given (a --user run's), and at most maxClean a call.
+func TestCleanBounds(t *testing.T) {
+	dead := deadPid(t)
+	parent := t.TempDir()
+	if os.Geteuid() == 0 {
+		d := leftover(t, parent, Options{Owner: true, UID: 65534, GID: 65534}, dead)
+		if cleaned, err := Clean(parent, -1); err != nil || len(cleaned) != 0 {
+			t.Fatalf("Clean without the owner = %v, %v; want the directory of another account left", cleaned, err)
+		}
+		if cleaned, err := Clean(parent, 65534); err != nil || len(cleaned) != 1 || cleaned[0] != d.Path() {
+			t.Fatalf("Clean with the owner = %v, %v", cleaned, err)
+		}
+	}
+	for range maxClean + 3 {
+		leftover(t, parent, Options{}, dead)
+	}
+	if cleaned, err := Clean(parent, -1); err != nil || len(cleaned) != maxClean {
+		t.Fatalf("first Clean removed %d, %v; want %d", len(cleaned), err, maxClean)
+	}
+	if cleaned, err := Clean(parent, -1); err != nil || len(cleaned) != 3 {
+		t.Fatalf("second Clean removed %d, %v; want the 3 left", len(cleaned), err)
+	}
+}
+
+// TestInspectOtherOwner: check, which has no --user, accepts as root a
+// directory that a --user run left to its account, and still sees one
+// that a running process owns as in use.
+func TestInspectOtherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory away")
+	}
+	dir := filepath.Join(t.TempDir(), "s")
+	must(t, os.Mkdir(dir, 0o700))
+	must(t, os.Chown(dir, 65534, 65534))
+	if _, _, err := Inspect(Options{Dir: dir}); err != nil {
+		t.Fatalf("Inspect = %v", err)
+	}
+	d := open(t, Options{Dir: dir, Owner: true, UID: 65534, GID: 65534})
+	held, err := Open(Options{Dir: dir})
+	if err == nil {
+		held.Close()
+	}
+	var iu *InUseError
+	if !errors.As(err, &iu) {
+		t.Fatalf("a second Open while the first holds it: %v", err)
+	}
+	if _, _, err := Inspect(Options{Dir: dir}); !errors.As(err, &iu) {
+		t.Fatalf("Inspect of a directory in use = %v", err)
+	}
+	must(t, d.Close())
 }
