@@ -38,10 +38,12 @@ func (f *fileFlags) register(fs *flagSet, run bool) {
 	if !run {
 		return
 	}
-	fs.StringVar(&f.reloadSignal, "reload-signal", "SIGHUP", "with --on-change reload, the signal that tells the command to read its files again")
+	fs.StringVar(&f.reloadSignal, "reload-signal", defaultReloadSignal, "with --on-change reload, the signal that tells the command to read its files again")
 	fs.StringVar(&f.reloadCommand, "reload-command", "", "with --on-change reload, a command to run instead of the signal")
 	fs.DurationVar(&f.reloadTimeout, "reload-timeout", supervise.DefaultReloadTimeout, "kill the reload command after this long")
 }
+
+const defaultReloadSignal = "SIGHUP"
 
 // templateSpec is one parsed --template.
 type templateSpec struct {
@@ -291,6 +293,10 @@ func reloadConfig(fs *flagSet, ff *fileFlags, cfg *supervise.Config) error {
 		}
 		return nil
 	}
+	if ff.reloadCommand != "" && (fs.onCommandLine["reload-signal"] || ff.reloadSignal != defaultReloadSignal) {
+		return &usageError{msg: "--reload-signal and --reload-command are alternatives: the command runs instead of the signal",
+			hint: "keep one; a reload command can send the signal itself (kill -HUP ...)"}
+	}
 	sig, err := parseSignalFlag(fs, "reload-signal", ff.reloadSignal)
 	if err != nil {
 		return err
@@ -301,6 +307,8 @@ func reloadConfig(fs *flagSet, ff *fileFlags, cfg *supervise.Config) error {
 		return usageErrorf("invalid --reload-signal: %s means stop, not reload (use HUP, USR1, USR2, WINCH, ALRM or a realtime signal)", supervise.SignalName(sig))
 	}
 	cfg.ReloadSignal = sig
+	// Split on white space, no quoting: a command that needs an argument
+	// with a space, or a shell, is a script of its own.
 	cfg.ReloadCommand = strings.Fields(ff.reloadCommand)
 	if ff.reloadTimeout <= 0 {
 		return usageErrorf("invalid --reload-timeout %v: want more than zero", ff.reloadTimeout)

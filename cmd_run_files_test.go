@@ -400,6 +400,7 @@ func TestRunFilesUsage(t *testing.T) {
 		{[]string{"run", "--reload-signal", "USR2", "true"}, exitcode.Usage, "--reload-signal needs --on-change reload"},
 		{[]string{"run", "--on-change", "reload", "--reload-signal", "TERM", "true"}, exitcode.Usage, "SIGTERM means stop, not reload"},
 		{[]string{"run", "--on-change", "reload", "--reload-timeout", "0s", "true"}, exitcode.Usage, "invalid --reload-timeout"},
+		{[]string{"run", "--on-change", "reload", "--reload-signal", "USR2", "--reload-command", "x", "true"}, exitcode.Usage, "--reload-signal and --reload-command are alternatives"},
 		{[]string{"run", "--once", "--reload-command", "x", "true"}, exitcode.Usage, "--reload-command cannot be used with --once"},
 		{[]string{"run", "--template", "a.tmpl", "true"}, exitcode.Usage, "want SRC:DEST or SRC:DEST:MODE"},
 		{[]string{"run", "--template", "a.tmpl:../x", "true"}, exitcode.Usage, "DEST is a file name in the secrets directory"},
