@@ -2,6 +2,8 @@ package supervise
 
 import (
 	"errors"
+	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,5 +83,49 @@ func TestReloadCommandEndsWithStop(t *testing.T) {
 	waitGone(t, sleep, "the reload command's own child")
 	if n := h.log.count("child reloaded"); n != 0 {
 		t.Errorf("a reload killed by the stop was logged as done")
+	}
+}
+
+// TestReloadKilledNoReady: a stop kills the reload command at once; it
+// ends while the stop goes on (the command ignores SIGTERM), and does not
+// tell systemd READY=1.
+func TestReloadKilledNoReady(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	env := childEnv("stubborn", "GEN=0")
+	h := startHarness(t, Config{OnChange: OnChangeReload, ReloadCommand: reloadScript, ReloadTimeout: time.Hour, NotifySocket: sock}, env)
+	h.out.until("ready")
+	h.updateFiles(env, "rotated", (&fileWrites{clock: h.clock, changed: true}).write)
+	reloadPids(t, h)
+	h.cancel(errors.New("shutting down")) // a stop, which the command ignores
+	rec := h.log.wait("reload failed; the command runs on with what it had read", 1)
+	if !strings.Contains(rec.attrs["err"], "stopping") {
+		t.Errorf("reload ended with %v, want killed by the stop", rec.attrs)
+	}
+	h.clock.Advance(time.Hour) // past the stop timeout: SIGKILL
+	h.wait()
+	// Run has returned: every notification is in the socket's queue.
+	// (Go fails a read at once on a deadline already past, queued data or
+	// not: the deadline only ends the read of an empty queue.)
+	_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 4096)
+	reloading := false
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		msg := string(buf[:n])
+		reloading = reloading || strings.HasPrefix(msg, "RELOADING=1")
+		if reloading && strings.HasPrefix(msg, "READY=1") {
+			t.Errorf("READY=1 after the reload began, while stopping: %q", msg)
+		}
+	}
+	if !reloading {
+		t.Error("no RELOADING=1")
 	}
 }
