@@ -288,6 +288,9 @@ func (d *Dir) checkExisting(anyOwner bool) error {
 	if !anyOwner && int(st.Uid) != os.Geteuid() && (!d.o.Owner || int(st.Uid) != d.o.UID) {
 		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory owned by uid %d", st.Uid), Dir: true}
 	}
+	if !anyOwner && d.o.Owner && int(st.Uid) != d.o.UID && !enterable(&st, d.o.GID) {
+		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory that the owner of the files (uid %d) cannot enter (mode %04o): chown it to that account", d.o.UID, st.Mode&0o7777), Dir: true}
+	}
 	names, err := d.entries()
 	if err != nil {
 		return &os.PathError{Op: "readdir", Path: d.path, Err: err}
@@ -299,6 +302,12 @@ func (d *Dir) checkExisting(anyOwner bool) error {
 		return &ForeignError{Path: d.path, What: "a directory that is not empty and that rolesenv did not set up (no marker of its own)", Dir: true}
 	}
 	return nil
+}
+
+// enterable reports whether a directory of another account lets the
+// account of group gid (or everyone) search it.
+func enterable(st *unix.Stat_t, gid int) bool {
+	return st.Mode&0o001 != 0 || st.Mode&0o010 != 0 && int(st.Gid) == gid
 }
 
 // entries lists the directory's names.

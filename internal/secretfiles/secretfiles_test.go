@@ -218,10 +218,10 @@ func TestExistingDirUntouched(t *testing.T) {
 			t.Fatal("a file of the directory changed")
 		}
 	}
-	// An empty one is used, as it is.
+	// An empty one is used, as it is (the owner of the files can enter it).
 	empty := filepath.Join(t.TempDir(), "empty")
-	must(t, os.Mkdir(empty, 0o750))
-	must(t, os.Chmod(empty, 0o750))
+	must(t, os.Mkdir(empty, 0o711))
+	must(t, os.Chmod(empty, 0o711))
 	o := Options{Dir: empty}
 	if os.Geteuid() == 0 {
 		o.Owner, o.UID, o.GID = true, 65534, 65534
@@ -230,9 +230,18 @@ func TestExistingDirUntouched(t *testing.T) {
 	if _, err := d.Write([]File{{Name: "s", Data: []byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
+	if os.Geteuid() == 0 {
+		// One that the owner of the files could not enter is refused.
+		closed := filepath.Join(t.TempDir(), "closed")
+		must(t, os.Mkdir(closed, 0o700))
+		var fe *ForeignError
+		if _, err := Open(Options{Dir: closed, Owner: true, UID: 65534, GID: 65534}); !errors.As(err, &fe) {
+			t.Errorf("Open of a root 0700 directory for another owner: %v", err)
+		}
+	}
 	fi, err := os.Stat(empty)
 	must(t, err)
-	if fi.Mode().Perm() != 0o750 || int(fi.Sys().(*syscall.Stat_t).Uid) != os.Geteuid() {
+	if fi.Mode().Perm() != 0o711 || int(fi.Sys().(*syscall.Stat_t).Uid) != os.Geteuid() {
 		t.Fatalf("an existing directory was changed: %v", fi.Mode())
 	}
 }
