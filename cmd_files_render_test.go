@@ -89,7 +89,7 @@ func TestCheckFiles(t *testing.T) {
 // point elsewhere is refused (exit 78), and nothing of what it would have
 // read is printed: a symbolic link (to a file only root reads), a file
 // writable by its group, and, as root, a file in a directory of another
-// account (say the --user one) or a file of that account.
+// account (say the --user one) or below one, or a file of that account.
 func TestTemplateSource(t *testing.T) {
 	renderEnv(t, awsdev.AllowAll)
 	writeTestFile(t, "root-only", sentinel+"-shadow\n", 0o600)
@@ -103,13 +103,19 @@ func TestTemplateSource(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeTestFile(t, "app/in-app-dir.tmpl", "a=1\n", 0o644)
+		if err := os.Mkdir("app/root", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, "app/root/below.tmpl", "a=1\n", 0o644)
 		writeTestFile(t, "theirs.tmpl", "a=1\n", 0o644)
 		for _, p := range []string{"app", "theirs.tmpl"} {
 			if err := os.Chown(p, 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
 		}
-		cases["app/in-app-dir.tmpl"] = "its directory app is owned by uid 65534"
+		cases["app/in-app-dir.tmpl"] = "/app is owned by uid 65534"
+		// The app account could swap its root-owned subdirectory.
+		cases["app/root/below.tmpl"] = "/app is owned by uid 65534"
 		cases["theirs.tmpl"] = "owned by uid 65534"
 	}
 	for src, want := range cases {

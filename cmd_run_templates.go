@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,27 +22,25 @@ type templateSrcError struct {
 func (e *templateSrcError) Error() string { return "--template " + e.src + ": " + e.why }
 func (e *templateSrcError) Config() bool  { return true }
 func (e *templateSrcError) Hint() string {
-	return "keep templates in a directory that only root (or rolesenv's user) can write to, as regular files of root or rolesenv's user, never of the --user account"
+	return "keep templates as regular files of root (or rolesenv's user), in directories that only they can write to all the way from /, never the --user account's"
 }
 
 // readTemplate reads a --template SRC, which rolesenv reads with its own
 // rights (root's, often, with --user) and renders into files for the
-// command: SRC is opened without following a symbolic link (relative to
-// its directory's descriptor) and must be a regular file that only root or
-// rolesenv's user can write, in a directory only they can write to (or a
-// sticky one, like /tmp), so that no other account, the --user account
-// (userUID; -1 for none) included, can make it read another file.
+// command. As ssh's StrictModes does, it refuses a SRC that an account
+// other than root or rolesenv's user (the --user account, userUID, -1 for
+// none, among them) could make it read another file: SRC is a regular
+// file, not a symbolic link, that only they can write, and every
+// directory on its way from / (symbolic links resolved first, then
+// walked without following any) is theirs and writable by no one else,
+// or sticky, like /tmp.
 func readTemplate(src string, userUID int) ([]byte, error) {
-	dir, base := filepath.Dir(src), filepath.Base(src)
-	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dfd, err := openTrustedDir(src, userUID)
 	if err != nil {
-		return nil, &templateSrcError{src: src, why: "cannot open its directory: " + err.Error()}
+		return nil, err
 	}
 	defer unix.Close(dfd)
-	if why := trusted(dfd, true, userUID); why != "" {
-		return nil, &templateSrcError{src: src, why: "its directory " + dir + " is " + why}
-	}
-	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dfd, filepath.Base(src), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, &templateSrcError{src: src, why: "it is a symbolic link (give the file it points to)"}
 	}
@@ -68,6 +67,45 @@ func readTemplate(src string, userUID int) ([]byte, error) {
 		return nil, &templateSrcError{src: src, why: fmt.Sprintf("larger than %d bytes", maxTemplate)}
 	}
 	return data, nil
+}
+
+// openTrustedDir opens the directory of src (O_PATH), walking from / one
+// component at a time without following links, and checks each directory
+// on the way.
+func openTrustedDir(src string, userUID int) (int, error) {
+	abs, err := filepath.Abs(src)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(filepath.Dir(abs))
+	}
+	if err != nil {
+		return -1, &templateSrcError{src: src, why: "cannot open its directory: " + errors.Unwrap(err).Error()}
+	}
+	const flags = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Open("/", flags, 0)
+	if err != nil {
+		return -1, &templateSrcError{src: src, why: "cannot open /: " + err.Error()}
+	}
+	at := "/"
+	for _, name := range strings.Split(strings.TrimPrefix(abs, "/"), "/") {
+		if why := trusted(fd, true, userUID); why != "" {
+			unix.Close(fd)
+			return -1, &templateSrcError{src: src, why: "its directory " + at + " is " + why}
+		}
+		if name == "" {
+			continue
+		}
+		next, err := unix.Openat(fd, name, flags, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, &templateSrcError{src: src, why: "cannot open its directory: " + err.Error()}
+		}
+		fd, at = next, filepath.Join(at, name)
+	}
+	if why := trusted(fd, true, userUID); why != "" {
+		unix.Close(fd)
+		return -1, &templateSrcError{src: src, why: "its directory " + at + " is " + why}
+	}
+	return fd, nil
 }
 
 // trusted says why fd is not something only root or this process's user
