@@ -63,7 +63,7 @@ func (c *checker) secretsDirRow() {
 	switch {
 	case err != nil:
 		r.Status, r.Detail = check.Fail, err.Error()
-		r.Hint = "give --secrets-dir a directory of its own, mode 0700, or leave it out for a new one under /dev/shm"
+		r.Hint = (&secretsDirError{}).Hint()
 	case !memory:
 		r.Status, r.Detail = check.Warn, fmt.Sprintf("%s: not on a memory file system (tmpfs or ramfs): secret files may reach a disk", path)
 	}
