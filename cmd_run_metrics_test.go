@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -177,7 +178,10 @@ func TestRunMetrics(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	e := newRAEmulator(t)
 	mustDo[string](t)(e.CreateSecret("m/api", metricsSentinel+"-1"))
-	file := writeEnvFile(t, "API=sm://m/api\n")
+	// A reference and a variable whose names are sentinels too: no label
+	// names a reference or a variable.
+	mustDo[string](t)(e.CreateSecret("m/SENTINEL-name", "v"))
+	file := writeEnvFile(t, "API=sm://m/api\nSENTINEL_VAR=sm://m/SENTINEL-name\n")
 	p := startRun(t, e.runEnv(), append(append([]string{"run", "--env-file", file, "--interval", "1s",
 		"--debounce", "0s", "--metrics-listen", "0"}, e.args(t)...),
 		"--log-level", "debug", "--", "rolesenv-testchild", "printvars", "-hash", "API")...)
@@ -553,4 +557,40 @@ func TestRunStaleUntilApplied(t *testing.T) {
 			p.stop()
 		})
 	}
+}
+
+// TestRunMetricsWebIdentity: with the default chain's web identity
+// credentials (moto as STS), the STS call the chain makes inside the
+// SDK's configuration loading is counted too, and the provider label is
+// the SDK's fixed name.
+func TestRunMetricsWebIdentity(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartMoto(t)
+	setup := []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=setup", "AWS_SECRET_ACCESS_KEY=setup"}
+	awsCLI(t, setup, "secretsmanager", "create-secret", "--name", "app/api", "--secret-string", metricsSentinel)
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("a-web-identity-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// STS comes by its own variable: the chain's client is made before
+	// AWS_ENDPOINT_URL is read.
+	env := []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ENDPOINT_URL_STS=" + m.URL, "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/app",
+		"AWS_WEB_IDENTITY_TOKEN_FILE=" + token, "AWS_ROLE_SESSION_NAME=rolesenv-test"}
+	file := writeEnvFile(t, "API=sm://app/api\n")
+	p := startRun(t, env, "run", "--env-file", file, "--interval", "1h", "--metrics-listen", "0",
+		"--", "rolesenv-testchild", "printvars", "-hash", "API")
+	base := p.metricsURL()
+	p.waitOut("start API=")
+	s := scrapeMetrics(t, base)
+	if n := s.get("rolesenv_aws_api_calls_total", `service="sts"`, `operation="AssumeRoleWithWebIdentity"`, `outcome="ok"`); n < 1 {
+		t.Errorf("the chain's AssumeRoleWithWebIdentity is not counted:\n%s", s.text)
+	}
+	if s.get("rolesenv_credentials_expiry_timestamp_seconds", `source="default-chain"`, `provider="WebIdentityCredentials"`) == 0 {
+		t.Errorf("no web identity credentials:\n%s", s.text)
+	}
+	if strings.Contains(s.text, "SENTINEL") || strings.Contains(s.text, token) {
+		t.Errorf("the scrape holds the secret or the token's path:\n%s", s.text)
+	}
+	promtoolCheck(t, s.text)
+	p.stop()
 }
