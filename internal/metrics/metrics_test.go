@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
@@ -457,5 +458,27 @@ func TestUpdatesNeverWaitForAScrape(t *testing.T) {
 			return
 		default:
 		}
+	}
+}
+
+// TestServerLimits: idle keep-alive connections are closed after 5 s, so
+// that they do not hold the connection slots, and the HTTP server's own
+// error lines, which a remote client can cause at will, are logged at
+// debug level only.
+func TestServerLimits(t *testing.T) {
+	s, _ := newTestState()
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := Serve("127.0.0.1:0", s, ServerOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if d := srv.srv.IdleTimeout; d <= 0 || d > 5*time.Second {
+		t.Errorf("idle timeout %v, want at most 5s", d)
+	}
+	srv.srv.ErrorLog.Print("http: TLS handshake error from 10.0.0.1:1234: EOF")
+	if logged.Len() != 0 {
+		t.Errorf("a client's error logged above debug level: %s", logged.String())
 	}
 }
