@@ -48,6 +48,7 @@ func (a *app) startObserving(rf *runFlags, timeout time.Duration, cfg *supervise
 	cfg.StartUpLimit = startUpLimit(timeout)
 	if cfg.Watchdog > 0 {
 		a.log.Debug("systemd watchdog enabled", "timeout", cfg.Watchdog, "start_up_limit", cfg.StartUpLimit)
+		a.watcher.on = true
 		cfg.Alive = a.watcher.alive
 	}
 	if rf.metricsListen == "" || rf.once {
@@ -101,6 +102,7 @@ func startUpLimit(timeout time.Duration) time.Duration {
 // liveness is the watcher's heartbeat, as the watchdog sees it: a
 // watcher that has not turned for longer than its bound is stuck.
 type liveness struct {
+	on    bool         // the watchdog is on: set before watching starts
 	last  atomic.Int64 // unix nanoseconds of the last turn; 0: not watching yet
 	bound atomic.Int64 // nanoseconds
 }
@@ -123,9 +125,13 @@ func watcherBound(interval time.Duration) time.Duration {
 }
 
 // watcherBeat is the watch's Beat: it feeds the watchdog's liveness and
-// /healthz.
+// /healthz. Nil when neither is on: the watcher then wakes only when it
+// has work.
 func (a *app) watcherBeat(interval time.Duration) func() {
 	bound, st := watcherBound(interval), a.metrics
+	if !a.watcher.on && st == nil {
+		return nil
+	}
 	return func() {
 		a.watcher.beat(bound)
 		if st != nil {
