@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -318,7 +319,7 @@ func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *la
 		}
 	}
 	if !rf.once {
-		opts.Remove = append(opts.Remove, watchdogVars...)
+		opts.Remove = slices.Concat(opts.Remove, watchdogVars) // a copy: Outranking stays as it is
 	}
 	start := time.Now()
 	src, err := a.loadEnv(ctx, ef, opts, lc.get)
