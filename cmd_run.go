@@ -373,13 +373,14 @@ func (a *app) startCredentialsEndpoint(ctx context.Context, timeout time.Duratio
 // the watch reports: new environments, or the --max-stale error.
 func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, rf *runFlags, argv []string, st *runState, refresh <-chan struct{}) (supervise.Result, error) {
 	o := inject.WatchOptions{
-		Interval: rf.interval,
-		Spread:   checkSpread(rf.interval),
-		MaxStale: rf.maxStale,
-		Refresh:  refresh,
-		Logger:   a.log,
-		Observe:  a.checkObserver(st.src.Template()),
-		Beat:     a.watcherBeat(rf.interval),
+		Interval:  rf.interval,
+		Spread:    checkSpread(rf.interval),
+		MaxStale:  rf.maxStale,
+		Refresh:   refresh,
+		Logger:    a.log,
+		Observe:   a.checkObserver(st.src.Template()),
+		Beat:      a.watcherBeat(rf.interval),
+		Heartbeat: heartbeat,
 		// An environment too large to exec the command with is not
 		// reported: the check counts as failed (warned once, tried again
 		// at every check, and counted by --max-stale), and the command

@@ -594,3 +594,23 @@ func TestRunMetricsWebIdentity(t *testing.T) {
 	promtoolCheck(t, s.text)
 	p.stop()
 }
+
+// TestWatcherLiveness: the watchdog's view of the watcher: alive before
+// it runs and while its last turn is within the bound, not after.
+func TestWatcherLiveness(t *testing.T) {
+	var l liveness
+	if !l.alive() {
+		t.Error("not alive before watching")
+	}
+	l.beat(time.Hour)
+	if !l.alive() {
+		t.Error("not alive just after a turn")
+	}
+	l.beat(-time.Nanosecond) // a bound already past
+	if l.alive() {
+		t.Error("alive past the bound")
+	}
+	if b := watcherBound(5 * time.Minute); b < 30*time.Second+heartbeat {
+		t.Errorf("bound %v: shorter than a check's timeout and a heartbeat", b)
+	}
+}
