@@ -373,20 +373,19 @@ func (a *app) startCredentialsEndpoint(ctx context.Context, timeout time.Duratio
 // the watch reports: new environments, or the --max-stale error.
 func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, rf *runFlags, argv []string, st *runState, refresh <-chan struct{}) (supervise.Result, error) {
 	o := inject.WatchOptions{
-		Interval:  rf.interval,
-		Spread:    checkSpread(rf.interval),
-		MaxStale:  rf.maxStale,
-		Refresh:   refresh,
-		Logger:    a.log,
-		Observe:   a.checkObserver(st.src.Template()),
-		Beat:      a.watcherBeat(rf.interval),
-		Heartbeat: heartbeat,
+		Interval: rf.interval,
+		Spread:   checkSpread(rf.interval),
+		MaxStale: rf.maxStale,
+		Refresh:  refresh,
+		Logger:   a.log,
+		Observe:  a.checkObserver(st.src.Template()),
 		// An environment too large to exec the command with is not
 		// reported: the check counts as failed (warned once, tried again
 		// at every check, and counted by --max-stale), and the command
 		// keeps what it has.
 		Accept: func(e *inject.Env) error { return inject.CheckSize(argv, e.Environ()) },
 	}
+	o.Beat, o.Heartbeat = a.watcherBeat(rf.interval), heartbeat
 	wctx, stop := context.WithCancel(ctx)
 	changes := make(chan inject.Change)
 	updates := make(chan supervise.Update)
