@@ -18,9 +18,10 @@ const DefaultReloadTimeout = 30 * time.Second
 // reloading is a reload command that runs. Its result comes on done; the
 // loop applies no other change meanwhile.
 type reloading struct {
-	began  time.Time
-	reason string
-	done   chan error
+	began   time.Time
+	reason  string
+	updates int64 // the updates received when it began, for EventReload
+	done    chan error
 }
 
 // WriteFiles is how an Update brings files: called by Run when it applies
@@ -72,10 +73,10 @@ func (l *loop) reload(now time.Time, reason string) {
 	if len(l.cfg.ReloadCommand) == 0 {
 		err := syscall.Kill(c.pid, l.cfg.ReloadSignal)
 		l.log.Info("secret files changed; reloading the child", "pid", c.pid, "signal", SignalName(l.cfg.ReloadSignal), "reason", reason)
-		l.reloaded(&reloading{began: now, reason: reason}, err)
+		l.reloaded(&reloading{began: now, reason: reason, updates: l.updates}, err)
 		return
 	}
-	r := &reloading{began: now, reason: reason, done: make(chan error, 1)}
+	r := &reloading{began: now, reason: reason, updates: l.updates, done: make(chan error, 1)}
 	l.reloadRun = r
 	l.log.Info("secret files changed; running the reload command", "pid", c.pid, "command", l.cfg.ReloadCommand[0], "reason", reason)
 	cfg, env := *l.cfg, l.env
@@ -131,7 +132,7 @@ func (l *loop) reloaded(r *reloading, err error) {
 		l.notify.send("READY=1", statusLine("reload failed: "+err.Error()))
 	} else {
 		l.reloads++
-		l.observe(Event{Kind: EventReload, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeOK})
+		l.observe(Event{Kind: EventReload, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeOK, Updates: r.updates})
 		l.log.Info("child reloaded", "pid", l.child.pid, "took", took, "reloads", l.reloads, "reason", r.reason)
 		l.notify.send("READY=1", statusLine(fmt.Sprintf("running %s (pid %d), reloaded %d times", l.cfg.Command, l.child.pid, l.reloads)))
 	}
