@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/netlimit"
 )
 
 // ServerOptions shape the endpoint. The zero value is the hardened
@@ -87,7 +88,7 @@ func Serve(addr string, s *State, o ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen for metrics: %w", err)
 	}
-	srv := &Server{ln: newLimitListener(ln, o.MaxConns), addr: ln.Addr().String()}
+	srv := &Server{ln: netlimit.New(ln, o.MaxConns), addr: ln.Addr().String()}
 	srv.srv = &http.Server{
 		Handler:           Handler(s, o.Metrics),
 		ReadHeaderTimeout: o.HeaderTimeout,
@@ -200,47 +201,4 @@ func (s *State) Ready(now time.Time) (bool, string) {
 		return false, fmt.Sprintf("not ready: the environment was last confirmed current %v ago (at most %v)", age.Round(time.Second), limit)
 	}
 	return true, "ok"
-}
-
-// limitListener accepts a connection only while fewer than its cap are
-// open; further ones wait in the kernel's backlog, costing no descriptor.
-type limitListener struct {
-	net.Listener
-	slots chan struct{}
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newLimitListener(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
 }
