@@ -61,7 +61,7 @@ func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, er
 	if err != nil {
 		return "", pkcs11Hinted{err}
 	}
-	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, keyURI
+	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, pkcs11key.Redact(keyURI)
 	obj := key.Object()
 	a.log.Debug("PKCS#11 key opened", "key", obj.String(), "module", module)
 	return fmt.Sprintf("%s (module %s)", obj, module), nil

@@ -22,10 +22,10 @@ var (
 )
 
 // Error is a failure to find or use a PKCS#11 object. Its message names
-// the URI (which never holds a PIN here), the module and the
-// candidates of an ambiguous URI, never the PIN.
+// the URI (redacted: without its query or any pin attribute), the module
+// and the candidates of an ambiguous URI, never the PIN.
 type Error struct {
-	URI        string // as given
+	URI        string // as given; Error prints it redacted
 	Module     string // the module's path
 	Op         string // what failed, e.g. "sign"
 	Err        error
@@ -33,7 +33,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("PKCS#11 %s (module %s): %s: %v", e.URI, e.Module, e.Op, e.Err)
+	msg := fmt.Sprintf("PKCS#11 %s (module %s): %s: %v", Redact(e.URI), e.Module, e.Op, e.Err)
 	if len(e.Candidates) > 0 {
 		msg += ":\n  " + strings.Join(e.Candidates, "\n  ")
 	}

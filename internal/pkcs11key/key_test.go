@@ -100,6 +100,11 @@ func TestOpenErrors(t *testing.T) {
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Public = other.Key.Public() }, pkcs11key.ErrMismatch, ""},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Module = "/nonexistent/module.so" }, pkcs11key.ErrNoModule, ""},
 		{"pkcs11:token=t1;bogus=1", nil, pkcs11key.ErrBadURI, ""},
+		// A PIN in the path (refused) or the query (not used) is never
+		// quoted.
+		{"pkcs11:token=t1;object=ec%20key;pin-value=SENTINEL", nil, pkcs11key.ErrBadURI, "object=ec%20key"},
+		{"pkcs11:token=t1;SENTINEL", nil, pkcs11key.ErrBadURI, ""},
+		{"pkcs11:token=t1;object=nothing?pin-value=SENTINEL", nil, pkcs11key.ErrNoObject, "object=nothing"},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = []byte("SENTINEL") }, pkcs11key.ErrWrongPIN, ""},
 	}
 	for _, c := range cases {
