@@ -141,7 +141,10 @@ func printListing(a *app, module string, ls []pkcs11key.Listing, pin bool) {
 		if len(l.Objects) == 0 {
 			fmt.Fprintln(a.stdout, "  no certificates or keys")
 		}
-		if !pin {
+		switch {
+		case l.PINNotSent:
+			fmt.Fprintln(a.stdout, "  (not logged in: the PIN is sent to one token only; name it with token= or serial= to list its private keys)")
+		case !pin:
 			fmt.Fprintln(a.stdout, "  (private keys show after a login: set "+pkcs11PINEnv+" or --pkcs11-pin-file)")
 		}
 	}

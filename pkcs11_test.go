@@ -226,7 +226,7 @@ func TestPKCS11Errors(t *testing.T) {
 			exitcode.Usage, []string{"set only one of them"}},
 		{"empty PIN file", cert, "pkcs11:object=k", "", []string{"--pkcs11-pin-file", writeSecretFile(t, p.e.dir, "empty", "")},
 			exitcode.Config, []string{"is empty"}},
-		{"helper's PIV form, no such token", cert, "pkcs11:manufacturer=piv_II;id=%01", right, nil, exitcode.Config, []string{"no token matches"}},
+		{"helper's PIV form, no such token: unavailable", cert, "pkcs11:manufacturer=piv_II;id=%01", right, nil, exitcode.Unavailable, []string{"no token matches"}},
 	}
 	for _, c := range cases {
 		for _, cmd := range []string{"credential-process", "check"} {

@@ -15,6 +15,7 @@ var (
 	ErrPINRequired = errors.New("the token needs a PIN and none was given")
 	ErrWrongPIN    = errors.New("the token refused the PIN")
 	ErrPINLocked   = errors.New("the token's PIN is locked")
+	ErrPINFinalTry = errors.New("the token's PIN has one try left: it is not sent")
 	ErrContextPIN  = errors.New("the key asks for the PIN again before each signature")
 	ErrUnsupported = errors.New("unsupported PKCS#11 key")
 	ErrMismatch    = errors.New("the key does not match the certificate")
@@ -43,8 +44,12 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Unavailable reports a token that went away or failed after it was
-// opened: trying again later may succeed.
-func (e *Error) Unavailable() bool { return errors.Is(e.Err, ErrTokenGone) }
+// opened, or that no token the URI could name is present (one not yet
+// plugged in): trying again later may succeed. Tokens present without
+// the object are a configuration error.
+func (e *Error) Unavailable() bool {
+	return errors.Is(e.Err, ErrTokenGone) || errors.Is(e.Err, ErrNoToken)
+}
 
 // Config reports a problem that trying again unchanged does not solve.
 func (e *Error) Config() bool { return !e.Unavailable() }
@@ -60,6 +65,8 @@ func (e *Error) Hint() string {
 		return "add the object's label (object=), id (id=) or the token's serial (serial=) to the URI"
 	case errors.Is(e.Err, ErrWrongPIN):
 		return "check the PIN; the token counts failures and locks the PIN after too many"
+	case errors.Is(e.Err, ErrPINFinalTry):
+		return "check the PIN with the token's own tool (e.g. pkcs11-tool --login --test); a right PIN resets the count"
 	case errors.Is(e.Err, ErrPINLocked):
 		return "unblock the PIN with the token's security officer PIN or PUK (e.g. pkcs11-tool --unlock-pin, yubico-piv-tool -a unblock-pin)"
 	case errors.Is(e.Err, ErrMismatch):

@@ -14,3 +14,14 @@ func LockAfter(n int) (tries func() int, restore func()) {
 	}
 	return func() int { return count }, func() { loginFault = nil }
 }
+
+// CountLogins counts the C_Login calls (the module answers them); it
+// returns the count and a function that stops counting.
+func CountLogins() (count func() int, restore func()) {
+	n := 0
+	loginFault = func(uint) (rv, bool) {
+		n++
+		return 0, false
+	}
+	return func() int { return n }, func() { loginFault = nil }
+}

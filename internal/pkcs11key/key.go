@@ -54,10 +54,10 @@ func Open(uri string, opts Options) (*Key, error) {
 		return nil, k.err("open", err, opts.Module)
 	}
 	err = k.choose(u, opts.Public)
-	for try := 1; try < 4 && errors.Is(err, ErrTokenGone); try++ {
+	if errors.Is(err, ErrTokenGone) {
 		// A token that another process is writing to (SoftHSM's files)
 		// may fail for a moment: start the module again and look again.
-		time.Sleep(time.Duration(try*30) * time.Millisecond)
+		time.Sleep(30 * time.Millisecond)
 		k.m.restart()
 		err = k.choose(u, opts.Public)
 	}
@@ -78,7 +78,7 @@ func Open(uri string, opts Options) (*Key, error) {
 func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 	found, err := k.m.search(u, ckoPrivateKey, k.pin)
 	if err != nil {
-		return k.err("find the key", err, "")
+		return withTokens(k.err("find the key", err, ""))
 	}
 	type cand struct {
 		o      Object
@@ -335,6 +335,12 @@ func (k *Key) ensureSession() error {
 	}
 	u := &URI{Token: k.obj.Token.Label, Serial: k.obj.Token.Serial, Model: k.obj.Token.Model}
 	toks, err := k.m.tokens(u)
+	if errors.Is(err, ErrNoToken) {
+		// The token was there: modules such as SoftHSM see one put back
+		// only once started again.
+		k.m.restart()
+		toks, err = k.m.tokens(u)
+	}
 	if err != nil {
 		return err // ErrNoToken: k.err says that the token went away
 	}

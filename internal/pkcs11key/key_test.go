@@ -94,7 +94,6 @@ func TestOpenErrors(t *testing.T) {
 		text string
 	}{
 		{"pkcs11:token=t1;object=nothing", nil, pkcs11key.ErrNoObject, ""},
-		{"pkcs11:token=t2", nil, pkcs11key.ErrNoToken, ""},
 		{"pkcs11:token=t1;object=twin", nil, pkcs11key.ErrAmbiguous, "id=%03"},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = nil }, pkcs11key.ErrPINRequired, ""},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Public = other.Key.Public() }, pkcs11key.ErrMismatch, ""},
@@ -126,6 +125,52 @@ func TestOpenErrors(t *testing.T) {
 			t.Errorf("%s: message %q", c.uri, err)
 		}
 	}
+}
+
+// TestNoToken: a URI that names no token present is unavailable (the
+// token may be plugged in later), not a configuration error.
+func TestNoToken(t *testing.T) {
+	hsm(t)
+	_, err := pkcs11key.Open("pkcs11:token=t2", opts())
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrNoToken) || !errors.As(err, &pe) || !pe.Unavailable() || pe.Config() {
+		t.Fatalf("%v; want ErrNoToken, unavailable", err)
+	}
+}
+
+// TestTwoTokens: with two tokens of different PINs and a URI that names
+// neither, the PIN goes to the token that holds the key only; when both
+// hold a key the URI names, no PIN is sent and the error lists the
+// tokens.
+func TestTwoTokens(t *testing.T) {
+	h := hsm(t)
+	h.NewToken(t, "t2", "9999")
+	h.NewKey(t, "t2", "9999", "EC:prime256v1", "t2 key", "01")
+	logins, restore := pkcs11key.CountLogins()
+	defer restore()
+	k, err := pkcs11key.Open("pkcs11:object=ec%20key", opts())
+	if err != nil {
+		t.Fatalf("the key on t1: %v", err)
+	}
+	if tok := k.Object().Token.Label; tok != "t1" {
+		t.Errorf("the key is on %s", tok)
+	}
+	k.Close()
+	before := logins()
+	_, err = pkcs11key.Open("pkcs11:id=%01", opts()) // "ec key" on t1, "t2 key" on t2
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrAmbiguous) || !errors.As(err, &pe) || !pe.Config() ||
+		!strings.Contains(err.Error(), "token=t1") || !strings.Contains(err.Error(), "token=t2") {
+		t.Fatalf("a key on each token: %v", err)
+	}
+	if n := logins() - before; n != 0 {
+		t.Errorf("%d logins, want none", n)
+	}
+	k, err = pkcs11key.Open("pkcs11:token=t1;id=%01", opts())
+	if err != nil {
+		t.Fatalf("the key on t1, by token: %v", err)
+	}
+	k.Close()
 }
 
 // TestLockedPIN: a PIN the token reports locked gives ErrPINLocked with

@@ -47,6 +47,7 @@ const (
 	ckfLoginRequired      = 0x4
 	ckfProtectedAuthPath  = 0x100
 	ckfTokenInitialized   = 0x400
+	ckfUserPINFinalTry    = 0x20000
 	ckfUserPINLocked      = 0x40000
 	ckuUser               = 1
 	ckuContextSpecific    = 2

@@ -92,25 +92,20 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 		}
 		if !matches(u.LibraryManufacturer, li.manufacturer) || !matches(u.LibraryDescription, li.description) ||
 			!versionMatches(u.LibraryVersion, li.version) {
-			return nil, fmt.Errorf("%w: the module is %q by %q, version %s", ErrNoToken, li.description, li.manufacturer, li.version)
+			return nil, fmt.Errorf("%w: the URI names another library: the module is %q by %q, version %s", ErrNoModule, li.description, li.manufacturer, li.version)
 		}
 	}
-	var out []slotInfo
-	var ids []uint
-	var unread error
-	// A token that another process is writing to may not answer for a
-	// moment: a URI that matched nothing is tried again, a few times.
-	for try := 0; try < 5 && len(out) == 0; try++ {
-		if try > 0 && unread == nil {
-			break
-		}
-		if try > 0 {
-			// Modules such as SoftHSM keep what they read of a token's
-			// state: start the module again to read it afresh.
-			time.Sleep(time.Duration(try*20) * time.Millisecond)
-			m.restart()
-		}
-		var err error
+	ids, err := m.slots()
+	if err != nil {
+		return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
+	}
+	out, unread := m.matchSlots(u, ids)
+	if len(out) == 0 && unread != nil {
+		// A token that another process is writing to may fail for a
+		// moment, and modules such as SoftHSM keep what they read of a
+		// token's state: start the module again, once, to read it
+		// afresh.
+		m.restart()
 		if ids, err = m.slots(); err != nil {
 			return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
 		}
@@ -118,27 +113,27 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 	}
 	if len(out) == 0 {
 		if unread != nil {
-			return nil, fmt.Errorf("%w (%d tokens present; one did not answer: %v)", ErrNoToken, len(ids), unread)
+			return nil, fmt.Errorf("%w (%d slots with a token; one did not answer: %v)", ErrNoToken, len(ids), unread)
 		}
-		return nil, fmt.Errorf("%w (%d tokens present)", ErrNoToken, len(ids))
+		return nil, fmt.Errorf("%w (%d slots with a token)", ErrNoToken, len(ids))
 	}
 	return out, nil
 }
 
-// matchSlots returns the slots whose token matches u; unread is an error
-// of a slot that could not be read.
+// matchSlots returns the slots whose token matches u; unread is the
+// error of a slot that could not be read because its token failed (an
+// uninitialised token, as SoftHSM's free slot, is not one).
 func (m *module) matchSlots(u *URI, ids []uint) (out []slotInfo, unread error) {
 	for _, id := range ids {
 		si, err := m.slotInfo(id)
 		if err != nil {
-			unread = err
-			continue // removed meanwhile, or busy
+			if r := rv(0); errors.As(err, &r) && lost(r) {
+				unread = err // removed meanwhile, or busy
+			}
+			continue
 		}
 		if si.tokenFlags&ckfTokenInitialized == 0 {
-			// An empty token, as SoftHSM's free slot, or one that
-			// another process is writing to.
-			unread = fmt.Errorf("slot %d: the token is not initialised", id)
-			continue
+			continue // an empty token, as SoftHSM's free slot
 		}
 		if u.SlotID != nil && uint64(id) != *u.SlotID || !matches(u.SlotDescription, si.description) ||
 			!matches(u.SlotManufacturer, si.manufacturer) || !matches(u.Token, si.label) ||
@@ -167,14 +162,17 @@ func (si slotInfo) token() Token {
 	return Token{Label: si.label, Manufacturer: si.tokenManufacturer, Model: si.model, Serial: si.serial, Slot: si.id}
 }
 
-// login logs the session in as the user, unless the token needs no
-// login. A locked PIN is never sent.
+// loginUser logs the session in as the user, unless the token needs no
+// login. A locked PIN, or one with a single try left, is never sent.
 func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 	if si.tokenFlags&ckfLoginRequired == 0 {
 		return nil
 	}
 	if si.tokenFlags&ckfUserPINLocked != 0 {
 		return ErrPINLocked
+	}
+	if si.tokenFlags&ckfUserPINFinalTry != 0 {
+		return ErrPINFinalTry // a wrong PIN now would lock it
 	}
 	if pin == nil {
 		return ErrPINRequired
@@ -189,9 +187,8 @@ func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 	return classify(err)
 }
 
-// findIn finds the objects of class that match u on one token; with
-// pin, after logging in. s is an open session on the token.
-func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, error) {
+// template matches the objects of class that u names by label and id.
+func template(u *URI, class uint) map[uint][]byte {
 	tmpl := map[uint][]byte{ckaClass: ulong(class)}
 	if u.Object != "" {
 		tmpl[ckaLabel] = []byte(u.Object)
@@ -199,7 +196,13 @@ func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, erro
 	if u.ID != nil {
 		tmpl[ckaID] = u.ID
 	}
-	handles, err := m.find(s, tmpl)
+	return tmpl
+}
+
+// findIn finds the objects of class that match u on one token; with
+// pin, after logging in. s is an open session on the token.
+func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, error) {
+	handles, err := m.find(s, template(u, class))
 	if err != nil {
 		return nil, fmt.Errorf("find objects: %w", classify(err))
 	}
@@ -223,17 +226,51 @@ func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, erro
 	return out, nil
 }
 
-// search finds the objects of class that u names on every token that
-// matches it. Private keys are found after logging in; certificates
-// without, and after logging in when none are found and a PIN is given.
+// search finds the objects of class that u names on the tokens that
+// match it. The PIN goes to one token at most (each wrong one counts
+// toward that token's lock): see searchKeys and searchCerts.
 func (m *module) search(u *URI, class uint, pin []byte) ([]Object, error) {
 	toks, err := m.tokens(u)
 	if err != nil {
 		return nil, err
 	}
+	if class == ckoCertificate {
+		return m.searchCerts(u, toks, pin)
+	}
+	return m.searchKeys(u, toks, pin)
+}
+
+// searchKeys finds private keys without logging in first: on a token
+// that needs a login, a public key or certificate with the label and id
+// marks a candidate. It then logs in to the one token with candidates
+// (or to the only token, when none shows any); several such tokens are
+// an error that lists them, so that the URI names one.
+func (m *module) searchKeys(u *URI, toks []slotInfo, pin []byte) ([]Object, error) {
 	var out []Object
+	var login, blind []slotInfo
 	for _, si := range toks {
-		found, err := m.searchToken(si, u, class, pin)
+		found, candidate, err := m.peek(si, u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", si.token(), err)
+		}
+		out = append(out, found...)
+		switch {
+		case len(found) > 0 || si.tokenFlags&ckfLoginRequired == 0:
+		case candidate:
+			login = append(login, si)
+		default:
+			blind = append(blind, si)
+		}
+	}
+	if len(login) == 0 && len(out) == 0 && len(blind) == 1 && len(toks) == 1 {
+		login = blind
+	}
+	if len(login) > 1 {
+		e := fmt.Errorf("%w: %d tokens that need a login hold keys it may name, and the PIN is sent to one token only", ErrAmbiguous, len(login))
+		return nil, &tokensError{err: e, toks: login}
+	}
+	for _, si := range login {
+		found, err := m.loggedIn(si, pin, func(s uint) ([]Object, error) { return m.findIn(s, si, u, ckoPrivateKey) })
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", si.token(), err)
 		}
@@ -242,26 +279,98 @@ func (m *module) search(u *URI, class uint, pin []byte) ([]Object, error) {
 	return out, nil
 }
 
-func (m *module) searchToken(si slotInfo, u *URI, class uint, pin []byte) ([]Object, error) {
+// peek finds the private keys u names on a token without logging in,
+// and reports whether a public key or certificate that u names is there.
+func (m *module) peek(si slotInfo, u *URI) ([]Object, bool, error) {
+	s, err := m.openSession(si.id)
+	if err != nil {
+		return nil, false, fmt.Errorf("open a session: %w", classify(err))
+	}
+	defer m.closeSession(s)
+	found, err := m.findIn(s, si, u, ckoPrivateKey)
+	if err != nil || len(found) > 0 || si.tokenFlags&ckfLoginRequired == 0 {
+		return found, false, err
+	}
+	for _, class := range []uint{ckoPublicKey, ckoCertificate} {
+		hs, err := m.find(s, template(u, class))
+		if err != nil {
+			return nil, false, fmt.Errorf("find objects: %w", classify(err))
+		}
+		if len(hs) > 0 {
+			return nil, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// searchCerts finds certificates without logging in; when none shows and
+// a PIN is given, it logs in to the only token that needs a login, if
+// there is one only, and looks again.
+func (m *module) searchCerts(u *URI, toks []slotInfo, pin []byte) ([]Object, error) {
+	var out []Object
+	var locked []slotInfo
+	for _, si := range toks {
+		found, err := m.session(si, func(s uint) ([]Object, error) { return m.findIn(s, si, u, ckoCertificate) })
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", si.token(), err)
+		}
+		out = append(out, found...)
+		if si.tokenFlags&ckfLoginRequired != 0 {
+			locked = append(locked, si)
+		}
+	}
+	if len(out) > 0 || pin == nil || len(locked) != 1 {
+		return out, nil
+	}
+	si := locked[0]
+	found, err := m.loggedIn(si, pin, func(s uint) ([]Object, error) { return m.findIn(s, si, u, ckoCertificate) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", si.token(), err)
+	}
+	return found, nil
+}
+
+// session runs f in a new session on si's token.
+func (m *module) session(si slotInfo, f func(s uint) ([]Object, error)) ([]Object, error) {
 	s, err := m.openSession(si.id)
 	if err != nil {
 		return nil, fmt.Errorf("open a session: %w", classify(err))
 	}
 	defer m.closeSession(s)
-	if class != ckoCertificate {
+	return f(s)
+}
+
+// loggedIn runs f in a new session on si's token, logged in.
+func (m *module) loggedIn(si slotInfo, pin []byte, f func(s uint) ([]Object, error)) ([]Object, error) {
+	return m.session(si, func(s uint) ([]Object, error) {
 		if err := m.loginUser(s, si, pin); err != nil {
 			return nil, err
 		}
-		return m.findIn(s, si, u, class)
+		return f(s)
+	})
+}
+
+// tokensError is ErrAmbiguous among tokens; it lists them.
+type tokensError struct {
+	err  error
+	toks []slotInfo
+}
+
+func (e *tokensError) Error() string { return e.err.Error() }
+func (e *tokensError) Unwrap() error { return e.err }
+
+// withTokens lists the tokens of a tokensError among err's candidates,
+// each with a URI that names it.
+func withTokens(err error) error {
+	var te *tokensError
+	var e *Error
+	if errors.As(err, &te) && errors.As(err, &e) {
+		for _, si := range te.toks {
+			t := si.token()
+			e.Candidates = append(e.Candidates, t.String()+": "+(&URI{Token: t.Label, Serial: t.Serial}).String())
+		}
 	}
-	found, err := m.findIn(s, si, u, class)
-	if err != nil || len(found) > 0 || pin == nil || si.tokenFlags&ckfLoginRequired == 0 {
-		return found, err
-	}
-	if err := m.loginUser(s, si, pin); err != nil {
-		return nil, err
-	}
-	return m.findIn(s, si, u, class)
+	return err
 }
 
 // Certificates returns the certificates uri names, in the order the
@@ -315,12 +424,16 @@ func ambiguous(uri, module, op string, objs []Object) error {
 type Listing struct {
 	Token    Token
 	LoggedIn bool
-	Objects  []Object
-	Err      error // the token could not be listed
+	// PINNotSent: a PIN was given, but the URI names several tokens
+	// and the PIN is sent to one token only.
+	PINNotSent bool
+	Objects    []Object
+	Err        error // the token could not be listed
 }
 
 // List lists the certificates and keys on the tokens uri names ("pkcs11:"
-// for every token). With a PIN it logs in, so that private keys show.
+// for every token). With a PIN it logs in, so that private keys show,
+// when uri names one token only.
 func List(uri string, opts Options) ([]Listing, error) {
 	fail := func(err error) error { return &Error{URI: uri, Module: opts.Module, Op: "list", Err: err} }
 	u, err := ParseURI(uri)
@@ -336,9 +449,15 @@ func List(uri string, opts Options) ([]Listing, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
+	pin := opts.PIN
+	if len(toks) > 1 {
+		pin = nil // the PIN is sent to one token only
+	}
 	var out []Listing
 	for _, si := range toks {
-		out = append(out, m.listToken(si, u, opts.PIN))
+		l := m.listToken(si, u, pin)
+		l.PINNotSent = opts.PIN != nil && pin == nil && si.tokenFlags&ckfLoginRequired != 0
+		out = append(out, l)
 	}
 	return out, nil
 }
