@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -337,11 +338,12 @@ func (m *module) find(s uint, tmpl map[uint][]byte) ([]uint, error) {
 		copy(b, v)
 		attrs = append(attrs, attribute{typ: typ, val: unsafe.Pointer(&b[0]), len: uint(len(v))})
 	}
-	var first uintptr
-	if len(attrs) > 0 {
-		first = uintptr(unsafe.Pointer(&attrs[0]))
-	}
-	if err := ok(m.call(fnFindObjectsInit, uintptr(s), first, uintptr(len(attrs)))); err != nil {
+	attrs = append(attrs, attribute{}) // &attrs[0] exists with no attribute too
+	// The pointer is converted in the call's own arguments, so that the
+	// template stays alive and in place until the call returns.
+	err := ok(m.call(fnFindObjectsInit, uintptr(s), uintptr(unsafe.Pointer(&attrs[0])), uintptr(len(attrs)-1)))
+	runtime.KeepAlive(attrs)
+	if err != nil {
 		return nil, err
 	}
 	defer m.call(fnFindObjectsFinal, uintptr(s))
