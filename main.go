@@ -38,6 +38,7 @@ type app struct {
 	environ        []string // rolesenv's own environment, as os.Environ gives it
 	log            *slog.Logger
 	metrics        *metrics.State // with run --metrics-listen; nil otherwise
+	lazyKeys       bool           // hardware keys open at their first signature (keys_lazy.go)
 }
 
 func (a *app) getenv(name string) string {

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 
@@ -57,31 +58,24 @@ func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, er
 		return "", nil // a key in a file; the signer reads it
 	}
 	po.Public = certificatePublicKey(opts)
-	key, err := pkcs11key.Open(keyURI, po)
+	var obj string
+	key, err := a.openKey(opts, func() (crypto.Signer, error) {
+		key, err := pkcs11key.Open(keyURI, po)
+		if err != nil {
+			return nil, pkcs11Hinted{err}
+		}
+		obj = key.Object().String()
+		a.log.Debug("PKCS#11 key opened", "key", obj, "module", module)
+		return key, nil
+	})
 	if err != nil {
-		return "", pkcs11Hinted{err}
+		return "", err
 	}
 	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, pkcs11key.Redact(keyURI)
-	obj := key.Object()
-	a.log.Debug("PKCS#11 key opened", "key", obj.String(), "module", module)
+	if obj == "" {
+		obj = pkcs11key.Redact(keyURI) + ", opened at its first signature"
+	}
 	return fmt.Sprintf("%s (module %s)", obj, module), nil
-}
-
-// certificatePublicKey is the public key of the certificate opts name,
-// or nil when it cannot be read here (the loader then says why).
-func certificatePublicKey(opts *signer.LoadOptions) any {
-	data := opts.CertificateData
-	if data == nil {
-		var err error
-		if data, err = readSmallFile(opts.Certificate, signer.MaxFileSize); err != nil {
-			return nil
-		}
-	}
-	c, err := signer.ParseCertificate(data)
-	if err != nil {
-		return nil
-	}
-	return c.PublicKey
 }
 
 // pkcs11Hinted adds the flags that matter to a PKCS#11 error.

@@ -379,3 +379,32 @@ func TestPKCS11TwoProcesses(t *testing.T) {
 		t.Errorf("%d CreateSession calls, want %d", n, procs*rounds)
 	}
 }
+
+// TestPKCS11CacheHit: credential-process with --cache-file opens the key
+// on a cache miss only: an answer from the cache sends no PIN (a wrong
+// one passes unnoticed) and no request; a miss with a wrong PIN fails as
+// without a cache.
+func TestPKCS11CacheHit(t *testing.T) {
+	t.Parallel()
+	p := newP11(t)
+	cert := p.key(t, "EC:prime256v1", "cached", "08", false)
+	cache := filepath.Join(p.e.dir, "creds.json")
+	args := append([]string{"credential-process", "--cache-file", cache}, p.args(cert, "pkcs11:object=cached")...)
+	code, first, stderr := runP11(t, p.env(pkcs11PINEnv+"="+tokenPIN), args...)
+	if code != 0 {
+		t.Fatalf("cache miss: exit %d: %s", code, stderr)
+	}
+	sessions := p.e.Calls(opCreateSession)
+	const wrong = "SENTINEL-8888"
+	code, second, stderr := runP11(t, p.env(pkcs11PINEnv+"="+wrong), args...)
+	if code != 0 || second != first {
+		t.Errorf("cache hit with a wrong PIN: exit %d, output differs: %v\n%s", code, second != first, stderr)
+	}
+	if n := p.e.Calls(opCreateSession); n != sessions {
+		t.Errorf("%d CreateSession calls on a cache hit", n-sessions)
+	}
+	code, _, stderr = runP11(t, p.env(pkcs11PINEnv+"="+wrong), append(args, "--role-session-name", "other")...)
+	if code != exitcode.Config || !strings.Contains(stderr, "refused the PIN") || strings.Contains(stderr, wrong) {
+		t.Errorf("cache miss with a wrong PIN: exit %d: %s", code, stderr)
+	}
+}
