@@ -25,3 +25,15 @@ func CountLogins() (count func() int, restore func()) {
 	}
 	return func() int { return n }, func() { loginFault = nil }
 }
+
+// Restart finalises and initialises k's module again, as after a token
+// failure.
+func Restart(k *Key) { k.m.restart() }
+
+// CountSessions counts the sessions opened; it returns the count and a
+// function that stops counting.
+func CountSessions() (count func() int, restore func()) {
+	n := 0
+	sessionOpened = func() { n++ }
+	return func() int { return n }, func() { sessionOpened = nil }
+}

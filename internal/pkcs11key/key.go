@@ -32,8 +32,9 @@ type Key struct {
 	sess    uint
 	handle  uint
 	open    bool
-	ready   bool  // opened once: a token missing later is gone, not misnamed
-	refused error // the token refused the PIN: never send it again
+	gen     uint64 // the module's generation when the session opened
+	ready   bool   // opened once: a token missing later is gone, not misnamed
+	refused error  // the token refused the PIN: never send it again
 }
 
 // Open finds the private key uri names, logs in and proves that it signs:
@@ -330,9 +331,15 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 // the token by its label and serial and the key by its label and id, as
 // a token put back may sit in another slot with new handles.
 func (k *Key) ensureSession() error {
+	if k.open && k.gen != k.m.gen.Load() {
+		// The module started again since: the handles are stale, and
+		// closing the session could close another key's.
+		k.open = false
+	}
 	if k.open {
 		return nil
 	}
+	gen := k.m.gen.Load()
 	u := &URI{Token: k.obj.Token.Label, Serial: k.obj.Token.Serial, Model: k.obj.Token.Model}
 	toks, err := k.m.tokens(u)
 	if errors.Is(err, ErrNoToken) {
@@ -362,7 +369,7 @@ func (k *Key) ensureSession() error {
 		return classify(err)
 	}
 	k.obj.Token.Slot = si.id
-	k.sess, k.handle, k.open = s, hs[0], true
+	k.sess, k.handle, k.open, k.gen = s, hs[0], true, gen
 	return nil
 }
 

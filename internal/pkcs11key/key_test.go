@@ -173,6 +173,53 @@ func TestTwoTokens(t *testing.T) {
 	k.Close()
 }
 
+// TestRestartStaleHandles: after the module starts again, each key opens
+// a session and finds its object again, even when the module hands out
+// the old handle numbers to another key: every signature verifies with
+// its own key.
+func TestRestartStaleHandles(t *testing.T) {
+	hsm(t)
+	var keys []*pkcs11key.Key
+	for _, uri := range []string{"pkcs11:token=t1;object=ec%20key", "pkcs11:token=t1;object=rsa%20key"} {
+		k, err := pkcs11key.Open(uri, opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		keys = append(keys, k)
+	}
+	d := sha256.Sum256([]byte("after a restart"))
+	sessions, restore := pkcs11key.CountSessions()
+	defer restore()
+	for round := range 2 {
+		pkcs11key.Restart(keys[0])
+		before := sessions()
+		for i := range 2 * len(keys) {
+			k := keys[(i+round)%2] // each key first once
+			sig, err := k.Sign(nil, d[:], crypto.SHA256)
+			if err != nil {
+				t.Fatalf("round %d, %v: %v", round, k, err)
+			}
+			switch pub := k.Public().(type) {
+			case *ecdsa.PublicKey:
+				err = nil
+				if !ecdsa.VerifyASN1(pub, d[:], sig) {
+					err = errors.New("does not verify")
+				}
+			case *rsa.PublicKey:
+				err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], sig)
+			}
+			if err != nil {
+				t.Errorf("round %d, %v: the signature %v", round, k, err)
+			}
+		}
+		// One new session per key: none closed another key's session.
+		if n := sessions() - before; n != len(keys) {
+			t.Errorf("round %d: %d sessions opened, want %d", round, n, len(keys))
+		}
+	}
+}
+
 // TestLockedPIN: a PIN the token reports locked gives ErrPINLocked with
 // its hint, and a Key never sends a refused PIN again (SoftHSM has no
 // retry counter: C_Login's answers are the test's).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -122,6 +123,10 @@ type module struct {
 	fl    unsafe.Pointer // CK_FUNCTION_LIST
 	refs  int
 	owned bool // this package initialised it, so finalises it
+	// gen counts restarts: a session or object handle from an earlier
+	// generation is stale, and may name another user's session now
+	// (modules reuse handle numbers).
+	gen atomic.Uint64
 	// use is held for reading by every call, and for writing while the
 	// module is finalised and initialised again: no call is in flight
 	// then.
@@ -212,6 +217,7 @@ func (m *module) restart() {
 	m.use.Lock()
 	defer m.use.Unlock()
 	m.rawCall(fnFinalize, 0)
+	m.gen.Add(1)
 	args := &[6]uintptr{4: ckfOSLockingOK}
 	m.rawCall(fnInitialize, uintptr(unsafe.Pointer(args)))
 }
@@ -302,7 +308,13 @@ func (m *module) slotInfo(id uint) (slotInfo, error) {
 		serial: padded(t[80:96]), tokenFlags: uint(binary.NativeEndian.Uint64(t[96:104]))}, nil
 }
 
+// sessionOpened, set by tests only, is called at each C_OpenSession.
+var sessionOpened func()
+
 func (m *module) openSession(slot uint) (uint, error) {
+	if sessionOpened != nil {
+		sessionOpened()
+	}
 	var s uint
 	err := ok(m.call(fnOpenSession, uintptr(slot), ckfSerialSession, 0, 0, uintptr(unsafe.Pointer(&s))))
 	return s, err
