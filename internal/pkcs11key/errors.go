@@ -94,7 +94,7 @@ var rvNames = map[rv]string{
 	ckrTokenNotPresent: "CKR_TOKEN_NOT_PRESENT", ckrUserNotLoggedIn: "CKR_USER_NOT_LOGGED_IN",
 	ckrKeyFunctionNotPermitted: "CKR_KEY_FUNCTION_NOT_PERMITTED", ckrSlotIDInvalid: "CKR_SLOT_ID_INVALID",
 	ckrCryptokiNotInitialized: "CKR_CRYPTOKI_NOT_INITIALIZED", ckrPINExpired: "CKR_PIN_EXPIRED",
-	ckrUserPINNotInitialized: "CKR_USER_PIN_NOT_INITIALIZED", ckrFunctionNotSupported: "CKR_FUNCTION_NOT_SUPPORTED",
+	ckrUserPINNotInitialized: "CKR_USER_PIN_NOT_INITIALIZED", ckrOperationActive: "CKR_OPERATION_ACTIVE", ckrFunctionNotSupported: "CKR_FUNCTION_NOT_SUPPORTED",
 }
 
 // classify gives a module's return value its cause.
@@ -125,7 +125,7 @@ func lost(r rv) bool {
 	switch r {
 	case ckrDeviceError, ckrDeviceMemory, ckrDeviceRemoved, ckrSessionClosed, ckrSessionHandleInvalid,
 		ckrTokenNotPresent, ckrObjectHandleInvalid, ckrKeyHandleInvalid, ckrUserNotLoggedIn,
-		ckrSlotIDInvalid, ckrCryptokiNotInitialized, ckrGeneralError:
+		ckrSlotIDInvalid, ckrCryptokiNotInitialized, ckrGeneralError, ckrOperationActive:
 		return true
 	}
 	return false

@@ -37,3 +37,17 @@ func CountSessions() (count func() int, restore func()) {
 	sessionOpened = func() { n++ }
 	return func() int { return n }, func() { sessionOpened = nil }
 }
+
+// FailContextLoginOnce makes the next context-specific login fail with
+// CKR_FUNCTION_FAILED, which says nothing of the session or the PIN.
+func FailContextLoginOnce() (restore func()) {
+	done := false
+	loginFault = func(user uint) (rv, bool) {
+		if user == ckuContextSpecific && !done {
+			done = true
+			return ckrFunctionFailed, true
+		}
+		return 0, false
+	}
+	return func() { loginFault = nil }
+}

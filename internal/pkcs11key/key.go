@@ -308,11 +308,13 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 				break
 			}
 			err = classify(err)
+			// Closing the session ends an operation the failure may have
+			// left active; the next attempt, or signature, opens another.
+			k.closeLocked()
 		}
 		if !errors.Is(err, ErrTokenGone) && !errors.Is(err, ErrNoToken) {
 			break
 		}
-		k.closeLocked() // the next attempt, or the next signature, opens it again
 	}
 	if err != nil {
 		e := k.err("sign", err, "")

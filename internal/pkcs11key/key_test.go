@@ -395,3 +395,29 @@ func TestAlwaysAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedContextLogin: a context-specific login that fails between
+// C_SignInit and C_Sign leaves no operation active: the next signature
+// signs (not CKR_OPERATION_ACTIVE).
+func TestFailedContextLogin(t *testing.T) {
+	h := hsm(t)
+	h.Run(t, "--token-label", "t1", "--login", "--pin", pin, "--keypairgen", "--key-type", "EC:prime256v1",
+		"--label", "piv", "--id", "09", "--always-auth")
+	o := opts()
+	o.ReusePIN = true
+	k, err := pkcs11key.Open("pkcs11:object=piv", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	restore := pkcs11key.FailContextLoginOnce()
+	defer restore()
+	d := sha256.Sum256([]byte("x"))
+	if _, err := k.Sign(nil, d[:], crypto.SHA256); err == nil {
+		t.Fatal("signed despite the failed login")
+	}
+	sig, err := k.Sign(nil, d[:], crypto.SHA256)
+	if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+		t.Fatalf("the next signature: %v", err)
+	}
+}

@@ -26,6 +26,7 @@ const (
 	ckrDeviceMemory               rv = 0x031
 	ckrDeviceRemoved              rv = 0x032
 	ckrFunctionNotSupported       rv = 0x054
+	ckrOperationActive            rv = 0x090
 	ckrKeyHandleInvalid           rv = 0x060
 	ckrKeyFunctionNotPermitted    rv = 0x068
 	ckrMechanismInvalid           rv = 0x070
@@ -413,17 +414,16 @@ func (m *module) attrs(s, obj uint, types ...uint) ([][]byte, error) {
 }
 
 // sign signs data with key by mech; login, when not nil, runs between
-// C_SignInit and C_Sign (a context-specific login).
+// C_SignInit and C_Sign (a context-specific login). After any failure
+// the caller must close the session: the operation may still be active.
 func (m *module) sign(s, key uint, mech *mechanism, data []byte, login func() error) ([]byte, error) {
 	if err := ok(m.call(fnSignInit, uintptr(s), uintptr(unsafe.Pointer(mech)), uintptr(key))); err != nil {
 		return nil, err
 	}
+	// A failure from here on leaves the operation active in the
+	// session: the caller closes the session, which ends it.
 	if login != nil {
 		if err := login(); err != nil {
-			// C_Sign with no output ends the operation the failed login
-			// left open.
-			var n uint
-			m.call(fnSign, uintptr(s), 0, 0, 0, uintptr(unsafe.Pointer(&n)))
 			return nil, err
 		}
 	}
