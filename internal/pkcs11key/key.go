@@ -294,9 +294,6 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.refused != nil {
-		return nil, k.refused
-	}
 	if k.m == nil {
 		return nil, k.err("sign", errors.New("the key is closed"), "")
 	}
@@ -317,11 +314,7 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		}
 	}
 	if err != nil {
-		e := k.err("sign", err, "")
-		if errors.Is(err, ErrWrongPIN) || errors.Is(err, ErrPINLocked) {
-			k.refused = e // each wrong try counts toward the token's lock
-		}
-		return nil, e
+		return nil, k.err("sign", err, "") // a refused PIN is not sent again: see refusals
 	}
 	if _, isEC := k.pub.(*ecdsa.PublicKey); isEC {
 		return ecdsaDER(sig)
@@ -384,7 +377,10 @@ func (k *Key) contextLogin() func() error {
 		if !k.reusePIN || k.pin == nil {
 			return ErrContextPIN
 		}
-		return classify(k.m.login(k.sess, ckuContextSpecific, k.pin))
+		if err := refused(k.m.path, k.obj.Token, k.pin); err != nil {
+			return err
+		}
+		return refuse(k.m.path, k.obj.Token, k.pin, classify(k.m.login(k.sess, ckuContextSpecific, k.pin)))
 	}
 }
 

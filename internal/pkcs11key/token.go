@@ -3,10 +3,13 @@ package pkcs11key
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -177,6 +180,9 @@ func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 	if pin == nil {
 		return ErrPINRequired
 	}
+	if err := refused(m.path, si.token(), pin); err != nil {
+		return err
+	}
 	err := m.login(s, ckuUser, pin)
 	// SoftHSM's token file, while another process writes it, reads as a
 	// token without a PIN for a moment: wait, and try again.
@@ -184,7 +190,42 @@ func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 		time.Sleep(time.Duration(try*20) * time.Millisecond)
 		err = m.login(s, ckuUser, pin)
 	}
-	return classify(err)
+	return refuse(m.path, si.token(), pin, classify(err))
+}
+
+// refusals remembers, for the life of the process, each PIN a token
+// refused (by module, token serial and label, and the PIN's SHA-256), so
+// that no key or search sends it to that token again: each wrong try
+// counts toward the token's lock.
+var refusals = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]error
+}{m: map[[sha256.Size]byte]error{}}
+
+func refusalKey(module string, t Token, pin []byte) [sha256.Size]byte {
+	h := sha256.New()
+	for _, f := range [][]byte{[]byte(module), []byte(t.Serial), []byte(t.Label), pin} {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
+		h.Write(f)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+// refused is the error of the token's earlier refusal of pin, or nil.
+func refused(module string, t Token, pin []byte) error {
+	refusals.Lock()
+	defer refusals.Unlock()
+	return refusals.m[refusalKey(module, t, pin)]
+}
+
+// refuse records err when it is the token refusing pin, and returns it.
+func refuse(module string, t Token, pin []byte, err error) error {
+	if errors.Is(err, ErrWrongPIN) || errors.Is(err, ErrPINLocked) {
+		refusals.Lock()
+		refusals.m[refusalKey(module, t, pin)] = fmt.Errorf("%w (refused before: not sent again)", err)
+		refusals.Unlock()
+	}
+	return err
 }
 
 // template matches the objects of class that u names by label and id.
