@@ -8,6 +8,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/rolesenv/rolesenv/internal/pkcs11key"
 	"github.com/rolesenv/rolesenv/signer"
@@ -20,13 +21,59 @@ const pkcs11Built = true
 // certificate and intermediates read from the token, and the key opened
 // on it (proved to sign). It returns where the key is (token and
 // object, never the PIN), or "" when no key is on a token.
+//
+// A command that asks twice for the same flags (check) gets the objects
+// and the key of the first time: the key is opened once.
 func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, error) {
 	if !cf.usesPKCS11() {
 		return "", nil
 	}
+	tokenOpened.Lock()
+	defer tokenOpened.Unlock()
+	memo := tokenMemo{cf, a.lazyKeys}
+	if r, ok := tokenOpened.m[memo]; ok {
+		opts.CertificateData, opts.IntermediatesData = r.opts.CertificateData, r.opts.IntermediatesData
+		opts.PrivateKey, opts.Signer, opts.KeyName = r.opts.PrivateKey, r.opts.Signer, r.opts.KeyName
+		return r.source, nil
+	}
+	source, err := a.openTokenIdentity(cf, opts)
+	if err == nil {
+		tokenOpened.m[memo] = tokenResult{*opts, source}
+	}
+	return source, err
+}
+
+// tokenOpened holds what tokenIdentity read and opened, for the life of
+// the process.
+var tokenOpened = struct {
+	sync.Mutex
+	m map[tokenMemo]tokenResult
+}{m: map[tokenMemo]tokenResult{}}
+
+type tokenMemo struct {
+	cf   *credFlags
+	lazy bool
+}
+
+type tokenResult struct {
+	opts   signer.LoadOptions
+	source string
+}
+
+// heldModules are the modules loaded for the life of the process: the
+// module is initialised once, not once for each certificate and key.
+var heldModules sync.Map
+
+func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, error) {
 	module, err := cf.pkcs11Module()
 	if err != nil {
 		return "", err
+	}
+	if _, held := heldModules.Load(module); !held {
+		if _, err := pkcs11key.Hold(module); err != nil {
+			return "", pkcs11Hinted{err}
+		}
+		heldModules.Store(module, true)
 	}
 	pin, err := a.pkcs11PIN(cf)
 	if err != nil {

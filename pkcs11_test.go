@@ -269,9 +269,12 @@ func TestPKCS11CheckAndList(t *testing.T) {
 	p := newP11(t)
 	p.key(t, "EC:prime256v1", "listed key", "07", true)
 	env := p.env(pkcs11PINEnv + "=" + tokenPIN)
-	code, stdout, stderr := runP11(t, env, append([]string{"check"}, p.args("pkcs11:object=listed%20key;type=cert", "")...)...)
+	code, stdout, stderr := runP11(t, env, append([]string{"check", "--debug"}, p.args("pkcs11:object=listed%20key;type=cert", "")...)...)
 	if code != 0 || !containsAll(stdout, []string{"PKCS#11 key", `"listed key"`, "rolesenv", "key matches certificate"}) {
 		t.Errorf("check: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := strings.Count(stdout+stderr, "PKCS#11 key opened"); n != 1 {
+		t.Errorf("check opened the key %d times, want once:\n%s", n, stderr)
 	}
 	code, stdout, stderr = runP11(t, env, "pkcs11-list", "--pkcs11-lib", softhsmtest.Module)
 	if code != 0 || !containsAll(stdout, []string{"cert ", "private ", "pkcs11:", "id=%07", "subject CN=listed key"}) {

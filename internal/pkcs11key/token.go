@@ -414,6 +414,19 @@ func withTokens(err error) error {
 	return err
 }
 
+// Hold loads and initialises the module and keeps it so until release
+// is called: a program that reads certificates and opens keys one after
+// another holds it first, so that the module is initialised once (each
+// of them otherwise loads it and releases it).
+func Hold(module string) (release func(), err error) {
+	m, err := loadModule(module)
+	if err != nil {
+		return nil, &Error{URI: "pkcs11:", Module: module, Op: "load the module", Err: err}
+	}
+	var once sync.Once
+	return func() { once.Do(m.release) }, nil
+}
+
 // Certificates returns the certificates uri names, in the order the
 // token lists them; none is an error.
 func Certificates(uri string, opts Options) ([]Object, error) {
