@@ -60,6 +60,16 @@ type tokenResult struct {
 	source string
 }
 
+// firstPKCS11 is the first pkcs11: URI among the flags, for messages.
+func (c *credFlags) firstPKCS11() string {
+	for _, v := range []string{c.privateKey, c.certificate, c.intermediates} {
+		if isPKCS11(v) {
+			return v
+		}
+	}
+	return "pkcs11:"
+}
+
 // heldModules are the modules loaded for the life of the process: the
 // module is initialised once, not once for each certificate and key.
 var heldModules sync.Map
@@ -70,8 +80,8 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 		return "", err
 	}
 	if _, held := heldModules.Load(module); !held {
-		if _, err := pkcs11key.Hold(module); err != nil {
-			return "", pkcs11Hinted{err}
+		if _, err := pkcs11key.Hold(cf.firstPKCS11(), module); err != nil {
+			return "", newPKCS11Hinted(err)
 		}
 		heldModules.Store(module, true)
 	}
@@ -84,7 +94,7 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 	if isPKCS11(cf.certificate) {
 		c, err := pkcs11key.Certificate(cf.certificate, po)
 		if err != nil {
-			return "", pkcs11Hinted{err}
+			return "", newPKCS11Hinted(err)
 		}
 		opts.CertificateData = c.Certificate
 		if keyURI == "" {
@@ -94,7 +104,7 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 	if isPKCS11(cf.intermediates) {
 		certs, err := pkcs11key.Certificates(cf.intermediates, po)
 		if err != nil {
-			return "", pkcs11Hinted{err}
+			return "", newPKCS11Hinted(err)
 		}
 		opts.IntermediatesData = nil
 		for _, c := range certs {
@@ -109,7 +119,7 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 	key, err := a.openKey(opts, func() (crypto.Signer, error) {
 		key, err := pkcs11key.Open(keyURI, po)
 		if err != nil {
-			return nil, pkcs11Hinted{err}
+			return nil, newPKCS11Hinted(err)
 		}
 		obj = key.Object().String()
 		a.log.Debug("PKCS#11 key opened", "key", obj, "module", module)
@@ -125,18 +135,24 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 	return fmt.Sprintf("%s (module %s)", obj, module), nil
 }
 
-// pkcs11Hinted adds the flags that matter to a PKCS#11 error.
+// pkcs11Hinted adds the flags that matter to a PKCS#11 error; the PIN's
+// source goes in the error's own hint (one hint per PIN error).
 type pkcs11Hinted struct{ error }
+
+func newPKCS11Hinted(err error) pkcs11Hinted {
+	var pe *pkcs11key.Error
+	if errors.As(err, &pe) {
+		pe.PINSource = pkcs11PINEnv + " or --pkcs11-pin-file"
+		pe.ModuleFlag = "--pkcs11-lib (or ROLESENV_PKCS11_LIB)"
+	}
+	return pkcs11Hinted{err}
+}
 
 func (e pkcs11Hinted) Unwrap() error { return e.error }
 func (e pkcs11Hinted) Hint() string {
 	switch {
-	case errors.Is(e.error, pkcs11key.ErrPINRequired), errors.Is(e.error, pkcs11key.ErrWrongPIN):
-		return "the PIN comes from " + pkcs11PINEnv + " or --pkcs11-pin-file; the token counts wrong PINs"
 	case errors.Is(e.error, pkcs11key.ErrContextPIN):
 		return "--reuse-pin sends the token's PIN again for the key's own login"
-	case errors.Is(e.error, pkcs11key.ErrNoModule):
-		return "name the token's module with --pkcs11-lib (or ROLESENV_PKCS11_LIB)"
 	}
 	return ""
 }
@@ -159,7 +175,7 @@ func cmdPKCS11List(_ context.Context, a *app, args []string) error {
 	}
 	ls, err := pkcs11key.List(uri, pkcs11key.Options{Module: module, PIN: pin})
 	if err != nil {
-		return pkcs11Hinted{err}
+		return newPKCS11Hinted(err)
 	}
 	printListing(a, module, ls, pin != nil)
 	return nil

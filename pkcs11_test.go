@@ -242,6 +242,9 @@ func TestPKCS11Errors(t *testing.T) {
 			} else if code != c.code || !containsAll(out, c.want) {
 				t.Errorf("%s, %s: exit %d, want %d and %q:\n%s", c.name, cmd, code, c.code, c.want, out)
 			}
+			if n := strings.Count(out, "rolesenv: hint:"); cmd != "check" && n > 1 {
+				t.Errorf("%s, %s: %d hints, want one at most:\n%s", c.name, cmd, n, out)
+			}
 			if strings.Contains(out, wrong) || strings.Contains(out, tokenPIN) {
 				t.Errorf("%s, %s: a PIN reached the output", c.name, cmd)
 			}

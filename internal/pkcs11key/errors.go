@@ -31,6 +31,12 @@ type Error struct {
 	Op         string // what failed, e.g. "sign"
 	Err        error
 	Candidates []string // for ErrAmbiguous: one line per matching object
+	// PINSource, set by the caller, says where the PIN comes from, for
+	// the hint of a PIN error.
+	PINSource string
+	// ModuleFlag, set by the caller, says how to name the module, for
+	// the hint of ErrNoModule.
+	ModuleFlag string
 }
 
 func (e *Error) Error() string {
@@ -58,13 +64,23 @@ func (e *Error) Config() bool { return !e.Unavailable() }
 func (e *Error) Hint() string {
 	switch {
 	case errors.Is(e.Err, ErrNoModule):
-		return "name the token's PKCS#11 module (a .so file), e.g. /usr/lib/softhsm/libsofthsm2.so or opensc-pkcs11.so"
+		with := ""
+		if e.ModuleFlag != "" {
+			with = " with " + e.ModuleFlag
+		}
+		return "name the token's PKCS#11 module (a .so file)" + with + ", e.g. /usr/lib/softhsm/libsofthsm2.so or opensc-pkcs11.so"
 	case errors.Is(e.Err, ErrNoToken), errors.Is(e.Err, ErrNoObject):
 		return "list the tokens and objects the module sees with 'rolesenv pkcs11-list'"
 	case errors.Is(e.Err, ErrAmbiguous):
 		return "add the object's label (object=), id (id=) or the token's serial (serial=) to the URI"
+	case errors.Is(e.Err, ErrPINRequired) && e.PINSource != "":
+		return "give the token's user PIN in " + e.PINSource
 	case errors.Is(e.Err, ErrWrongPIN):
-		return "check the PIN; the token counts failures and locks the PIN after too many"
+		from := ""
+		if e.PINSource != "" {
+			from = " (from " + e.PINSource + ")"
+		}
+		return "check the PIN" + from + "; the token counts failures and locks the PIN after too many"
 	case errors.Is(e.Err, ErrPINFinalTry):
 		return "check the PIN with the token's own tool (e.g. pkcs11-tool --login --test); a right PIN resets the count"
 	case errors.Is(e.Err, ErrPINLocked):

@@ -418,10 +418,11 @@ func withTokens(err error) error {
 // is called: a program that reads certificates and opens keys one after
 // another holds it first, so that the module is initialised once (each
 // of them otherwise loads it and releases it).
-func Hold(module string) (release func(), err error) {
+// uri is for messages only.
+func Hold(uri, module string) (release func(), err error) {
 	m, err := loadModule(module)
 	if err != nil {
-		return nil, &Error{URI: "pkcs11:", Module: module, Op: "load the module", Err: err}
+		return nil, &Error{URI: uri, Module: module, Op: "load the module", Err: err}
 	}
 	var once sync.Once
 	return func() { once.Do(m.release) }, nil
