@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -58,9 +59,12 @@ func uriQuery(uri, name string) string {
 
 // pkcs11PIN reads the token's PIN from ROLESENV_PKCS11_PIN, or
 // --pkcs11-pin-file, or a pin-source=file: in a URI; nil when none is
-// set.
+// set (an empty ROLESENV_PKCS11_PIN is none). ROLESENV_PKCS11_PIN is
+// removed from the environment once read, so that no command started
+// later inherits it. The caller clears the PIN after use.
 func (a *app) pkcs11PIN(cf *credFlags) ([]byte, error) {
 	env := a.getenv(pkcs11PINEnv)
+	a.dropEnv(pkcs11PINEnv)
 	file := cf.pkcs11PINFile
 	if file == "" {
 		for _, v := range []string{cf.privateKey, cf.certificate, cf.intermediates} {
@@ -82,9 +86,24 @@ func (a *app) pkcs11PIN(cf *credFlags) ([]byte, error) {
 	if err != nil {
 		return nil, &configError{msg: fmt.Sprintf("PKCS#11 PIN file %s: %v", file, err)}
 	}
-	data = []byte(strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"))
-	if len(data) == 0 {
+	pin := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
+	if len(pin) == 0 {
 		return nil, &configError{msg: fmt.Sprintf("PKCS#11 PIN file %s is empty", file)}
 	}
-	return data, nil
+	return pin, nil
+}
+
+// dropEnv removes name from rolesenv's environment and the process's.
+func (a *app) dropEnv(name string) {
+	if _, ok := a.lookupEnv(name); !ok {
+		return
+	}
+	_ = os.Unsetenv(name)
+	kept := make([]string, 0, len(a.environ))
+	for _, kv := range a.environ {
+		if k, _, _ := strings.Cut(kv, "="); k != name {
+			kept = append(kept, kv)
+		}
+	}
+	a.environ = kept
 }

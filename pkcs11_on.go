@@ -89,6 +89,12 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 	if err != nil {
 		return "", err
 	}
+	lazy := false
+	defer func() {
+		if !lazy {
+			clear(pin) // an opened key keeps a copy of its own
+		}
+	}()
 	po := pkcs11key.Options{Module: module, PIN: pin, ReusePIN: cf.reusePIN}
 	keyURI := cf.privateKey
 	if isPKCS11(cf.certificate) {
@@ -123,11 +129,13 @@ func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string
 		}
 		obj = key.Object().String()
 		a.log.Debug("PKCS#11 key opened", "key", obj, "module", module)
+		clear(pin) // opened at its first signature: the PIN is no longer needed here
 		return key, nil
 	})
 	if err != nil {
 		return "", err
 	}
+	lazy = obj == "" // to be opened at its first signature, with the PIN
 	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, pkcs11key.Redact(keyURI)
 	if obj == "" {
 		obj = pkcs11key.Redact(keyURI) + ", opened at its first signature"

@@ -43,7 +43,7 @@ type Key struct {
 // or ambiguous key and a key of another certificate are found now. Close
 // releases the module.
 func Open(uri string, opts Options) (*Key, error) {
-	k := &Key{uri: uri, pin: bytes.Clone(opts.PIN), reusePIN: opts.ReusePIN}
+	k := &Key{uri: uri, pin: pinOf(opts), reusePIN: opts.ReusePIN}
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, k.err("open", err, opts.Module)
@@ -72,6 +72,14 @@ func Open(uri string, opts Options) (*Key, error) {
 	}
 	k.ready = true
 	return k, nil
+}
+
+// pinOf is a copy of opts.PIN; an empty PIN is no PIN.
+func pinOf(opts Options) []byte {
+	if len(opts.PIN) == 0 {
+		return nil
+	}
+	return bytes.Clone(opts.PIN)
 }
 
 // choose finds the key among the objects u names: the only one, or the
@@ -243,11 +251,15 @@ func (k *Key) probe() error {
 func (k *Key) Public() crypto.PublicKey { return k.pub }
 
 // Object is the key's object: its token, label and id.
-func (k *Key) Object() Object { return k.obj }
+func (k *Key) Object() Object {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.obj
+}
 
 // String names the key and its token; GoString and Format print the
 // same, never the PIN.
-func (k *Key) String() string { return "PKCS#11 key " + k.obj.String() }
+func (k *Key) String() string { return "PKCS#11 key " + k.Object().String() }
 
 func (k *Key) GoString() string { return k.String() }
 

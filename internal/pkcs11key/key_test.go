@@ -96,6 +96,7 @@ func TestOpenErrors(t *testing.T) {
 		{"pkcs11:token=t1;object=nothing", nil, pkcs11key.ErrNoObject, ""},
 		{"pkcs11:token=t1;object=twin", nil, pkcs11key.ErrAmbiguous, "id=%03"},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = nil }, pkcs11key.ErrPINRequired, ""},
+		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = []byte{} }, pkcs11key.ErrPINRequired, ""},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Public = other.Key.Public() }, pkcs11key.ErrMismatch, ""},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Module = "/nonexistent/module.so" }, pkcs11key.ErrNoModule, ""},
 		{"pkcs11:token=t1;bogus=1", nil, pkcs11key.ErrBadURI, ""},

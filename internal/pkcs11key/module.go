@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -128,6 +129,9 @@ type module struct {
 	// generation is stale, and may name another user's session now
 	// (modules reuse handle numbers).
 	gen atomic.Uint64
+	// racy: SoftHSM, whose file-backed tokens read as absent or blank
+	// for a moment while another process writes them.
+	racy bool
 	// use is held for reading by every call, and for writing while the
 	// module is finalised and initialised again: no call is in flight
 	// then.
@@ -183,6 +187,9 @@ func loadModule(path string) (*module, error) {
 			m.owned = false // another part of the process did it
 		default:
 			return nil, fmt.Errorf("%w: C_Initialize: %v", ErrNoModule, r)
+		}
+		if li, err := m.info(); err == nil {
+			m.racy = strings.HasPrefix(li.manufacturer, "SoftHSM")
 		}
 		modules.m[path] = m
 	}

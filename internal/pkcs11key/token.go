@@ -103,11 +103,22 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 		return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
 	}
 	out, unread := m.matchSlots(u, ids)
-	if len(out) == 0 && unread != nil {
-		// A token that another process is writing to may fail for a
-		// moment, and modules such as SoftHSM keep what they read of a
-		// token's state: start the module again, once, to read it
-		// afresh.
+	// A token that failed to answer may answer once the module starts
+	// again (once). SoftHSM's tokens read as absent while another process
+	// writes them, and SoftHSM reads a token's state afresh only when
+	// started again: with it, a URI that matches nothing is tried a few
+	// times.
+	restarts := 0
+	if unread != nil {
+		restarts = 1
+	}
+	if m.racy {
+		restarts = 4
+	}
+	for try := 1; len(out) == 0 && try <= restarts; try++ {
+		if m.racy {
+			time.Sleep(time.Duration(try*10) * time.Millisecond)
+		}
 		m.restart()
 		if ids, err = m.slots(); err != nil {
 			return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
@@ -444,7 +455,9 @@ func Certificates(uri string, opts Options) ([]Object, error) {
 		return nil, fail(err)
 	}
 	defer m.release()
-	certs, err := m.search(u, ckoCertificate, opts.PIN)
+	pin := pinOf(opts)
+	defer clear(pin)
+	certs, err := m.search(u, ckoCertificate, pin)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -504,14 +517,15 @@ func List(uri string, opts Options) ([]Listing, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
-	pin := opts.PIN
+	pin := pinOf(opts)
+	defer clear(pin)
 	if len(toks) > 1 {
 		pin = nil // the PIN is sent to one token only
 	}
 	var out []Listing
 	for _, si := range toks {
 		l := m.listToken(si, u, pin)
-		l.PINNotSent = opts.PIN != nil && pin == nil && si.tokenFlags&ckfLoginRequired != 0
+		l.PINNotSent = len(opts.PIN) > 0 && pin == nil && si.tokenFlags&ckfLoginRequired != 0
 		out = append(out, l)
 	}
 	return out, nil
