@@ -65,14 +65,9 @@ func uriQuery(uri, name string) string {
 func (a *app) pkcs11PIN(cf *credFlags) ([]byte, error) {
 	env := a.getenv(pkcs11PINEnv)
 	a.dropEnv(pkcs11PINEnv)
-	file := cf.pkcs11PINFile
-	if file == "" {
-		for _, v := range []string{cf.privateKey, cf.certificate, cf.intermediates} {
-			if src := uriQuery(v, "pin-source"); isPKCS11(v) && src != "" {
-				file = strings.TrimPrefix(src, "file:")
-				break
-			}
-		}
+	file, err := pinFile(cf)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case env != "" && file != "":
@@ -91,6 +86,30 @@ func (a *app) pkcs11PIN(cf *credFlags) ([]byte, error) {
 		return nil, &configError{msg: fmt.Sprintf("PKCS#11 PIN file %s is empty", file)}
 	}
 	return pin, nil
+}
+
+// pinFile is --pkcs11-pin-file or the file of the URIs' pin-source; two
+// different sources, or a pin-source that is not a file, are refused.
+func pinFile(cf *credFlags) (string, error) {
+	file, from := cf.pkcs11PINFile, "--pkcs11-pin-file"
+	for _, v := range []string{cf.privateKey, cf.certificate, cf.intermediates} {
+		src := uriQuery(v, "pin-source")
+		if !isPKCS11(v) || src == "" {
+			continue
+		}
+		path := strings.TrimPrefix(src, "file:")
+		if scheme, _, ok := strings.Cut(path, ":"); strings.HasPrefix(path, "|") || ok && !strings.Contains(scheme, "/") {
+			// A command ("|prog", as GnuTLS reads it) or another scheme.
+			return "", &usageError{msg: "a pin-source in a pkcs11: URI must be a file (pin-source=file:PATH)",
+				hint: "set " + pkcs11PINEnv + " or use --pkcs11-pin-file"}
+		}
+		if file != "" && file != path {
+			return "", &usageError{msg: "two PIN files are named: " + from + " and a pin-source",
+				hint: "name the PIN file once"}
+		}
+		file, from = path, "a pin-source"
+	}
+	return file, nil
 }
 
 // dropEnv removes name from rolesenv's environment and the process's.
