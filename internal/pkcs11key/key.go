@@ -27,6 +27,7 @@ type Key struct {
 	reusePIN bool
 	pub      crypto.PublicKey
 	always   bool // CKA_ALWAYS_AUTHENTICATE
+	ec       bool // CKA_KEY_TYPE is CKK_EC (else CKK_RSA): it chooses the mechanism
 
 	mu      sync.Mutex
 	sess    uint
@@ -90,19 +91,20 @@ func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 		return withTokens(k.err("find the key", err, ""))
 	}
 	type cand struct {
-		o      Object
-		pub    crypto.PublicKey
-		always bool
+		o Object
+		keyInfo
 	}
 	var all, fit []cand
 	for _, o := range found {
-		pub, always, err := k.describe(o)
+		info, err := k.describe(o)
 		if err != nil {
 			return k.err("read the key", err, "")
 		}
-		c := cand{o, pub, always}
+		c := cand{o, info}
 		all = append(all, c)
-		if want == nil || pub == nil || samePublic(pub, want) {
+		// A key whose public half the token does not show fits a
+		// certificate of its type.
+		if want == nil || info.pub == nil && sameType(info.typ, want) || samePublic(info.pub, want) {
 			fit = append(fit, c)
 		}
 	}
@@ -121,7 +123,7 @@ func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 		}
 		return ambiguous(k.uri, k.m.path, "find the key", objs)
 	}
-	k.obj, k.pub, k.always = fit[0].o, fit[0].pub, fit[0].always
+	k.obj, k.pub, k.always, k.ec = fit[0].o, fit[0].pub, fit[0].always, fit[0].typ == ckkEC
 	if k.pub == nil {
 		k.pub = want
 	}
@@ -131,11 +133,31 @@ func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 	return nil
 }
 
-// describe reads a private key's public key (nil when the token does not
-// show it) and whether it asks for a context-specific login.
-func (k *Key) describe(o Object) (crypto.PublicKey, bool, error) {
+// keyInfo is what a private key's attributes say: its public key (nil
+// when the token does not show it), its type (CKA_KEY_TYPE) and whether
+// it asks for a context-specific login.
+type keyInfo struct {
+	pub    crypto.PublicKey
+	typ    uint
+	always bool
+}
+
+// sameType reports whether a key of PKCS#11 type typ can be pub's.
+func sameType(typ uint, pub crypto.PublicKey) bool {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		return typ == ckkRSA
+	case *ecdsa.PublicKey:
+		return typ == ckkEC
+	}
+	return false
+}
+
+// describe reads a private key's keyInfo.
+func (k *Key) describe(o Object) (keyInfo, error) {
 	var pub crypto.PublicKey
 	var always bool
+	var typ uint
 	err := k.withSession(o.Token, func(s uint, si slotInfo) error {
 		hs, err := k.m.find(s, map[uint][]byte{ckaClass: ulong(ckoPrivateKey), ckaLabel: []byte(o.Label), ckaID: o.ID})
 		if err != nil || len(hs) == 0 {
@@ -146,7 +168,7 @@ func (k *Key) describe(o Object) (crypto.PublicKey, bool, error) {
 			return classify(err)
 		}
 		always = len(a[4]) == 1 && a[4][0] != 0
-		typ, _ := toUlong(a[0])
+		typ, _ = toUlong(a[0])
 		switch {
 		case typ == ckkRSA && a[1] != nil && a[2] != nil:
 			pub = &rsa.PublicKey{N: new(big.Int).SetBytes(a[1]), E: int(new(big.Int).SetBytes(a[2]).Int64())}
@@ -158,7 +180,7 @@ func (k *Key) describe(o Object) (crypto.PublicKey, bool, error) {
 		}
 		return nil
 	})
-	return pub, always, err
+	return keyInfo{pub, typ, always}, err
 }
 
 // ecPublic reads the EC point of the public key object with the private
@@ -328,7 +350,7 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	if err != nil {
 		return nil, k.err("sign", err, "") // a refused PIN is not sent again: see refusals
 	}
-	if _, isEC := k.pub.(*ecdsa.PublicKey); isEC {
+	if k.ec {
 		return ecdsaDER(sig)
 	}
 	return sig, nil
@@ -421,7 +443,7 @@ func (k *Key) mechanism(digest []byte, opts crypto.SignerOpts) (*mechanism, []by
 	if len(digest) != h.Size() {
 		return nil, nil, fmt.Errorf("the digest is %d bytes, not %d", len(digest), h.Size())
 	}
-	if _, isEC := k.pub.(*ecdsa.PublicKey); isEC {
+	if k.ec {
 		return &mechanism{mech: ckmECDSA}, digest, nil
 	}
 	if pss, isPSS := opts.(*rsa.PSSOptions); isPSS {

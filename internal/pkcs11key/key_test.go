@@ -427,3 +427,35 @@ func TestFailedContextLogin(t *testing.T) {
 		t.Fatalf("the next signature: %v", err)
 	}
 }
+
+// TestKeyTypeMismatch: an EC key whose public half the token does not
+// show is refused for a certificate with an RSA key (ErrMismatch), and
+// signs for one with its own EC key, by ECDSA.
+func TestKeyTypeMismatch(t *testing.T) {
+	h := hsm(t)
+	h.NewKey(t, "t1", pin, "EC:prime256v1", "bare", "0e")
+	k, err := pkcs11key.Open("pkcs11:token=t1;object=bare", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPub := k.Public()
+	k.Close()
+	h.Run(t, "--token-label", "t1", "--login", "--pin", pin, "--delete-object", "--type", "pubkey", "--id", "0e")
+	rsaKey, err := pkcs11key.Open("pkcs11:token=t1;object=rsa%20key", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub := rsaKey.Public()
+	rsaKey.Close()
+	o := opts()
+	o.Public = rsaPub
+	if _, err := pkcs11key.Open("pkcs11:token=t1;object=bare", o); !errors.Is(err, pkcs11key.ErrMismatch) {
+		t.Errorf("an RSA certificate for an EC key: %v", err)
+	}
+	o.Public = ecPub
+	k, err = pkcs11key.Open("pkcs11:token=t1;object=bare", o)
+	if err != nil {
+		t.Fatalf("its own certificate: %v", err)
+	}
+	k.Close()
+}
