@@ -51,3 +51,9 @@ func FailContextLoginOnce() (restore func()) {
 	}
 	return func() { loginFault = nil }
 }
+
+// FinalTry makes every token report CKF_USER_PIN_FINAL_TRY.
+func FinalTry() (restore func()) {
+	tokenFlagsFault = ckfUserPINFinalTry
+	return func() { tokenFlagsFault = 0 }
+}

@@ -459,3 +459,21 @@ func TestKeyTypeMismatch(t *testing.T) {
 	}
 	k.Close()
 }
+
+// TestFinalTry: a token that reports one PIN try left is not sent the
+// PIN: ErrPINFinalTry, a configuration error, and no login.
+func TestFinalTry(t *testing.T) {
+	hsm(t)
+	logins, restoreLogins := pkcs11key.CountLogins()
+	defer restoreLogins()
+	restore := pkcs11key.FinalTry()
+	defer restore()
+	_, err := pkcs11key.Open("pkcs11:token=t1;object=ec%20key", opts())
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrPINFinalTry) || !errors.As(err, &pe) || !pe.Config() || pe.Hint() == "" {
+		t.Fatalf("%v; want ErrPINFinalTry with a hint", err)
+	}
+	if n := logins(); n != 0 {
+		t.Errorf("%d logins, want none", n)
+	}
+}

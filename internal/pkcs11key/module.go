@@ -313,8 +313,12 @@ func (m *module) slotInfo(id uint) (slotInfo, error) {
 	}
 	return slotInfo{id: id, description: padded(s[:64]), manufacturer: padded(s[64:96]),
 		label: padded(t[:32]), tokenManufacturer: padded(t[32:64]), model: padded(t[64:80]),
-		serial: padded(t[80:96]), tokenFlags: uint(binary.NativeEndian.Uint64(t[96:104]))}, nil
+		serial: padded(t[80:96]), tokenFlags: uint(binary.NativeEndian.Uint64(t[96:104])) | tokenFlagsFault}, nil
 }
+
+// tokenFlagsFault, set by tests only, is added to every token's flags:
+// SoftHSM never reports a PIN's last try.
+var tokenFlagsFault uint
 
 // sessionOpened, set by tests only, is called at each C_OpenSession.
 var sessionOpened func()
