@@ -417,3 +417,24 @@ func TestPKCS11CacheHit(t *testing.T) {
 		t.Errorf("cache miss with a wrong PIN: exit %d: %s", code, stderr)
 	}
 }
+
+// TestPKCS11TwoTokens: with a second token that has another PIN, the
+// helper's own URI form (no token=) signs with the key on the first
+// token; a URI that names keys on both stops (78), listing the tokens
+// with a URI for each, before any login.
+func TestPKCS11TwoTokens(t *testing.T) {
+	t.Parallel()
+	p := newP11(t)
+	cert := p.key(t, "EC:prime256v1", "mine", "11", false)
+	p.h.NewToken(t, "second", "8765")
+	p.h.NewKey(t, "second", "8765", "EC:prime256v1", "theirs", "11")
+	env := p.env(pkcs11PINEnv + "=" + tokenPIN)
+	code, _, stderr := runP11(t, env, append([]string{"credential-process"}, p.args(cert, "pkcs11:object=mine")...)...)
+	if code != 0 {
+		t.Errorf("the key on the first token: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = runP11(t, env, append([]string{"credential-process"}, p.args(cert, "pkcs11:id=%11")...)...)
+	if code != exitcode.Config || !containsAll(stderr, []string{"the PIN is sent to one token only", "token=rolesenv", "token=second"}) {
+		t.Errorf("a key on each token: exit %d: %s", code, stderr)
+	}
+}
