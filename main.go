@@ -39,6 +39,7 @@ type app struct {
 	log            *slog.Logger
 	metrics        *metrics.State // with run --metrics-listen; nil otherwise
 	watcher        liveness       // run's watcher, for the watchdog
+	lazyKeys       bool           // hardware keys open at their first signature (keys_lazy.go)
 }
 
 func (a *app) getenv(name string) string {
