@@ -34,8 +34,13 @@ build-pkcs11: ## build bin/rolesenv-pkcs11 (pkcs11: URIs; needs the system's lib
 # -tags pkcs11: the tests cover the PKCS#11 build, a superset of the static one.
 TEST := CGO_ENABLED=1 $(GO) test -race -tags pkcs11 -parallel 4 -timeout 12m ./...
 
+# Then what ships and the tagged run cannot cover: the static build's
+# answers to pkcs11: URIs (the !pkcs11 tests), and the PKCS#11 package
+# without cgo, as make build-pkcs11 builds it (purego's fakecgo).
 test: ## run every test with the race detector
 	$(TEST)
+	CGO_ENABLED=0 $(GO) test -short -run 'PKCS11|Pkcs11' .
+	CGO_ENABLED=0 $(GO) test -tags pkcs11 ./internal/pkcs11key
 
 test-short: ## quick tests for development: no race detector, no aws CLI, no moto_server
 	$(GO) test -short -tags pkcs11 ./...

@@ -28,6 +28,9 @@ func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) 
 	if cf.region != "" {
 		opts = append(opts, config.WithRegion(cf.region))
 	}
+	if o := a.apiCallOptions(); o != nil {
+		opts = append(opts, config.WithAPIOptions(o))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, &configError{msg: fmt.Sprintf("failed to load AWS configuration: %v", err)}

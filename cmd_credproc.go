@@ -121,6 +121,9 @@ func cmdCredentialProcess(ctx context.Context, a *app, args []string) error {
 		// loads them only when the cache misses.
 		a.warmRoots("rolesanywhere")
 	}
+	// With a cache, a key in hardware is opened on a miss only (no login
+	// or touch for an answer from the cache).
+	a.lazyKeys = f.cacheFile != ""
 	client, err := a.rolesAnywhereClient(ctx, &f.cred, nil)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,7 +168,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	msrv, err := a.startObserving(&ra.rf, &cfg)
+	msrv, err := a.startObserving(&ra.rf, ra.ef.timeout, &cfg)
 	if err != nil {
 		return err
 	}
@@ -320,6 +321,9 @@ func (a *app) prepareRun(ctx context.Context, rf *runFlags, ef *envFlags, lc *la
 			opts.Set = append(opts.Set, inject.NewSetting(k, v, k == credserver.TokenVar))
 		}
 	}
+	if !rf.once {
+		opts.Remove = slices.Concat(opts.Remove, watchdogVars) // a copy: Outranking stays as it is
+	}
 	start := time.Now()
 	src, err := a.loadEnv(ctx, ef, opts, lc.get)
 	if err != nil {
@@ -377,13 +381,14 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		MaxStale: rf.maxStale,
 		Refresh:  refresh,
 		Logger:   a.log,
-		Observe:  a.checkObserver(),
+		Observe:  a.checkObserver(st.src.Template()),
 		// An environment too large to exec the command with is not
 		// reported: the check counts as failed (warned once, tried again
 		// at every check, and counted by --max-stale), and the command
 		// keeps what it has.
 		Accept: func(e *inject.Env) error { return inject.CheckSize(argv, e.Environ()) },
 	}
+	o.Beat, o.Heartbeat = a.watcherBeat(rf.interval), heartbeat
 	wctx, stop := context.WithCancel(ctx)
 	changes := make(chan inject.Change)
 	updates := make(chan supervise.Update)
@@ -394,7 +399,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		// A fatal error comes as a Change too.
 		_ = st.src.Watch(wctx, o, changes)
 	})
-	wg.Go(func() { forwardChanges(wctx, changes, updates, st.files) })
+	wg.Go(func() { forwardChanges(wctx, changes, updates, st.files, a.changeSent()) })
 	res, err := sup.Run(ctx, st.src.Env().Environ(), updates)
 	stop()
 	wg.Wait()
@@ -402,8 +407,9 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 }
 
 // forwardChanges turns the watch's Changes into the supervisor's Updates
-// until ctx ends.
-func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update, files *fileSink) {
+// until ctx ends; sent, when set, is told of each new environment before
+// the supervisor can have it.
+func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates chan<- supervise.Update, files *fileSink, sent func()) {
 	for {
 		var c inject.Change
 		select {
@@ -415,6 +421,9 @@ func forwardChanges(ctx context.Context, changes <-chan inject.Change, updates c
 		if c.Env != nil {
 			u.Env = c.Env.Environ()
 			u.Files = files.updateFiles(c.Env)
+			if sent != nil {
+				sent()
+			}
 		}
 		select {
 		case updates <- u:

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,7 +178,10 @@ func TestRunMetrics(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	e := newRAEmulator(t)
 	mustDo[string](t)(e.CreateSecret("m/api", metricsSentinel+"-1"))
-	file := writeEnvFile(t, "API=sm://m/api\n")
+	// A reference and a variable whose names are sentinels too: no label
+	// names a reference or a variable.
+	mustDo[string](t)(e.CreateSecret("m/SENTINEL-name", "v"))
+	file := writeEnvFile(t, "API=sm://m/api\nSENTINEL_VAR=sm://m/SENTINEL-name\n")
 	p := startRun(t, e.runEnv(), append(append([]string{"run", "--env-file", file, "--interval", "1s",
 		"--debounce", "0s", "--metrics-listen", "0"}, e.args(t)...),
 		"--log-level", "debug", "--", "rolesenv-testchild", "printvars", "-hash", "API")...)
@@ -300,11 +307,16 @@ func TestRunMetricsUsage(t *testing.T) {
 		if code := exitcode.Of(err); code != tt.code || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("%q: exit %d, %q; want %d, %q", tt.args, code, stderr.String(), tt.code, tt.want)
 		}
+		if tt.code == exitcode.Config && !errors.Is(err, syscall.EADDRINUSE) {
+			t.Errorf("%q: %v does not wrap EADDRINUSE", tt.args, err)
+		}
 	}
 }
 
 // TestRunWatchdog: under a unit with WatchdogSec, rolesenv pings systemd
 // while it watches; with WATCHDOG_PID naming another process, it does not.
+// Either way the command does not inherit the watchdog's variables: they
+// are rolesenv's, and a command that pinged would hide a stuck rolesenv.
 func TestRunWatchdog(t *testing.T) {
 	t.Parallel() // rolesenv runs as a subprocess with its own environment
 	sock := filepath.Join(t.TempDir(), "notify")
@@ -329,8 +341,11 @@ func TestRunWatchdog(t *testing.T) {
 		return n
 	}
 	env := []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}
-	p := startRun(t, env, "run", "--", "rolesenv-testchild", "printvars", "X")
-	p.waitOut("start")
+	p := startRun(t, env, "run", "--", "rolesenv-testchild", "printvars", "X", "WATCHDOG_USEC")
+	p.waitOut("start X= WATCHDOG_USEC=")
+	if out := strings.Join(p.lines(&p.out), "\n"); strings.Contains(out, "200000") {
+		t.Errorf("the command inherited WATCHDOG_USEC: %q", out)
+	}
 	if n := pings(runDeadline, 3); n != 3 {
 		t.Errorf("%d watchdog pings, want 3", n)
 	}
@@ -338,8 +353,11 @@ func TestRunWatchdog(t *testing.T) {
 
 	for pings(10*time.Millisecond, 1) > 0 {
 	}
-	q := startRun(t, append(env, "WATCHDOG_PID=1"), "run", "--", "rolesenv-testchild", "printvars", "X")
+	q := startRun(t, append(env, "WATCHDOG_PID=1"), "run", "--", "rolesenv-testchild", "printvars", "WATCHDOG_PID", "WATCHDOG_USEC")
 	q.waitOut("start")
+	if out := strings.Join(q.lines(&q.out), "\n"); !strings.Contains(out, "start WATCHDOG_PID= WATCHDOG_USEC=") || strings.Contains(out, "200000") {
+		t.Errorf("the command inherited the watchdog's variables: %q", out)
+	}
 	if n := pings(time.Second, 1); n != 0 {
 		t.Error("pinged for WATCHDOG_PID=1")
 	}
@@ -399,5 +417,200 @@ func agreeWithCheck(t *testing.T, e *raEmulator, file string, s scrape) {
 	}
 	if seen < 2 {
 		t.Errorf("check named %d actions, want CreateSession and DescribeSecret:\n%s", seen, out)
+	}
+}
+
+// TestReadyThreshold: /readyz's threshold is three intervals or
+// --max-stale, but never less than two successful checks can be apart
+// (the interval with its jitter and a margin, and a check's timeout), so
+// that a healthy rolesenv never flaps.
+func TestReadyThreshold(t *testing.T) {
+	for _, tt := range []struct {
+		interval, maxStale, want time.Duration
+	}{
+		{5 * time.Minute, 0, 15 * time.Minute},
+		{5 * time.Minute, 10 * time.Minute, 10 * time.Minute},
+		// Just above the interval: the floor, 1.2 intervals and a 30 s check.
+		{5 * time.Minute, 5*time.Minute + time.Second, 6*time.Minute + 30*time.Second},
+		// A short interval: its check may still take 5 s.
+		{time.Second, 0, 1200*time.Millisecond + 5*time.Second},
+		{time.Minute, 10 * time.Minute, 3 * time.Minute},
+	} {
+		rf := &runFlags{interval: tt.interval, maxStale: tt.maxStale}
+		if got := readyThreshold(rf); got != tt.want {
+			t.Errorf("interval %v, max-stale %v: %v, want %v", tt.interval, tt.maxStale, got, tt.want)
+		}
+	}
+}
+
+// TestProviderName: the provider label is one of the SDK's fixed names,
+// never a path the SDK appends, nor a name rolesenv does not know.
+func TestProviderName(t *testing.T) {
+	for in, want := range map[string]string{
+		"SharedConfigCredentials: /home/u/.aws/credentials": "SharedConfigCredentials",
+		"EnvConfigCredentials":                              "EnvConfigCredentials",
+		"WebIdentityCredentials":                            "WebIdentityCredentials",
+		"SSOProvider":                                       "SSOProvider",
+		"example hard coded credentials":                    "other",
+		"":                                                  "other",
+	} {
+		if got := providerName(in); got != want {
+			t.Errorf("providerName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// waitTurns waits until the supervisor's loop has turned for d since
+// the first scrape, so that d has passed in rolesenv's own time.
+func waitTurns(t *testing.T, base string, d time.Duration) scrape {
+	t.Helper()
+	var from float64
+	return waitMetric(t, base, fmt.Sprintf("%v of turns", d), func(s scrape) bool {
+		turn := s.get("rolesenv_loop_last_turn_timestamp_seconds")
+		if from == 0 {
+			from = turn
+		}
+		return from > 0 && turn-from >= d.Seconds()
+	})
+}
+
+// TestRunReadyWithNothingToPoll: with nothing to poll (no reference, or
+// only references pinned to a version) no check ever comes, and the
+// environment stays current: age 0, ready.
+func TestRunReadyWithNothingToPoll(t *testing.T) {
+	t.Parallel()
+	e := newRAEmulator(t)
+	mustDo[string](t)(e.CreateSecret("m/pinned", metricsSentinel+"-1"))
+	v := mustDo[string](t)(e.PutSecretValue("m/pinned", metricsSentinel+"-2"))
+	for name, tc := range map[string]struct {
+		file string
+		env  []string
+		args []string
+	}{
+		"no references": {file: "A=plain\n"},
+		"pinned":        {file: "P=sm://m/pinned?version=" + v + "\n", env: e.runEnv(), args: e.args(t)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			file := writeEnvFile(t, tc.file)
+			args := append([]string{"run", "--env-file", file, "--interval", "1s", "--metrics-listen", "0"}, tc.args...)
+			p := startRun(t, tc.env, append(args, "--", "rolesenv-testchild", "printvars", "-hash", "A")...)
+			base := p.metricsURL()
+			p.waitOut("start")
+			s := waitTurns(t, base, 3*time.Second) // past three intervals
+			if age := s.get("rolesenv_environment_oldest_value_age_seconds"); age != 0 || s.get("rolesenv_ready") != 1 {
+				t.Errorf("nothing to poll: age %v, ready %v; want 0 and 1", age, s.get("rolesenv_ready"))
+			}
+			if code, body := getURL(t, base+"/readyz"); code != http.StatusOK {
+				t.Errorf("/readyz %d %q", code, body)
+			}
+			if n := s.get("rolesenv_checks_total"); n != 0 {
+				t.Errorf("%v checks with nothing to poll", n)
+			}
+			p.stop()
+		})
+	}
+}
+
+// TestRunStaleUntilApplied: a rotation the command has not received
+// (with --on-change none; past the restart budget) ages its environment
+// however many checks succeed, until /readyz says not ready; a restart
+// with the new values makes it current again.
+func TestRunStaleUntilApplied(t *testing.T) {
+	t.Parallel()
+	for name, extra := range map[string][]string{
+		"on-change none": {"--on-change", "none"},
+		"restart budget": {"--max-restarts", "1", "--restart-window", "1h"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newRAEmulator(t)
+			mustDo[string](t)(e.CreateSecret("m/api", metricsSentinel+"-1"))
+			file := writeEnvFile(t, "API=sm://m/api\n")
+			args := append([]string{"run", "--env-file", file, "--interval", "1s", "--debounce", "0s", "--metrics-listen", "0"}, extra...)
+			p := startRun(t, e.runEnv(), append(append(args, e.args(t)...), "--", "rolesenv-testchild", "printvars", "-hash", "API")...)
+			base := p.metricsURL()
+			p.waitOut("start")
+			waitProbe(t, base, "/readyz", http.StatusOK)
+			if extra[0] == "--max-restarts" { // the budget's one restart applies the first rotation
+				mustDo[string](t)(e.PutSecretValue("m/api", metricsSentinel+"-2"))
+				waitMetric(t, base, "a restart", func(s scrape) bool {
+					return s.get("rolesenv_command_restarts_total", `outcome="ok"`) == 1
+				})
+				waitProbe(t, base, "/readyz", http.StatusOK)
+			}
+			rotations := scrapeMetrics(t, base).get("rolesenv_rotations_total")
+			mustDo[string](t)(e.PutSecretValue("m/api", metricsSentinel+"-3"))
+			var checks float64
+			waitMetric(t, base, "aging of the environment", func(s scrape) bool {
+				if s.get("rolesenv_rotations_total") <= rotations {
+					return false
+				}
+				if checks == 0 {
+					checks = s.get("rolesenv_checks_total", `outcome="ok"`)
+				}
+				// Successful checks since the rotation do not make it current.
+				return s.get("rolesenv_checks_total", `outcome="ok"`) >= checks+2 &&
+					s.get("rolesenv_environment_oldest_value_age_seconds") >= 2
+			})
+			waitProbe(t, base, "/readyz", http.StatusServiceUnavailable)
+			p.stop()
+		})
+	}
+}
+
+// TestRunMetricsWebIdentity: with the default chain's web identity
+// credentials (moto as STS), the STS call the chain makes inside the
+// SDK's configuration loading is counted too, and the provider label is
+// the SDK's fixed name.
+func TestRunMetricsWebIdentity(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartMoto(t)
+	setup := []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=setup", "AWS_SECRET_ACCESS_KEY=setup"}
+	awsCLI(t, setup, "secretsmanager", "create-secret", "--name", "app/api", "--secret-string", metricsSentinel)
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("a-web-identity-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// STS comes by its own variable: the chain's client is made before
+	// AWS_ENDPOINT_URL is read.
+	env := []string{"AWS_ENDPOINT_URL=" + m.URL, "AWS_ENDPOINT_URL_STS=" + m.URL, "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/app",
+		"AWS_WEB_IDENTITY_TOKEN_FILE=" + token, "AWS_ROLE_SESSION_NAME=rolesenv-test"}
+	file := writeEnvFile(t, "API=sm://app/api\n")
+	p := startRun(t, env, "run", "--env-file", file, "--interval", "1h", "--metrics-listen", "0",
+		"--", "rolesenv-testchild", "printvars", "-hash", "API")
+	base := p.metricsURL()
+	p.waitOut("start API=")
+	s := scrapeMetrics(t, base)
+	if n := s.get("rolesenv_aws_api_calls_total", `service="sts"`, `operation="AssumeRoleWithWebIdentity"`, `outcome="ok"`); n < 1 {
+		t.Errorf("the chain's AssumeRoleWithWebIdentity is not counted:\n%s", s.text)
+	}
+	if s.get("rolesenv_credentials_expiry_timestamp_seconds", `source="default-chain"`, `provider="WebIdentityCredentials"`) == 0 {
+		t.Errorf("no web identity credentials:\n%s", s.text)
+	}
+	if strings.Contains(s.text, "SENTINEL") || strings.Contains(s.text, token) {
+		t.Errorf("the scrape holds the secret or the token's path:\n%s", s.text)
+	}
+	promtoolCheck(t, s.text)
+	p.stop()
+}
+
+// TestWatcherLiveness: the watchdog's view of the watcher: alive before
+// it runs and while its last turn is within the bound, not after.
+func TestWatcherLiveness(t *testing.T) {
+	var l liveness
+	if !l.alive() {
+		t.Error("not alive before watching")
+	}
+	l.beat(time.Hour)
+	if !l.alive() {
+		t.Error("not alive just after a turn")
+	}
+	l.beat(-time.Nanosecond) // a bound already past
+	if l.alive() {
+		t.Error("alive past the bound")
+	}
+	if b := watcherBound(5 * time.Minute); b < 30*time.Second+heartbeat {
+		t.Errorf("bound %v: shorter than a check's timeout and a heartbeat", b)
 	}
 }

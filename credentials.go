@@ -251,12 +251,14 @@ func (a *app) hardwareKey(cf *credFlags) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := tpmkey.Open(cf.privateKey, tpmkey.Options{Device: cf.tpmDevice, Password: pw, NoPassword: cf.noTPMPassword})
-	if err != nil {
-		return nil, tpmHinted{err}
-	}
-	a.log.Debug("TPM key opened", "key", cf.privateKey, "device", key.Device())
-	return key, nil
+	return a.openKey(&signer.LoadOptions{Certificate: cf.certificate}, func() (crypto.Signer, error) {
+		key, err := tpmkey.Open(cf.privateKey, tpmkey.Options{Device: cf.tpmDevice, Password: pw, NoPassword: cf.noTPMPassword})
+		if err != nil {
+			return nil, tpmHinted{err}
+		}
+		a.log.Debug("TPM key opened", "key", cf.privateKey, "device", key.Device())
+		return key, nil
+	})
 }
 
 // tpmPassword reads the TPM key's password from --tpm-key-password-file

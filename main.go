@@ -38,6 +38,8 @@ type app struct {
 	environ        []string // rolesenv's own environment, as os.Environ gives it
 	log            *slog.Logger
 	metrics        *metrics.State // with run --metrics-listen; nil otherwise
+	watcher        liveness       // run's watcher, for the watchdog
+	lazyKeys       bool           // hardware keys open at their first signature (keys_lazy.go)
 }
 
 func (a *app) getenv(name string) string {
@@ -137,9 +139,13 @@ func usageErrorf(format string, args ...any) error {
 }
 
 // configError is a configuration mistake found by the CLI itself: exit 78.
-type configError struct{ msg, hint string }
+type configError struct {
+	msg, hint string
+	err       error // the cause, if any, for errors.Is and errors.As
+}
 
 func (e *configError) Error() string { return e.msg }
+func (e *configError) Unwrap() error { return e.err }
 func (e *configError) Config() bool  { return true }
 func (e *configError) Hint() string  { return e.hint }
 

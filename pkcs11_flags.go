@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/url"
 	"strings"
 
 	"github.com/rolesenv/rolesenv/internal/check"
@@ -33,14 +34,12 @@ func (c *credFlags) validatePKCS11(fs *flagSet) error {
 		if !isPKCS11(f.value) {
 			continue
 		}
-		_, query, _ := strings.Cut(f.value, "?")
-		for _, a := range strings.Split(query, "&") {
-			if name, _, _ := strings.Cut(a, "="); strings.EqualFold(name, "pin-value") {
-				// Refused whatever its origin: the URI is in argv or the
-				// environment, and error messages and logs quote it.
-				return &usageError{msg: "--" + f.name + ": a pin-value in a pkcs11: URI is refused: the URI is visible on the command line and quoted in messages",
-					hint: "remove pin-value from the URI and set " + pkcs11PINEnv + " or use --pkcs11-pin-file"}
-			}
+		if uriHasPIN(f.value) {
+			// Refused whatever its origin, in the path as in the query:
+			// the URI is in argv or the environment. The message never
+			// quotes the URI.
+			return &usageError{msg: "--" + f.name + ": a pin-value in a pkcs11: URI is refused: the URI is visible on the command line and in the environment",
+				hint: "remove pin-value from the URI and set " + pkcs11PINEnv + " or use --pkcs11-pin-file"}
 		}
 	}
 	if !c.usesPKCS11() && (c.pkcs11Lib != "" || c.pkcs11PINFile != "" || c.reusePIN) {
@@ -48,6 +47,21 @@ func (c *credFlags) validatePKCS11(fs *flagSet) error {
 			hint: "e.g. --private-key 'pkcs11:token=my-token;object=my-key'"}
 	}
 	return nil
+}
+
+// uriHasPIN reports whether a pkcs11: URI has a pin-value attribute
+// anywhere, its name percent-encoded or not.
+func uriHasPIN(uri string) bool {
+	for _, a := range strings.FieldsFunc(uri[7:], func(r rune) bool { return r == ';' || r == '?' || r == '&' }) {
+		name, _, _ := strings.Cut(a, "=")
+		if d, err := url.PathUnescape(name); err == nil {
+			name = d
+		}
+		if strings.EqualFold(strings.TrimSpace(name), "pin-value") {
+			return true
+		}
+	}
+	return false
 }
 
 const pkcs11ListUsage = `Usage: rolesenv pkcs11-list [--pkcs11-lib PATH] [--pkcs11-pin-file FILE] [pkcs11:URI]

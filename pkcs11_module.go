@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -58,17 +59,15 @@ func uriQuery(uri, name string) string {
 
 // pkcs11PIN reads the token's PIN from ROLESENV_PKCS11_PIN, or
 // --pkcs11-pin-file, or a pin-source=file: in a URI; nil when none is
-// set.
+// set (an empty ROLESENV_PKCS11_PIN is none). ROLESENV_PKCS11_PIN is
+// removed from the environment once read, so that no command started
+// later inherits it. The caller clears the PIN after use.
 func (a *app) pkcs11PIN(cf *credFlags) ([]byte, error) {
 	env := a.getenv(pkcs11PINEnv)
-	file := cf.pkcs11PINFile
-	if file == "" {
-		for _, v := range []string{cf.privateKey, cf.certificate, cf.intermediates} {
-			if src := uriQuery(v, "pin-source"); isPKCS11(v) && src != "" {
-				file = strings.TrimPrefix(src, "file:")
-				break
-			}
-		}
+	a.dropEnv(pkcs11PINEnv)
+	file, err := pinFile(cf)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case env != "" && file != "":
@@ -82,9 +81,48 @@ func (a *app) pkcs11PIN(cf *credFlags) ([]byte, error) {
 	if err != nil {
 		return nil, &configError{msg: fmt.Sprintf("PKCS#11 PIN file %s: %v", file, err)}
 	}
-	data = []byte(strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"))
-	if len(data) == 0 {
+	pin := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
+	if len(pin) == 0 {
 		return nil, &configError{msg: fmt.Sprintf("PKCS#11 PIN file %s is empty", file)}
 	}
-	return data, nil
+	return pin, nil
+}
+
+// pinFile is --pkcs11-pin-file or the file of the URIs' pin-source; two
+// different sources, or a pin-source that is not a file, are refused.
+func pinFile(cf *credFlags) (string, error) {
+	file, from := cf.pkcs11PINFile, "--pkcs11-pin-file"
+	for _, v := range []string{cf.privateKey, cf.certificate, cf.intermediates} {
+		src := uriQuery(v, "pin-source")
+		if !isPKCS11(v) || src == "" {
+			continue
+		}
+		path := strings.TrimPrefix(src, "file:")
+		if scheme, _, ok := strings.Cut(path, ":"); strings.HasPrefix(path, "|") || ok && !strings.Contains(scheme, "/") {
+			// A command ("|prog", as GnuTLS reads it) or another scheme.
+			return "", &usageError{msg: "a pin-source in a pkcs11: URI must be a file (pin-source=file:PATH)",
+				hint: "set " + pkcs11PINEnv + " or use --pkcs11-pin-file"}
+		}
+		if file != "" && file != path {
+			return "", &usageError{msg: "two PIN files are named: " + from + " and a pin-source",
+				hint: "name the PIN file once"}
+		}
+		file, from = path, "a pin-source"
+	}
+	return file, nil
+}
+
+// dropEnv removes name from rolesenv's environment and the process's.
+func (a *app) dropEnv(name string) {
+	if _, ok := a.lookupEnv(name); !ok {
+		return
+	}
+	_ = os.Unsetenv(name)
+	kept := make([]string, 0, len(a.environ))
+	for _, kv := range a.environ {
+		if k, _, _ := strings.Cut(kv, "="); k != name {
+			kept = append(kept, kv)
+		}
+	}
+	a.environ = kept
 }

@@ -5,8 +5,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/rolesenv/rolesenv/internal/pkcs11key"
 	"github.com/rolesenv/rolesenv/signer"
@@ -19,24 +21,86 @@ const pkcs11Built = true
 // certificate and intermediates read from the token, and the key opened
 // on it (proved to sign). It returns where the key is (token and
 // object, never the PIN), or "" when no key is on a token.
+//
+// A command that asks twice for the same flags (check) gets the objects
+// and the key of the first time: the key is opened once.
 func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, error) {
 	if !cf.usesPKCS11() {
 		return "", nil
 	}
+	tokenOpened.Lock()
+	defer tokenOpened.Unlock()
+	memo := tokenMemo{cf, a.lazyKeys}
+	if r, ok := tokenOpened.m[memo]; ok {
+		opts.CertificateData, opts.IntermediatesData = r.opts.CertificateData, r.opts.IntermediatesData
+		opts.PrivateKey, opts.Signer, opts.KeyName = r.opts.PrivateKey, r.opts.Signer, r.opts.KeyName
+		return r.source, nil
+	}
+	source, err := a.openTokenIdentity(cf, opts)
+	if err == nil {
+		tokenOpened.m[memo] = tokenResult{*opts, source}
+	}
+	return source, err
+}
+
+// tokenOpened holds what tokenIdentity read and opened, for the life of
+// the process.
+var tokenOpened = struct {
+	sync.Mutex
+	m map[tokenMemo]tokenResult
+}{m: map[tokenMemo]tokenResult{}}
+
+type tokenMemo struct {
+	cf   *credFlags
+	lazy bool
+}
+
+type tokenResult struct {
+	opts   signer.LoadOptions
+	source string
+}
+
+// firstPKCS11 is the first pkcs11: URI among the flags, for messages.
+func (c *credFlags) firstPKCS11() string {
+	for _, v := range []string{c.privateKey, c.certificate, c.intermediates} {
+		if isPKCS11(v) {
+			return v
+		}
+	}
+	return "pkcs11:"
+}
+
+// heldModules are the modules loaded for the life of the process: the
+// module is initialised once, not once for each certificate and key.
+var heldModules sync.Map
+
+func (a *app) openTokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, error) {
 	module, err := cf.pkcs11Module()
 	if err != nil {
 		return "", err
+	}
+	if _, held := heldModules.Load(module); !held {
+		if _, err := pkcs11key.Hold(cf.firstPKCS11(), module); err != nil {
+			return "", newPKCS11Hinted(err)
+		}
+		heldModules.Store(module, true)
 	}
 	pin, err := a.pkcs11PIN(cf)
 	if err != nil {
 		return "", err
 	}
+	lazy := false
+	defer func() {
+		if !lazy {
+			clear(pin) // an opened key keeps a copy of its own
+		}
+	}()
 	po := pkcs11key.Options{Module: module, PIN: pin, ReusePIN: cf.reusePIN}
 	keyURI := cf.privateKey
 	if isPKCS11(cf.certificate) {
 		c, err := pkcs11key.Certificate(cf.certificate, po)
 		if err != nil {
-			return "", pkcs11Hinted{err}
+			return "", newPKCS11Hinted(err)
 		}
 		opts.CertificateData = c.Certificate
 		if keyURI == "" {
@@ -46,7 +110,7 @@ func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, er
 	if isPKCS11(cf.intermediates) {
 		certs, err := pkcs11key.Certificates(cf.intermediates, po)
 		if err != nil {
-			return "", pkcs11Hinted{err}
+			return "", newPKCS11Hinted(err)
 		}
 		opts.IntermediatesData = nil
 		for _, c := range certs {
@@ -57,45 +121,46 @@ func (a *app) tokenIdentity(cf *credFlags, opts *signer.LoadOptions) (string, er
 		return "", nil // a key in a file; the signer reads it
 	}
 	po.Public = certificatePublicKey(opts)
-	key, err := pkcs11key.Open(keyURI, po)
+	var obj string
+	key, err := a.openKey(opts, func() (crypto.Signer, error) {
+		key, err := pkcs11key.Open(keyURI, po)
+		if err != nil {
+			return nil, newPKCS11Hinted(err)
+		}
+		obj = key.Object().String()
+		a.log.Debug("PKCS#11 key opened", "key", obj, "module", module)
+		clear(pin) // opened at its first signature: the PIN is no longer needed here
+		return key, nil
+	})
 	if err != nil {
-		return "", pkcs11Hinted{err}
+		return "", err
 	}
-	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, keyURI
-	obj := key.Object()
-	a.log.Debug("PKCS#11 key opened", "key", obj.String(), "module", module)
+	lazy = obj == "" // to be opened at its first signature, with the PIN
+	opts.PrivateKey, opts.Signer, opts.KeyName = "", key, pkcs11key.Redact(keyURI)
+	if obj == "" {
+		obj = pkcs11key.Redact(keyURI) + ", opened at its first signature"
+	}
 	return fmt.Sprintf("%s (module %s)", obj, module), nil
 }
 
-// certificatePublicKey is the public key of the certificate opts name,
-// or nil when it cannot be read here (the loader then says why).
-func certificatePublicKey(opts *signer.LoadOptions) any {
-	data := opts.CertificateData
-	if data == nil {
-		var err error
-		if data, err = readSmallFile(opts.Certificate, signer.MaxFileSize); err != nil {
-			return nil
-		}
-	}
-	c, err := signer.ParseCertificate(data)
-	if err != nil {
-		return nil
-	}
-	return c.PublicKey
-}
-
-// pkcs11Hinted adds the flags that matter to a PKCS#11 error.
+// pkcs11Hinted adds the flags that matter to a PKCS#11 error; the PIN's
+// source goes in the error's own hint (one hint per PIN error).
 type pkcs11Hinted struct{ error }
+
+func newPKCS11Hinted(err error) pkcs11Hinted {
+	var pe *pkcs11key.Error
+	if errors.As(err, &pe) {
+		pe.PINSource = pkcs11PINEnv + " or --pkcs11-pin-file"
+		pe.ModuleFlag = "--pkcs11-lib (or ROLESENV_PKCS11_LIB)"
+	}
+	return pkcs11Hinted{err}
+}
 
 func (e pkcs11Hinted) Unwrap() error { return e.error }
 func (e pkcs11Hinted) Hint() string {
 	switch {
-	case errors.Is(e.error, pkcs11key.ErrPINRequired), errors.Is(e.error, pkcs11key.ErrWrongPIN):
-		return "the PIN comes from " + pkcs11PINEnv + " or --pkcs11-pin-file; the token counts wrong PINs"
 	case errors.Is(e.error, pkcs11key.ErrContextPIN):
 		return "--reuse-pin sends the token's PIN again for the key's own login"
-	case errors.Is(e.error, pkcs11key.ErrNoModule):
-		return "name the token's module with --pkcs11-lib (or ROLESENV_PKCS11_LIB)"
 	}
 	return ""
 }
@@ -118,7 +183,7 @@ func cmdPKCS11List(_ context.Context, a *app, args []string) error {
 	}
 	ls, err := pkcs11key.List(uri, pkcs11key.Options{Module: module, PIN: pin})
 	if err != nil {
-		return pkcs11Hinted{err}
+		return newPKCS11Hinted(err)
 	}
 	printListing(a, module, ls, pin != nil)
 	return nil
@@ -141,7 +206,10 @@ func printListing(a *app, module string, ls []pkcs11key.Listing, pin bool) {
 		if len(l.Objects) == 0 {
 			fmt.Fprintln(a.stdout, "  no certificates or keys")
 		}
-		if !pin {
+		switch {
+		case l.PINNotSent:
+			fmt.Fprintln(a.stdout, "  (not logged in: the PIN is sent to one token only; name it with token= or serial= to list its private keys)")
+		case !pin:
 			fmt.Fprintln(a.stdout, "  (private keys show after a login: set "+pkcs11PINEnv+" or --pkcs11-pin-file)")
 		}
 	}

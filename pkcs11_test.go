@@ -215,15 +215,21 @@ func TestPKCS11Errors(t *testing.T) {
 		{"no PIN", cert, "pkcs11:object=k", "", nil, exitcode.Config, []string{"needs a PIN"}},
 		{"key of another certificate", other, "pkcs11:object=k", right, nil, exitcode.Config, []string{"does not match the certificate"}},
 		{"pin-value in the URI", cert, "pkcs11:object=k?pin-value=" + wrong, right, nil, exitcode.Usage, []string{"pin-value", "ROLESENV_PKCS11_PIN"}},
+		{"pin-value in the path", cert, "pkcs11:object=k;pin-value=" + wrong, right, nil, exitcode.Usage, []string{"pin-value", "ROLESENV_PKCS11_PIN"}},
+		{"pin-value in the certificate's path", "pkcs11:object=k;pin-value=" + wrong, "", right, nil, exitcode.Usage, []string{"--certificate: a pin-value"}},
+		{"pin-value, its name encoded", cert, "pkcs11:object=k;pin%2Dvalue=" + wrong, right, nil, exitcode.Usage, []string{"pin-value"}},
 		{"--pkcs11-pin", cert, "pkcs11:object=k", "", []string{"--pkcs11-pin", wrong}, exitcode.Usage, []string{"--pkcs11-pin is refused"}},
 		{"no module", cert, "pkcs11:object=k", right, []string{"--pkcs11-lib", "/nonexistent/p11.so"}, exitcode.Config, []string{"cannot be loaded"}},
 		{"PIV-like key without --reuse-pin", piv, "pkcs11:object=piv", right, nil, exitcode.Config,
 			[]string{"asks for the PIN again", "rolesenv: hint: --reuse-pin"}},
 		{"PIN in the environment and a file", cert, "pkcs11:object=k", right, []string{"--pkcs11-pin-file", writeSecretFile(t, p.e.dir, "pin", tokenPIN)},
 			exitcode.Usage, []string{"set only one of them"}},
+		{"pin-source and --pkcs11-pin-file", cert, "pkcs11:object=k?pin-source=file:/elsewhere", "", []string{"--pkcs11-pin-file", writeSecretFile(t, p.e.dir, "pin2", tokenPIN)},
+			exitcode.Usage, []string{"two PIN files"}},
+		{"pin-source not a file", cert, "pkcs11:object=k?pin-source=|/bin/echo%20x", "", nil, exitcode.Usage, []string{"must be a file"}},
 		{"empty PIN file", cert, "pkcs11:object=k", "", []string{"--pkcs11-pin-file", writeSecretFile(t, p.e.dir, "empty", "")},
 			exitcode.Config, []string{"is empty"}},
-		{"helper's PIV form, no such token", cert, "pkcs11:manufacturer=piv_II;id=%01", right, nil, exitcode.Config, []string{"no token matches"}},
+		{"helper's PIV form, no such token: unavailable", cert, "pkcs11:manufacturer=piv_II;id=%01", right, nil, exitcode.Unavailable, []string{"no token matches"}},
 	}
 	for _, c := range cases {
 		for _, cmd := range []string{"credential-process", "check"} {
@@ -238,6 +244,9 @@ func TestPKCS11Errors(t *testing.T) {
 				}
 			} else if code != c.code || !containsAll(out, c.want) {
 				t.Errorf("%s, %s: exit %d, want %d and %q:\n%s", c.name, cmd, code, c.code, c.want, out)
+			}
+			if n := strings.Count(out, "rolesenv: hint:"); cmd != "check" && n > 1 {
+				t.Errorf("%s, %s: %d hints, want one at most:\n%s", c.name, cmd, n, out)
 			}
 			if strings.Contains(out, wrong) || strings.Contains(out, tokenPIN) {
 				t.Errorf("%s, %s: a PIN reached the output", c.name, cmd)
@@ -266,9 +275,12 @@ func TestPKCS11CheckAndList(t *testing.T) {
 	p := newP11(t)
 	p.key(t, "EC:prime256v1", "listed key", "07", true)
 	env := p.env(pkcs11PINEnv + "=" + tokenPIN)
-	code, stdout, stderr := runP11(t, env, append([]string{"check"}, p.args("pkcs11:object=listed%20key;type=cert", "")...)...)
+	code, stdout, stderr := runP11(t, env, append([]string{"check", "--debug"}, p.args("pkcs11:object=listed%20key;type=cert", "")...)...)
 	if code != 0 || !containsAll(stdout, []string{"PKCS#11 key", `"listed key"`, "rolesenv", "key matches certificate"}) {
 		t.Errorf("check: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := strings.Count(stdout+stderr, "PKCS#11 key opened"); n != 1 {
+		t.Errorf("check opened the key %d times, want once:\n%s", n, stderr)
 	}
 	code, stdout, stderr = runP11(t, env, "pkcs11-list", "--pkcs11-lib", softhsmtest.Module)
 	if code != 0 || !containsAll(stdout, []string{"cert ", "private ", "pkcs11:", "id=%07", "subject CN=listed key"}) {
@@ -374,5 +386,55 @@ func TestPKCS11TwoProcesses(t *testing.T) {
 	}
 	if n := p.e.Calls(opCreateSession); n != procs*rounds {
 		t.Errorf("%d CreateSession calls, want %d", n, procs*rounds)
+	}
+}
+
+// TestPKCS11CacheHit: credential-process with --cache-file opens the key
+// on a cache miss only: an answer from the cache sends no PIN (a wrong
+// one passes unnoticed) and no request; a miss with a wrong PIN fails as
+// without a cache.
+func TestPKCS11CacheHit(t *testing.T) {
+	t.Parallel()
+	p := newP11(t)
+	cert := p.key(t, "EC:prime256v1", "cached", "08", false)
+	cache := filepath.Join(p.e.dir, "creds.json")
+	args := append([]string{"credential-process", "--cache-file", cache}, p.args(cert, "pkcs11:object=cached")...)
+	code, first, stderr := runP11(t, p.env(pkcs11PINEnv+"="+tokenPIN), args...)
+	if code != 0 {
+		t.Fatalf("cache miss: exit %d: %s", code, stderr)
+	}
+	sessions := p.e.Calls(opCreateSession)
+	const wrong = "SENTINEL-8888"
+	code, second, stderr := runP11(t, p.env(pkcs11PINEnv+"="+wrong), args...)
+	if code != 0 || second != first {
+		t.Errorf("cache hit with a wrong PIN: exit %d, output differs: %v\n%s", code, second != first, stderr)
+	}
+	if n := p.e.Calls(opCreateSession); n != sessions {
+		t.Errorf("%d CreateSession calls on a cache hit", n-sessions)
+	}
+	code, _, stderr = runP11(t, p.env(pkcs11PINEnv+"="+wrong), append(args, "--role-session-name", "other")...)
+	if code != exitcode.Config || !strings.Contains(stderr, "refused the PIN") || strings.Contains(stderr, wrong) {
+		t.Errorf("cache miss with a wrong PIN: exit %d: %s", code, stderr)
+	}
+}
+
+// TestPKCS11TwoTokens: with a second token that has another PIN, the
+// helper's own URI form (no token=) signs with the key on the first
+// token; a URI that names keys on both stops (78), listing the tokens
+// with a URI for each, before any login.
+func TestPKCS11TwoTokens(t *testing.T) {
+	t.Parallel()
+	p := newP11(t)
+	cert := p.key(t, "EC:prime256v1", "mine", "11", false)
+	p.h.NewToken(t, "second", "8765")
+	p.h.NewKey(t, "second", "8765", "EC:prime256v1", "theirs", "11")
+	env := p.env(pkcs11PINEnv + "=" + tokenPIN)
+	code, _, stderr := runP11(t, env, append([]string{"credential-process"}, p.args(cert, "pkcs11:object=mine")...)...)
+	if code != 0 {
+		t.Errorf("the key on the first token: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = runP11(t, env, append([]string{"credential-process"}, p.args(cert, "pkcs11:id=%11")...)...)
+	if code != exitcode.Config || !containsAll(stderr, []string{"the PIN is sent to one token only", "token=rolesenv", "token=second"}) {
+		t.Errorf("a key on each token: exit %d: %s", code, stderr)
 	}
 }

@@ -15,6 +15,10 @@ type CheckEvent struct {
 	Failed int
 	// Rotated counts the references this check found rotated.
 	Rotated int
+	// Polled is true when the template in use after the check has
+	// anything to poll (Template.Polled): when false, no check comes
+	// until an env file changes, and none is needed.
+	Polled bool
 }
 
 // observe tells WatchOptions.Observe of the check that just settled.
@@ -24,7 +28,7 @@ func (w *watcher) observe(ok bool) {
 	if w.Observe == nil {
 		return
 	}
-	w.Observe(CheckEvent{Time: w.clock.Now(), OK: ok, Failed: w.failed, Rotated: n})
+	w.Observe(CheckEvent{Time: w.clock.Now(), OK: ok, Failed: w.failed, Rotated: n, Polled: w.pollable()})
 }
 
 // CallOutcome classifies the result of one AWS API request for counting:

@@ -160,6 +160,13 @@ type WatchOptions struct {
 	// Observe, when set, is told of every check (see CheckEvent), on the
 	// watch's goroutine: it must not block.
 	Observe func(CheckEvent)
+	// Beat, when set, is called at every turn of the watch's loop, on its
+	// goroutine (it must not block), and the loop then turns at least
+	// every Heartbeat (default DefaultFileInterval): a caller can tell a
+	// watch that turns from one that is stuck. A check holds the loop
+	// for up to CheckTimeout.
+	Beat      func()
+	Heartbeat time.Duration
 }
 
 // Watch keeps the environment current until ctx ends (it returns nil then)

@@ -274,6 +274,12 @@ func (c *collector) visit(e *entry) {
 // the variables' names.
 func (t *Template) Fetches() []Fetch { return slices.Clone(t.fetches) }
 
+// Polled reports whether a watch polls anything for this template: a
+// reference not pinned to a version. Without one, no check is needed.
+func (t *Template) Polled() bool {
+	return slices.ContainsFunc(t.fetches, func(f Fetch) bool { return !f.Pinned() })
+}
+
 // References is the number of references the child's environment uses
 // (counting every use, so at least len(Fetches())).
 func (t *Template) References() int { return len(t.uses) }

@@ -119,6 +119,13 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop()               { r.t.Stop() }
 
+// DefaultCheckTimeout is WatchOptions.CheckTimeout's default for a
+// watch that checks every interval: the interval, at least 5 s and at
+// most 30 s.
+func DefaultCheckTimeout(interval time.Duration) time.Duration {
+	return min(max(interval, minCheckTimeout), maxCheckTimeout)
+}
+
 // pending is the template of changed env files until its references
 // resolve.
 type pending struct {
@@ -173,7 +180,7 @@ func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 	if err := w.setup(); err != nil {
 		return err
 	}
-	var checkT, fileT, staleT Timer
+	var checkT, fileT, staleT, beatT Timer
 	stop := func(t *Timer) {
 		if *t != nil {
 			(*t).Stop()
@@ -184,6 +191,7 @@ func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 		stop(&checkT)
 		stop(&fileT)
 		stop(&staleT)
+		stop(&beatT)
 	}()
 	if w.pollable() {
 		checkT = w.clock.NewTimer(w.firstWait())
@@ -193,6 +201,13 @@ func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 	}
 	refresh := w.Refresh
 	for {
+		var beatC <-chan time.Time
+		if w.Beat != nil {
+			w.Beat()
+			stop(&beatT)
+			beatT = w.clock.NewTimer(w.Heartbeat)
+			beatC = beatT.C()
+		}
 		var checkC, fileC, staleC <-chan time.Time
 		if checkT != nil {
 			checkC = checkT.C()
@@ -214,6 +229,8 @@ func (w *watcher) Run(ctx context.Context, out chan<- Change) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-beatC:
+			continue
 		case <-checkC:
 			checkT = nil
 			now, spread = true, true
@@ -270,8 +287,11 @@ func (w *watcher) setup() error {
 	if w.FileInterval <= 0 {
 		w.FileInterval = DefaultFileInterval
 	}
+	if w.Heartbeat <= 0 {
+		w.Heartbeat = DefaultFileInterval
+	}
 	if w.CheckTimeout <= 0 {
-		w.CheckTimeout = min(max(w.Interval, minCheckTimeout), maxCheckTimeout)
+		w.CheckTimeout = DefaultCheckTimeout(w.Interval)
 	}
 	if w.Spread > w.CheckTimeout/2 {
 		w.Spread = w.CheckTimeout / 2
@@ -297,9 +317,7 @@ func (w *watcher) setup() error {
 }
 
 // pollable reports whether the current template has anything to poll.
-func (w *watcher) pollable() bool {
-	return slices.ContainsFunc(w.tm.fetches, func(f Fetch) bool { return !f.Pinned() })
-}
+func (w *watcher) pollable() bool { return w.tm.Polled() }
 
 func (w *watcher) watchesFiles() bool {
 	return slices.ContainsFunc(w.files, func(f *watchedFile) bool { return f.Name != "-" })

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -512,5 +513,37 @@ func TestWatchAcceptRefuses(t *testing.T) {
 	}
 	if wt.logs.count("watch recovered") != 1 {
 		t.Error("no recovery line")
+	}
+}
+
+// TestWatchBeats: with Beat, the loop turns at least every Heartbeat,
+// even while no check or file is due, and says so at every turn; a
+// check's event says whether anything is polled.
+func TestWatchBeats(t *testing.T) {
+	s, cfg := startDev(t, awsdev.AllowAll)
+	must[string](t)(s.CreateSecret("app/api", "SNTL-k1"))
+	wt := newWatchTest(t, s, cfg, File{Name: "app.env", Data: []byte("API=sm://app/api\n")})
+	var beats atomic.Int64
+	events := make(chan CheckEvent, 4)
+	wt.w.Beat = func() { beats.Add(1) }
+	wt.w.Heartbeat = 10 * time.Second
+	wt.w.Observe = func(e CheckEvent) { events <- e }
+	wt.start()
+	if n := beats.Load(); n != 1 {
+		t.Fatalf("%d beats at the start, want 1", n)
+	}
+	if d := wt.step(); d != 10*time.Second || beats.Load() != 2 {
+		t.Errorf("after the heartbeat's timer: %d beats, next timer %v; want 2 and the heartbeat", beats.Load(), d)
+	}
+	for range 3 { // the check, at 30 s, comes after two more beats
+		wt.step()
+	}
+	select {
+	case e := <-events:
+		if !e.OK || !e.Polled {
+			t.Errorf("check event %+v, want OK and Polled", e)
+		}
+	default:
+		t.Fatal("no check after 30 s")
 	}
 }

@@ -155,7 +155,7 @@ func (c *Client) createSession(ctx context.Context, failed func(error)) (*Creden
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		creds, retryAfter, err := c.attempt(ctx, id, endpoint, body)
-		if c.cfg.Observe != nil {
+		if c.cfg.Observe != nil && sent(err) {
 			c.cfg.Observe(err, time.Since(began))
 		}
 		if err == nil {
@@ -237,6 +237,15 @@ func (c *Client) backoff(attempt int) time.Duration {
 		ceiling = c.cfg.RetryMaxDelay
 	}
 	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+// sent reports whether an attempt that ended with err sent a request: a
+// key that did not sign (*SignError) or a local check (*FileError) sends
+// nothing.
+func sent(err error) bool {
+	var se *SignError
+	var fe *FileError
+	return !errors.As(err, &se) && !errors.As(err, &fe)
 }
 
 // attempt sends one signed request. It returns the server's Retry-After,

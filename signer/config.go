@@ -58,8 +58,10 @@ type Config struct {
 	RetryBaseDelay time.Duration
 	RetryMaxDelay  time.Duration
 
-	// Observe, when set, is told of every CreateSession attempt: its
+	// Observe, when set, is told of every CreateSession request sent: its
 	// error (nil, an *APIError, or a network error) and how long it took.
+	// An attempt that sent nothing (the key did not sign: *SignError; a
+	// local check failed: *FileError) is not told of.
 	Observe func(err error, took time.Duration)
 
 	UserAgent string           // default "rolesenv-signer"

@@ -70,6 +70,8 @@ func TestCreateSessionSignError(t *testing.T) {
 			id.key = key
 			cfg := testConfig(srv.URL)
 			cfg.MaxAttempts = 3
+			var observed atomic.Int64
+			cfg.Observe = func(error, time.Duration) { observed.Add(1) }
 			client, err := NewClient(id, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -78,6 +80,9 @@ func TestCreateSessionSignError(t *testing.T) {
 			creds, err := client.CreateSession(context.Background())
 			if n := srv.calls.Load() - before; n != c.wantCalls {
 				t.Errorf("%d requests sent, want %d", n, c.wantCalls)
+			}
+			if n := observed.Load(); n != c.wantCalls {
+				t.Errorf("Observe told of %d requests, want the %d sent", n, c.wantCalls)
 			}
 			if c.attempts == 0 {
 				if err != nil || creds == nil {

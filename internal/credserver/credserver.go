@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/rolesenv/rolesenv/internal/netlimit"
 
 	"github.com/rolesenv/rolesenv/inject"
 )
@@ -157,7 +158,7 @@ func (c Config) Start(provider aws.CredentialsProvider, log *slog.Logger) (*Serv
 		provider: provider,
 		token:    hex.EncodeToString(buf),
 		url:      fmt.Sprintf("http://%s/credentials", ln.Addr()),
-		ln:       newLimitListener(ln, c.MaxConns),
+		ln:       netlimit.New(ln, c.MaxConns),
 		log:      log,
 	}
 	s.srv = &http.Server{

@@ -12,9 +12,11 @@
 //     over the map, which takes no lock an update could wait on.
 //   - No label holds a secret value, a reference or anything a user
 //     types: labels are rolesenv's own words (reasons, outcomes, credential
-//     sources) or the AWS SDK's service and operation names. A family
-//     holds at most [MaxSeries] label combinations; more fold into one
-//     series labelled "other", so cardinality is bounded whatever happens.
+//     sources and providers) or the AWS SDK's service and operation names.
+//     A family holds at most [MaxSeries] label combinations, and the API
+//     call metrics at most [MaxOperations] service and operation pairs;
+//     more fold into series labelled "other", so cardinality is bounded
+//     whatever happens.
 //   - Nothing here runs at package initialisation, and nothing is
 //     allocated until [New] is called: a rolesenv without
 //     --metrics-listen pays nothing.
@@ -28,6 +30,12 @@ import (
 
 // MaxSeries bounds the label combinations of one family.
 const MaxSeries = 64
+
+// MaxOperations bounds the (service, operation) pairs of the API call
+// metrics; more are counted as service and operation "other", in both
+// the counter and the histogram, so that the two always agree. With the
+// four outcomes, the counter stays within MaxSeries.
+const MaxOperations = MaxSeries/4 - 1
 
 // Outcomes of an AWS API call, as the rolesenv_aws_api_calls_total label
 // says them.
@@ -51,6 +59,9 @@ type State struct {
 	lastCheckOK  atomic.Int64 // of the last successful one
 	failedChecks atomic.Int64 // consecutive
 	confirmed    atomic.Int64 // when the command's values were last confirmed current
+	static       atomic.Bool  // nothing is polled: no check will come, none is needed
+	staleSince   atomic.Int64 // when a new environment was sent that the command lacks; 0: none
+	changes      atomic.Int64 // new environments sent to the command
 	rotations    atomic.Int64
 	checks       *family // outcome
 
@@ -60,12 +71,18 @@ type State struct {
 	restarts     *family // reason, outcome
 	reloads      *family // reason, outcome
 
+	apiOps     *family // service, operation: the pairs the two below may hold
 	apiCalls   *family // service, operation, outcome
 	apiLatency *family // service, operation (histograms)
 
 	loopStarted atomic.Bool
 	loopBeat    atomic.Int64 // unix nanoseconds of the supervisor loop's last turn
 	beatEvery   atomic.Int64 // nanoseconds between beats
+	startUpMax  atomic.Int64 // how long start-up may take, nanoseconds; 0: no limit
+
+	watchStarted atomic.Bool
+	watchBeat    atomic.Int64 // unix nanoseconds of the watcher's last turn
+	watchBound   atomic.Int64 // nanoseconds the watcher may go without a turn
 
 	readyAfter atomic.Int64 // staleness threshold of /readyz, nanoseconds
 }
@@ -86,6 +103,7 @@ func newAt(version string, now func() time.Time) *State {
 		commandExits: newFamily(1),
 		restarts:     newFamily(2),
 		reloads:      newFamily(2),
+		apiOps:       newFamilyOf(2, MaxOperations),
 		apiCalls:     newFamily(3),
 		apiLatency:   newFamily(2),
 	}
@@ -114,6 +132,31 @@ func (s *State) Credentials(expires time.Time, source, provider string) {
 
 // Loaded records the environment the command starts with, resolved at t.
 func (s *State) Loaded(t time.Time) { s.confirmed.Store(t.UnixNano()) }
+
+// Polled records whether anything is polled for rotation. When nothing
+// is (no references, or only references pinned to a version), no check
+// comes and none is needed: the environment stays current, of age zero,
+// until a change is sent (Changed).
+func (s *State) Polled(yes bool) { s.static.Store(!yes) }
+
+// Changed records that a new environment (a rotation, a changed env
+// file) was sent to the command at t, and returns how many have been
+// sent so far. Until the command runs with it (Applied), the
+// environment's age counts from t at the latest, whatever later checks
+// confirm: the command still has the values they replaced.
+func (s *State) Changed(t time.Time) int64 {
+	s.staleSince.CompareAndSwap(0, t.UnixNano())
+	return s.changes.Add(1)
+}
+
+// Applied records that the command (re)started with the n-th environment
+// Changed recorded (0: the one it started with). Once it has the last
+// one sent, the environment is no longer behind.
+func (s *State) Applied(n int64) {
+	if n >= s.changes.Load() {
+		s.staleSince.Store(0)
+	}
+}
 
 // Check records a check for rotation that ended at t: ok, or failed
 // (consecutive is the episode's count of failed checks).
@@ -162,8 +205,9 @@ func (s *State) Reload(reason, outcome string) { s.reloads.get(reason, outcome).
 // apart) of service (the IAM prefix: secretsmanager, ssm, sts,
 // rolesanywhere) and operation, its outcome and how long it took.
 func (s *State) APICall(service, operation, outcome string, took time.Duration) {
-	s.apiCalls.get(service, operation, outcome).add(1)
-	s.apiLatency.get(service, operation).observe(took)
+	op := s.apiOps.get(service, operation).values // folded past MaxOperations
+	s.apiCalls.get(op[0], op[1], outcome).add(1)
+	s.apiLatency.get(op[0], op[1]).observe(took)
 }
 
 // Beat records a turn of the supervisor's loop, which turns at least
@@ -174,16 +218,32 @@ func (s *State) Beat(d time.Duration) {
 	s.loopStarted.Store(true)
 }
 
-// family is one metric's series, by label values. At most MaxSeries
+// Watched records a turn of the watcher's loop, which turns again within
+// bound while it is healthy (a check that runs to its timeout included).
+func (s *State) Watched(bound time.Duration) {
+	s.watchBound.Store(int64(bound))
+	s.watchBeat.Store(s.now().UnixNano())
+	s.watchStarted.Store(true)
+}
+
+// SetStartUpLimit sets how long start-up (resolving the environment
+// before the command starts) may take; past it, /healthz answers
+// unhealthy until the supervisor's loop runs. Zero: no limit.
+func (s *State) SetStartUpLimit(d time.Duration) { s.startUpMax.Store(int64(d)) }
+
+// family is one metric's series, by label values. At most max
 // combinations exist (a few more if inserts race at the limit); the rest
 // are counted under "other".
 type family struct {
 	labels int
+	max    int64
 	m      sync.Map // key (values joined by \xff) -> *series
 	n      atomic.Int64
 }
 
-func newFamily(labels int) *family { return &family{labels: labels} }
+func newFamily(labels int) *family { return newFamilyOf(labels, MaxSeries) }
+
+func newFamilyOf(labels, max int) *family { return &family{labels: labels, max: int64(max)} }
 
 // series is one label combination: a counter, or a histogram.
 type series struct {
@@ -206,7 +266,7 @@ func (f *family) get(values ...string) *series {
 	if v, ok := f.m.Load(key); ok {
 		return v.(*series)
 	}
-	if f.n.Load() >= MaxSeries {
+	if f.n.Load() >= f.max {
 		other := make([]string, len(values))
 		for i := range other {
 			other[i] = "other"

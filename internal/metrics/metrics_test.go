@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
@@ -105,22 +106,136 @@ func TestTextFormat(t *testing.T) {
 	}
 }
 
-// TestCardinalityIsBounded: whatever label values come, a family holds at
-// most MaxSeries of them plus one "other".
+// TestCardinalityIsBounded: whatever label values come, the API call
+// metrics hold at most MaxOperations service and operation pairs plus
+// "other"; the outcome is kept, and the counter and the histogram agree.
 func TestCardinalityIsBounded(t *testing.T) {
 	s, _ := newTestState()
+	outcomes := []string{OutcomeOK, OutcomeThrottled, OutcomeDenied, OutcomeError}
 	for i := range 10 * MaxSeries {
-		s.APICall("svc", fmt.Sprintf("Op%d", i), OutcomeOK, time.Millisecond)
+		s.APICall("svc", fmt.Sprintf("Op%d", i), outcomes[i%4], time.Millisecond)
 	}
 	out := text(t, s)
-	if n := strings.Count(out, "rolesenv_aws_api_calls_total{"); n != MaxSeries+1 {
-		t.Errorf("%d series, want %d", n, MaxSeries+1)
+	if n := strings.Count(out, "rolesenv_aws_api_calls_total{"); n > MaxSeries {
+		t.Errorf("%d series, want at most %d", n, MaxSeries)
 	}
-	want := fmt.Sprintf(`rolesenv_aws_api_calls_total{service="other",operation="other",outcome="other"} %d`, 9*MaxSeries)
+	if n := strings.Count(out, "rolesenv_aws_api_call_duration_seconds_count{"); n != MaxOperations+1 {
+		t.Errorf("%d histograms, want %d", n, MaxOperations+1)
+	}
+	folded := 10*MaxSeries - MaxOperations
+	for _, o := range outcomes {
+		want := fmt.Sprintf(`rolesenv_aws_api_calls_total{service="other",operation="other",outcome="%s"} `, o)
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q", want)
+		}
+	}
+	want := fmt.Sprintf(`rolesenv_aws_api_call_duration_seconds_count{service="other",operation="other"} %d`, folded)
 	if !strings.Contains(out, want) {
 		t.Errorf("no %q", want)
 	}
 	promtool(t, out)
+}
+
+// TestNothingToPollIsCurrent: with nothing to poll no check ever comes,
+// and the environment stays current and ready however long it runs.
+func TestNothingToPollIsCurrent(t *testing.T) {
+	s, c := newTestState()
+	s.SetReadyThreshold(3 * time.Second)
+	s.Loaded(c.now())
+	s.Polled(false)
+	s.CommandStarted(c.now())
+	c.add(time.Hour)
+	if ok, why := s.Ready(c.now()); !ok {
+		t.Errorf("nothing to poll, after an hour: %s", why)
+	}
+	if got := s.envAge(c.now()); got != 0 {
+		t.Errorf("age %v, want 0", got)
+	}
+	// A changed env file's new environment, not applied yet, ages it.
+	n := s.Changed(c.now())
+	c.add(4 * time.Second)
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready while the command lacks the new environment")
+	}
+	s.Applied(n)
+	if ok, why := s.Ready(c.now()); !ok {
+		t.Errorf("applied: %s", why)
+	}
+}
+
+// TestStaleUntilApplied: a check that sent a new environment does not
+// make the command's environment current; only the command's start with
+// the newest one does.
+func TestStaleUntilApplied(t *testing.T) {
+	s, c := newTestState()
+	s.SetReadyThreshold(3 * time.Second)
+	s.Loaded(c.now())
+	s.Polled(true)
+	s.CommandStarted(c.now())
+	c.add(time.Second)
+	first := s.Changed(c.now())
+	s.Check(c.now(), true, 0)
+	c.add(time.Second)
+	second := s.Changed(c.now())
+	for range 3 {
+		c.add(time.Second)
+		s.Check(c.now(), true, 0)
+	}
+	if got := s.envAge(c.now()); got != 4*time.Second {
+		t.Errorf("age %v, want 4s: since the first change not applied", got)
+	}
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready while the command runs on rotated-away values")
+	}
+	s.Applied(first) // a start with the first; the second is on its way
+	if ok, _ := s.Ready(c.now()); ok {
+		t.Error("ready while the newest environment is on its way")
+	}
+	s.Applied(second)
+	if ok, why := s.Ready(c.now()); !ok {
+		t.Errorf("applied: %s", why)
+	}
+}
+
+// TestStartUpLimit: /healthz says starting until start-up's limit, then
+// unhealthy, and healthy again once the loop runs.
+func TestStartUpLimit(t *testing.T) {
+	s, c := newTestState()
+	s.SetStartUpLimit(30 * time.Second)
+	c.add(29 * time.Second)
+	if ok, why := s.Healthy(c.now()); !ok {
+		t.Errorf("within the limit: %s", why)
+	}
+	c.add(2 * time.Second)
+	if ok, _ := s.Healthy(c.now()); ok {
+		t.Error("healthy with start-up past its limit")
+	}
+	s.Beat(time.Second)
+	if ok, why := s.Healthy(c.now()); !ok {
+		t.Errorf("loop running: %s", why)
+	}
+}
+
+// TestWatcherHealth: a watcher that stops turning for longer than its
+// bound makes rolesenv unhealthy, though the supervisor's loop turns.
+func TestWatcherHealth(t *testing.T) {
+	s, c := newTestState()
+	s.Beat(time.Second)
+	s.Watched(10 * time.Second)
+	c.add(9 * time.Second)
+	s.Beat(time.Second)
+	if ok, why := s.Healthy(c.now()); !ok {
+		t.Errorf("within the bound: %s", why)
+	}
+	c.add(2 * time.Second)
+	s.Beat(time.Second)
+	if ok, why := s.Healthy(c.now()); ok || !strings.Contains(why, "watcher") {
+		t.Errorf("watcher stuck for 11s of 10s: %v %q", ok, why)
+	}
+	s.Watched(10 * time.Second)
+	if ok, why := s.Healthy(c.now()); !ok {
+		t.Errorf("watcher turning again: %s", why)
+	}
 }
 
 // TestLabelsAreEscaped: a label value cannot break the format.
@@ -240,7 +355,8 @@ func TestEndpoint(t *testing.T) {
 // is closed after the header timeout, not held.
 func TestSlowHeadersAreCutOff(t *testing.T) {
 	s, _ := newTestState()
-	addr := serve(t, s, ServerOptions{})
+	const timeout = 200 * time.Millisecond
+	addr := serve(t, s, ServerOptions{HeaderTimeout: timeout})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -249,13 +365,13 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 	if _, err := io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(readHeaderTimeout + 10*time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(timeout + 10*time.Second))
 	start := time.Now()
 	_, err = io.ReadAll(conn)
 	if err != nil {
 		t.Fatalf("the connection was not closed: %v", err)
 	}
-	if took := time.Since(start); took < readHeaderTimeout/2 {
+	if took := time.Since(start); took < timeout/2 {
 		t.Errorf("closed after %v, before the header timeout", took)
 	}
 }
@@ -342,5 +458,27 @@ func TestUpdatesNeverWaitForAScrape(t *testing.T) {
 			return
 		default:
 		}
+	}
+}
+
+// TestServerLimits: idle keep-alive connections are closed after 5 s, so
+// that they do not hold the connection slots, and the HTTP server's own
+// error lines, which a remote client can cause at will, are logged at
+// debug level only.
+func TestServerLimits(t *testing.T) {
+	s, _ := newTestState()
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := Serve("127.0.0.1:0", s, ServerOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if d := srv.srv.IdleTimeout; d <= 0 || d > 5*time.Second {
+		t.Errorf("idle timeout %v, want at most 5s", d)
+	}
+	srv.srv.ErrorLog.Print("http: TLS handshake error from 10.0.0.1:1234: EOF")
+	if logged.Len() != 0 {
+		t.Errorf("a client's error logged above debug level: %s", logged.String())
 	}
 }

@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/netlimit"
 )
 
 // ServerOptions shape the endpoint. The zero value is the hardened
@@ -17,12 +18,16 @@ import (
 type ServerOptions struct {
 	// Metrics, when set, answers /metrics instead of State.WriteText.
 	Metrics http.Handler
-	// Logger gets the HTTP server's own error lines at warning level; nil
-	// is quiet.
+	// Logger gets the HTTP server's own error lines (a client's TLS
+	// attempt, a connection cut short) at debug level: a remote client
+	// can cause them at will, so they must not fill the log. Nil is quiet.
 	Logger *slog.Logger
-	// MaxConns bounds the connections held at once (default 16); more
-	// wait in the kernel's backlog.
+	// MaxConns bounds the connections held at once, /healthz and /readyz
+	// included (default 16); more wait in the kernel's backlog.
 	MaxConns int
+	// HeaderTimeout is how long a client has to send its headers (default
+	// 5 s).
+	HeaderTimeout time.Duration
 }
 
 // Limits of the endpoint: a scraper sends a small GET and reads a few
@@ -31,7 +36,7 @@ const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 10 * time.Second
 	writeTimeout      = 10 * time.Second
-	idleTimeout       = 30 * time.Second
+	idleTimeout       = 5 * time.Second
 	maxHeaderBytes    = 8 << 10
 	defaultMaxConns   = 16
 )
@@ -63,9 +68,10 @@ func ListenAddr(value string) (string, error) {
 
 // Serve listens on addr (see ListenAddr) and serves /metrics, /healthz and
 // /readyz from s until Close. Only GET and HEAD are answered; headers
-// must arrive within 5 s and fit in 8 KiB; a request has 10 s to be read
-// and its answer 10 s to be written; an idle connection is closed after
-// 30 s. The handlers read atomics only: a scrape never waits for the
+// must arrive within 5 s (ServerOptions.HeaderTimeout) and fit in 8 KiB;
+// a request has 10 s to be read and its answer 10 s to be written; an
+// idle connection is closed after 5 s, so that idle keep-alives do not
+// hold the connection slots. The handlers read atomics only: a scrape never waits for the
 // supervisor, and the supervisor never waits for a scrape.
 func Serve(addr string, s *State, o ServerOptions) (*Server, error) {
 	log := o.Logger
@@ -75,19 +81,22 @@ func Serve(addr string, s *State, o ServerOptions) (*Server, error) {
 	if o.MaxConns <= 0 {
 		o.MaxConns = defaultMaxConns
 	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = readHeaderTimeout
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen for metrics: %w", err)
 	}
-	srv := &Server{ln: newLimitListener(ln, o.MaxConns), addr: ln.Addr().String()}
+	srv := &Server{ln: netlimit.New(ln, o.MaxConns), addr: ln.Addr().String()}
 	srv.srv = &http.Server{
 		Handler:           Handler(s, o.Metrics),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: o.HeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	go func() { _ = srv.srv.Serve(srv.ln) }()
 	return srv, nil
@@ -146,16 +155,37 @@ func probe(w http.ResponseWriter, ok bool, why string) {
 	_, _ = fmt.Fprintln(w, why)
 }
 
-// Healthy reports whether rolesenv's loop turns: true before the loop
-// runs (rolesenv is starting) and while its last turn is no older than
-// three of its periods.
+// Healthy reports whether rolesenv's loops turn: true while starting,
+// until the start-up limit (SetStartUpLimit) has passed; then while the
+// supervisor's last turn is no older than three of its periods and the
+// watcher's (once it runs) no older than its bound (Watched).
 func (s *State) Healthy(now time.Time) (bool, string) {
 	if !s.loopStarted.Load() {
+		took := now.Sub(s.start)
+		if limit := time.Duration(s.startUpMax.Load()); limit > 0 && took > limit {
+			return false, fmt.Sprintf("unhealthy: start-up has taken %v (at most %v)", took.Round(time.Millisecond), limit)
+		}
 		return true, "ok: starting"
 	}
 	age := now.Sub(time.Unix(0, s.loopBeat.Load()))
 	if limit := 3 * time.Duration(s.beatEvery.Load()); age > limit {
 		return false, fmt.Sprintf("unhealthy: the supervisor's loop has not turned for %v", age.Round(time.Millisecond))
+	}
+	if ok, why := s.WatcherHealthy(now); !ok {
+		return false, why
+	}
+	return true, "ok"
+}
+
+// WatcherHealthy reports whether the watcher's loop turns: true before
+// it runs, then while its last turn is no older than its bound.
+func (s *State) WatcherHealthy(now time.Time) (bool, string) {
+	if !s.watchStarted.Load() {
+		return true, "ok"
+	}
+	age := now.Sub(time.Unix(0, s.watchBeat.Load()))
+	if limit := time.Duration(s.watchBound.Load()); age > limit {
+		return false, fmt.Sprintf("unhealthy: the watcher's loop has not turned for %v", age.Round(time.Millisecond))
 	}
 	return true, "ok"
 }
@@ -171,47 +201,4 @@ func (s *State) Ready(now time.Time) (bool, string) {
 		return false, fmt.Sprintf("not ready: the environment was last confirmed current %v ago (at most %v)", age.Round(time.Second), limit)
 	}
 	return true, "ok"
-}
-
-// limitListener accepts a connection only while fewer than its cap are
-// open; further ones wait in the kernel's backlog, costing no descriptor.
-type limitListener struct {
-	net.Listener
-	slots chan struct{}
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newLimitListener(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
 }

@@ -186,9 +186,19 @@ func sample(b *strings.Builder, name string, labels []Label, v float64) {
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// envAge is how long ago the command's values were last confirmed current.
+// envAge is how long ago the command's values were last confirmed
+// current: the last successful check, or, while a new environment has
+// not reached the command, when it was sent, if earlier. With nothing to
+// poll, only a change not yet applied ages the environment.
 func (s *State) envAge(now time.Time) time.Duration {
-	return max(0, now.Sub(time.Unix(0, s.confirmed.Load())))
+	since := now
+	if !s.static.Load() {
+		since = time.Unix(0, s.confirmed.Load())
+	}
+	if ns := s.staleSince.Load(); ns != 0 && ns < since.UnixNano() {
+		since = time.Unix(0, ns)
+	}
+	return max(0, now.Sub(since))
 }
 
 // sorted returns the family's series in the order of their labels.

@@ -14,3 +14,46 @@ func LockAfter(n int) (tries func() int, restore func()) {
 	}
 	return func() int { return count }, func() { loginFault = nil }
 }
+
+// CountLogins counts the C_Login calls (the module answers them); it
+// returns the count and a function that stops counting.
+func CountLogins() (count func() int, restore func()) {
+	n := 0
+	loginFault = func(uint) (rv, bool) {
+		n++
+		return 0, false
+	}
+	return func() int { return n }, func() { loginFault = nil }
+}
+
+// Restart finalises and initialises k's module again, as after a token
+// failure.
+func Restart(k *Key) { k.m.restart() }
+
+// CountSessions counts the sessions opened; it returns the count and a
+// function that stops counting.
+func CountSessions() (count func() int, restore func()) {
+	n := 0
+	sessionOpened = func() { n++ }
+	return func() int { return n }, func() { sessionOpened = nil }
+}
+
+// FailContextLoginOnce makes the next context-specific login fail with
+// CKR_FUNCTION_FAILED, which says nothing of the session or the PIN.
+func FailContextLoginOnce() (restore func()) {
+	done := false
+	loginFault = func(user uint) (rv, bool) {
+		if user == ckuContextSpecific && !done {
+			done = true
+			return ckrFunctionFailed, true
+		}
+		return 0, false
+	}
+	return func() { loginFault = nil }
+}
+
+// FinalTry makes every token report CKF_USER_PIN_FINAL_TRY.
+func FinalTry() (restore func()) {
+	tokenFlagsFault = ckfUserPINFinalTry
+	return func() { tokenFlagsFault = 0 }
+}

@@ -27,13 +27,15 @@ type Key struct {
 	reusePIN bool
 	pub      crypto.PublicKey
 	always   bool // CKA_ALWAYS_AUTHENTICATE
+	ec       bool // CKA_KEY_TYPE is CKK_EC (else CKK_RSA): it chooses the mechanism
 
 	mu      sync.Mutex
 	sess    uint
 	handle  uint
 	open    bool
-	ready   bool  // opened once: a token missing later is gone, not misnamed
-	refused error // the token refused the PIN: never send it again
+	gen     uint64 // the module's generation when the session opened
+	ready   bool   // opened once: a token missing later is gone, not misnamed
+	refused error  // the token refused the PIN: never send it again
 }
 
 // Open finds the private key uri names, logs in and proves that it signs:
@@ -42,7 +44,7 @@ type Key struct {
 // or ambiguous key and a key of another certificate are found now. Close
 // releases the module.
 func Open(uri string, opts Options) (*Key, error) {
-	k := &Key{uri: uri, pin: bytes.Clone(opts.PIN), reusePIN: opts.ReusePIN}
+	k := &Key{uri: uri, pin: pinOf(opts), reusePIN: opts.ReusePIN}
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, k.err("open", err, opts.Module)
@@ -54,10 +56,10 @@ func Open(uri string, opts Options) (*Key, error) {
 		return nil, k.err("open", err, opts.Module)
 	}
 	err = k.choose(u, opts.Public)
-	for try := 1; try < 4 && errors.Is(err, ErrTokenGone); try++ {
+	if errors.Is(err, ErrTokenGone) {
 		// A token that another process is writing to (SoftHSM's files)
 		// may fail for a moment: start the module again and look again.
-		time.Sleep(time.Duration(try*30) * time.Millisecond)
+		time.Sleep(30 * time.Millisecond)
 		k.m.restart()
 		err = k.choose(u, opts.Public)
 	}
@@ -73,27 +75,36 @@ func Open(uri string, opts Options) (*Key, error) {
 	return k, nil
 }
 
+// pinOf is a copy of opts.PIN; an empty PIN is no PIN.
+func pinOf(opts Options) []byte {
+	if len(opts.PIN) == 0 {
+		return nil
+	}
+	return bytes.Clone(opts.PIN)
+}
+
 // choose finds the key among the objects u names: the only one, or the
 // only one whose public key is want.
 func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 	found, err := k.m.search(u, ckoPrivateKey, k.pin)
 	if err != nil {
-		return k.err("find the key", err, "")
+		return withTokens(k.err("find the key", err, ""))
 	}
 	type cand struct {
-		o      Object
-		pub    crypto.PublicKey
-		always bool
+		o Object
+		keyInfo
 	}
 	var all, fit []cand
 	for _, o := range found {
-		pub, always, err := k.describe(o)
+		info, err := k.describe(o)
 		if err != nil {
 			return k.err("read the key", err, "")
 		}
-		c := cand{o, pub, always}
+		c := cand{o, info}
 		all = append(all, c)
-		if want == nil || pub == nil || samePublic(pub, want) {
+		// A key whose public half the token does not show fits a
+		// certificate of its type.
+		if want == nil || info.pub == nil && sameType(info.typ, want) || samePublic(info.pub, want) {
 			fit = append(fit, c)
 		}
 	}
@@ -112,7 +123,7 @@ func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 		}
 		return ambiguous(k.uri, k.m.path, "find the key", objs)
 	}
-	k.obj, k.pub, k.always = fit[0].o, fit[0].pub, fit[0].always
+	k.obj, k.pub, k.always, k.ec = fit[0].o, fit[0].pub, fit[0].always, fit[0].typ == ckkEC
 	if k.pub == nil {
 		k.pub = want
 	}
@@ -122,11 +133,31 @@ func (k *Key) choose(u *URI, want crypto.PublicKey) error {
 	return nil
 }
 
-// describe reads a private key's public key (nil when the token does not
-// show it) and whether it asks for a context-specific login.
-func (k *Key) describe(o Object) (crypto.PublicKey, bool, error) {
+// keyInfo is what a private key's attributes say: its public key (nil
+// when the token does not show it), its type (CKA_KEY_TYPE) and whether
+// it asks for a context-specific login.
+type keyInfo struct {
+	pub    crypto.PublicKey
+	typ    uint
+	always bool
+}
+
+// sameType reports whether a key of PKCS#11 type typ can be pub's.
+func sameType(typ uint, pub crypto.PublicKey) bool {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		return typ == ckkRSA
+	case *ecdsa.PublicKey:
+		return typ == ckkEC
+	}
+	return false
+}
+
+// describe reads a private key's keyInfo.
+func (k *Key) describe(o Object) (keyInfo, error) {
 	var pub crypto.PublicKey
 	var always bool
+	var typ uint
 	err := k.withSession(o.Token, func(s uint, si slotInfo) error {
 		hs, err := k.m.find(s, map[uint][]byte{ckaClass: ulong(ckoPrivateKey), ckaLabel: []byte(o.Label), ckaID: o.ID})
 		if err != nil || len(hs) == 0 {
@@ -137,7 +168,7 @@ func (k *Key) describe(o Object) (crypto.PublicKey, bool, error) {
 			return classify(err)
 		}
 		always = len(a[4]) == 1 && a[4][0] != 0
-		typ, _ := toUlong(a[0])
+		typ, _ = toUlong(a[0])
 		switch {
 		case typ == ckkRSA && a[1] != nil && a[2] != nil:
 			pub = &rsa.PublicKey{N: new(big.Int).SetBytes(a[1]), E: int(new(big.Int).SetBytes(a[2]).Int64())}
@@ -149,7 +180,7 @@ func (k *Key) describe(o Object) (crypto.PublicKey, bool, error) {
 		}
 		return nil
 	})
-	return pub, always, err
+	return keyInfo{pub, typ, always}, err
 }
 
 // ecPublic reads the EC point of the public key object with the private
@@ -242,11 +273,15 @@ func (k *Key) probe() error {
 func (k *Key) Public() crypto.PublicKey { return k.pub }
 
 // Object is the key's object: its token, label and id.
-func (k *Key) Object() Object { return k.obj }
+func (k *Key) Object() Object {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.obj
+}
 
 // String names the key and its token; GoString and Format print the
 // same, never the PIN.
-func (k *Key) String() string { return "PKCS#11 key " + k.obj.String() }
+func (k *Key) String() string { return "PKCS#11 key " + k.Object().String() }
 
 func (k *Key) GoString() string { return k.String() }
 
@@ -293,9 +328,6 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.refused != nil {
-		return nil, k.refused
-	}
 	if k.m == nil {
 		return nil, k.err("sign", errors.New("the key is closed"), "")
 	}
@@ -307,20 +339,18 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 				break
 			}
 			err = classify(err)
+			// Closing the session ends an operation the failure may have
+			// left active; the next attempt, or signature, opens another.
+			k.closeLocked()
 		}
 		if !errors.Is(err, ErrTokenGone) && !errors.Is(err, ErrNoToken) {
 			break
 		}
-		k.closeLocked() // the next attempt, or the next signature, opens it again
 	}
 	if err != nil {
-		e := k.err("sign", err, "")
-		if errors.Is(err, ErrWrongPIN) || errors.Is(err, ErrPINLocked) {
-			k.refused = e // each wrong try counts toward the token's lock
-		}
-		return nil, e
+		return nil, k.err("sign", err, "") // a refused PIN is not sent again: see refusals
 	}
-	if _, isEC := k.pub.(*ecdsa.PublicKey); isEC {
+	if k.ec {
 		return ecdsaDER(sig)
 	}
 	return sig, nil
@@ -330,11 +360,23 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 // the token by its label and serial and the key by its label and id, as
 // a token put back may sit in another slot with new handles.
 func (k *Key) ensureSession() error {
+	if k.open && k.gen != k.m.gen.Load() {
+		// The module started again since: the handles are stale, and
+		// closing the session could close another key's.
+		k.open = false
+	}
 	if k.open {
 		return nil
 	}
+	gen := k.m.gen.Load()
 	u := &URI{Token: k.obj.Token.Label, Serial: k.obj.Token.Serial, Model: k.obj.Token.Model}
 	toks, err := k.m.tokens(u)
+	if errors.Is(err, ErrNoToken) {
+		// The token was there: modules such as SoftHSM see one put back
+		// only once started again.
+		k.m.restart()
+		toks, err = k.m.tokens(u)
+	}
 	if err != nil {
 		return err // ErrNoToken: k.err says that the token went away
 	}
@@ -356,7 +398,7 @@ func (k *Key) ensureSession() error {
 		return classify(err)
 	}
 	k.obj.Token.Slot = si.id
-	k.sess, k.handle, k.open = s, hs[0], true
+	k.sess, k.handle, k.open, k.gen = s, hs[0], true, gen
 	return nil
 }
 
@@ -369,7 +411,10 @@ func (k *Key) contextLogin() func() error {
 		if !k.reusePIN || k.pin == nil {
 			return ErrContextPIN
 		}
-		return classify(k.m.login(k.sess, ckuContextSpecific, k.pin))
+		if err := refused(k.m.path, k.obj.Token, k.pin); err != nil {
+			return err
+		}
+		return refuse(k.m.path, k.obj.Token, k.pin, classify(k.m.login(k.sess, ckuContextSpecific, k.pin)))
 	}
 }
 
@@ -398,7 +443,7 @@ func (k *Key) mechanism(digest []byte, opts crypto.SignerOpts) (*mechanism, []by
 	if len(digest) != h.Size() {
 		return nil, nil, fmt.Errorf("the digest is %d bytes, not %d", len(digest), h.Size())
 	}
-	if _, isEC := k.pub.(*ecdsa.PublicKey); isEC {
+	if k.ec {
 		return &mechanism{mech: ckmECDSA}, digest, nil
 	}
 	if pss, isPSS := opts.(*rsa.PSSOptions); isPSS {

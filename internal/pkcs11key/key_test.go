@@ -94,12 +94,17 @@ func TestOpenErrors(t *testing.T) {
 		text string
 	}{
 		{"pkcs11:token=t1;object=nothing", nil, pkcs11key.ErrNoObject, ""},
-		{"pkcs11:token=t2", nil, pkcs11key.ErrNoToken, ""},
 		{"pkcs11:token=t1;object=twin", nil, pkcs11key.ErrAmbiguous, "id=%03"},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = nil }, pkcs11key.ErrPINRequired, ""},
+		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = []byte{} }, pkcs11key.ErrPINRequired, ""},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Public = other.Key.Public() }, pkcs11key.ErrMismatch, ""},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.Module = "/nonexistent/module.so" }, pkcs11key.ErrNoModule, ""},
 		{"pkcs11:token=t1;bogus=1", nil, pkcs11key.ErrBadURI, ""},
+		// A PIN in the path (refused) or the query (not used) is never
+		// quoted.
+		{"pkcs11:token=t1;object=ec%20key;pin-value=SENTINEL", nil, pkcs11key.ErrBadURI, "object=ec%20key"},
+		{"pkcs11:token=t1;SENTINEL", nil, pkcs11key.ErrBadURI, ""},
+		{"pkcs11:token=t1;object=nothing?pin-value=SENTINEL", nil, pkcs11key.ErrNoObject, "object=nothing"},
 		{"pkcs11:token=t1;object=ec%20key", func(o *pkcs11key.Options) { o.PIN = []byte("SENTINEL") }, pkcs11key.ErrWrongPIN, ""},
 	}
 	for _, c := range cases {
@@ -123,8 +128,102 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestLockedPIN: a PIN the token reports locked gives ErrPINLocked with
-// its hint, and a Key never sends a refused PIN again (SoftHSM has no
+// TestNoToken: a URI that names no token present is unavailable (the
+// token may be plugged in later), not a configuration error.
+func TestNoToken(t *testing.T) {
+	hsm(t)
+	_, err := pkcs11key.Open("pkcs11:token=t2", opts())
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrNoToken) || !errors.As(err, &pe) || !pe.Unavailable() || pe.Config() {
+		t.Fatalf("%v; want ErrNoToken, unavailable", err)
+	}
+}
+
+// TestTwoTokens: with two tokens of different PINs and a URI that names
+// neither, the PIN goes to the token that holds the key only; when both
+// hold a key the URI names, no PIN is sent and the error lists the
+// tokens.
+func TestTwoTokens(t *testing.T) {
+	h := hsm(t)
+	h.NewToken(t, "t2", "9999")
+	h.NewKey(t, "t2", "9999", "EC:prime256v1", "t2 key", "01")
+	logins, restore := pkcs11key.CountLogins()
+	defer restore()
+	k, err := pkcs11key.Open("pkcs11:object=ec%20key", opts())
+	if err != nil {
+		t.Fatalf("the key on t1: %v", err)
+	}
+	if tok := k.Object().Token.Label; tok != "t1" {
+		t.Errorf("the key is on %s", tok)
+	}
+	k.Close()
+	before := logins()
+	_, err = pkcs11key.Open("pkcs11:id=%01", opts()) // "ec key" on t1, "t2 key" on t2
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrAmbiguous) || !errors.As(err, &pe) || !pe.Config() ||
+		!strings.Contains(err.Error(), "token=t1") || !strings.Contains(err.Error(), "token=t2") {
+		t.Fatalf("a key on each token: %v", err)
+	}
+	if n := logins() - before; n != 0 {
+		t.Errorf("%d logins, want none", n)
+	}
+	k, err = pkcs11key.Open("pkcs11:token=t1;id=%01", opts())
+	if err != nil {
+		t.Fatalf("the key on t1, by token: %v", err)
+	}
+	k.Close()
+}
+
+// TestRestartStaleHandles: after the module starts again, each key opens
+// a session and finds its object again, even when the module hands out
+// the old handle numbers to another key: every signature verifies with
+// its own key.
+func TestRestartStaleHandles(t *testing.T) {
+	hsm(t)
+	var keys []*pkcs11key.Key
+	for _, uri := range []string{"pkcs11:token=t1;object=ec%20key", "pkcs11:token=t1;object=rsa%20key"} {
+		k, err := pkcs11key.Open(uri, opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		keys = append(keys, k)
+	}
+	d := sha256.Sum256([]byte("after a restart"))
+	sessions, restore := pkcs11key.CountSessions()
+	defer restore()
+	for round := range 2 {
+		pkcs11key.Restart(keys[0])
+		before := sessions()
+		for i := range 2 * len(keys) {
+			k := keys[(i+round)%2] // each key first once
+			sig, err := k.Sign(nil, d[:], crypto.SHA256)
+			if err != nil {
+				t.Fatalf("round %d, %v: %v", round, k, err)
+			}
+			switch pub := k.Public().(type) {
+			case *ecdsa.PublicKey:
+				err = nil
+				if !ecdsa.VerifyASN1(pub, d[:], sig) {
+					err = errors.New("does not verify")
+				}
+			case *rsa.PublicKey:
+				err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], sig)
+			}
+			if err != nil {
+				t.Errorf("round %d, %v: the signature %v", round, k, err)
+			}
+		}
+		// One new session per key: none closed another key's session.
+		if n := sessions() - before; n != len(keys) {
+			t.Errorf("round %d: %d sessions opened, want %d", round, n, len(keys))
+		}
+	}
+}
+
+// TestLockedPIN: a PIN the token refuses is sent once, whatever asks
+// for it later (the key after a lost session, another Open); a PIN the
+// token reports locked gives ErrPINLocked with its hint (SoftHSM has no
 // retry counter: C_Login's answers are the test's).
 func TestLockedPIN(t *testing.T) {
 	hsm(t)
@@ -135,24 +234,28 @@ func TestLockedPIN(t *testing.T) {
 	defer k.Close()
 	tries, restore := pkcs11key.LockAfter(1)
 	defer restore()
-	_, err = pkcs11key.Open("pkcs11:token=t1;object=rsa%20key", opts())
-	if !errors.Is(err, pkcs11key.ErrWrongPIN) {
-		t.Fatalf("first login: %v", err)
+	pkcs11key.Restart(k) // the session is lost: the next signature logs in again
+	d := sha256.Sum256([]byte("x"))
+	for i := range 2 {
+		if _, err := k.Sign(nil, d[:], crypto.SHA256); !errors.Is(err, pkcs11key.ErrWrongPIN) {
+			t.Fatalf("signature %d: %v", i, err)
+		}
 	}
-	_, err = pkcs11key.Open("pkcs11:token=t1;object=rsa%20key", opts())
+	if _, err := pkcs11key.Open("pkcs11:token=t1;object=rsa%20key", opts()); !errors.Is(err, pkcs11key.ErrWrongPIN) {
+		t.Fatalf("open with the refused PIN: %v", err)
+	}
+	if n := tries(); n != 1 {
+		t.Errorf("%d logins with the refused PIN, want 1", n)
+	}
+	o := opts()
+	o.PIN = []byte("another")
+	_, err = pkcs11key.Open("pkcs11:token=t1;object=rsa%20key", o)
 	var pe *pkcs11key.Error
 	if !errors.Is(err, pkcs11key.ErrPINLocked) || !errors.As(err, &pe) || !pe.Config() || !strings.Contains(pe.Hint(), "unblock") {
-		t.Fatalf("second login: %v", err)
+		t.Fatalf("locked: %v", err)
 	}
-	// The open key's session is lost: it logs in again, is refused, and
-	// never tries again.
-	k.Close()
-	before := tries()
-	if _, err := k.Sign(nil, make([]byte, 32), crypto.SHA256); err == nil {
-		t.Fatal("a closed key signed")
-	}
-	if tries() != before {
-		t.Errorf("a closed key logged in")
+	if n := tries(); n != 2 {
+		t.Errorf("%d logins, want 2", n)
 	}
 }
 
@@ -296,5 +399,81 @@ func TestAlwaysAuthenticate(t *testing.T) {
 		if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
 			t.Fatalf("sign: %v", err)
 		}
+	}
+}
+
+// TestFailedContextLogin: a context-specific login that fails between
+// C_SignInit and C_Sign leaves no operation active: the next signature
+// signs (not CKR_OPERATION_ACTIVE).
+func TestFailedContextLogin(t *testing.T) {
+	h := hsm(t)
+	h.Run(t, "--token-label", "t1", "--login", "--pin", pin, "--keypairgen", "--key-type", "EC:prime256v1",
+		"--label", "piv", "--id", "09", "--always-auth")
+	o := opts()
+	o.ReusePIN = true
+	k, err := pkcs11key.Open("pkcs11:object=piv", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	restore := pkcs11key.FailContextLoginOnce()
+	defer restore()
+	d := sha256.Sum256([]byte("x"))
+	if _, err := k.Sign(nil, d[:], crypto.SHA256); err == nil {
+		t.Fatal("signed despite the failed login")
+	}
+	sig, err := k.Sign(nil, d[:], crypto.SHA256)
+	if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+		t.Fatalf("the next signature: %v", err)
+	}
+}
+
+// TestKeyTypeMismatch: an EC key whose public half the token does not
+// show is refused for a certificate with an RSA key (ErrMismatch), and
+// signs for one with its own EC key, by ECDSA.
+func TestKeyTypeMismatch(t *testing.T) {
+	h := hsm(t)
+	h.NewKey(t, "t1", pin, "EC:prime256v1", "bare", "0e")
+	k, err := pkcs11key.Open("pkcs11:token=t1;object=bare", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPub := k.Public()
+	k.Close()
+	h.Run(t, "--token-label", "t1", "--login", "--pin", pin, "--delete-object", "--type", "pubkey", "--id", "0e")
+	rsaKey, err := pkcs11key.Open("pkcs11:token=t1;object=rsa%20key", opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub := rsaKey.Public()
+	rsaKey.Close()
+	o := opts()
+	o.Public = rsaPub
+	if _, err := pkcs11key.Open("pkcs11:token=t1;object=bare", o); !errors.Is(err, pkcs11key.ErrMismatch) {
+		t.Errorf("an RSA certificate for an EC key: %v", err)
+	}
+	o.Public = ecPub
+	k, err = pkcs11key.Open("pkcs11:token=t1;object=bare", o)
+	if err != nil {
+		t.Fatalf("its own certificate: %v", err)
+	}
+	k.Close()
+}
+
+// TestFinalTry: a token that reports one PIN try left is not sent the
+// PIN: ErrPINFinalTry, a configuration error, and no login.
+func TestFinalTry(t *testing.T) {
+	hsm(t)
+	logins, restoreLogins := pkcs11key.CountLogins()
+	defer restoreLogins()
+	restore := pkcs11key.FinalTry()
+	defer restore()
+	_, err := pkcs11key.Open("pkcs11:token=t1;object=ec%20key", opts())
+	var pe *pkcs11key.Error
+	if !errors.Is(err, pkcs11key.ErrPINFinalTry) || !errors.As(err, &pe) || !pe.Config() || pe.Hint() == "" {
+		t.Fatalf("%v; want ErrPINFinalTry with a hint", err)
+	}
+	if n := logins(); n != 0 {
+		t.Errorf("%d logins, want none", n)
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -24,6 +27,7 @@ const (
 	ckrDeviceMemory               rv = 0x031
 	ckrDeviceRemoved              rv = 0x032
 	ckrFunctionNotSupported       rv = 0x054
+	ckrOperationActive            rv = 0x090
 	ckrKeyHandleInvalid           rv = 0x060
 	ckrKeyFunctionNotPermitted    rv = 0x068
 	ckrMechanismInvalid           rv = 0x070
@@ -47,6 +51,7 @@ const (
 	ckfLoginRequired      = 0x4
 	ckfProtectedAuthPath  = 0x100
 	ckfTokenInitialized   = 0x400
+	ckfUserPINFinalTry    = 0x20000
 	ckfUserPINLocked      = 0x40000
 	ckuUser               = 1
 	ckuContextSpecific    = 2
@@ -120,6 +125,13 @@ type module struct {
 	fl    unsafe.Pointer // CK_FUNCTION_LIST
 	refs  int
 	owned bool // this package initialised it, so finalises it
+	// gen counts restarts: a session or object handle from an earlier
+	// generation is stale, and may name another user's session now
+	// (modules reuse handle numbers).
+	gen atomic.Uint64
+	// racy: SoftHSM, whose file-backed tokens read as absent or blank
+	// for a moment while another process writes them.
+	racy bool
 	// use is held for reading by every call, and for writing while the
 	// module is finalised and initialised again: no call is in flight
 	// then.
@@ -176,6 +188,9 @@ func loadModule(path string) (*module, error) {
 		default:
 			return nil, fmt.Errorf("%w: C_Initialize: %v", ErrNoModule, r)
 		}
+		if li, err := m.info(); err == nil {
+			m.racy = strings.HasPrefix(li.manufacturer, "SoftHSM")
+		}
 		modules.m[path] = m
 	}
 	m.refs++
@@ -210,6 +225,7 @@ func (m *module) restart() {
 	m.use.Lock()
 	defer m.use.Unlock()
 	m.rawCall(fnFinalize, 0)
+	m.gen.Add(1)
 	args := &[6]uintptr{4: ckfOSLockingOK}
 	m.rawCall(fnInitialize, uintptr(unsafe.Pointer(args)))
 }
@@ -297,10 +313,20 @@ func (m *module) slotInfo(id uint) (slotInfo, error) {
 	}
 	return slotInfo{id: id, description: padded(s[:64]), manufacturer: padded(s[64:96]),
 		label: padded(t[:32]), tokenManufacturer: padded(t[32:64]), model: padded(t[64:80]),
-		serial: padded(t[80:96]), tokenFlags: uint(binary.NativeEndian.Uint64(t[96:104]))}, nil
+		serial: padded(t[80:96]), tokenFlags: uint(binary.NativeEndian.Uint64(t[96:104])) | tokenFlagsFault}, nil
 }
 
+// tokenFlagsFault, set by tests only, is added to every token's flags:
+// SoftHSM never reports a PIN's last try.
+var tokenFlagsFault uint
+
+// sessionOpened, set by tests only, is called at each C_OpenSession.
+var sessionOpened func()
+
 func (m *module) openSession(slot uint) (uint, error) {
+	if sessionOpened != nil {
+		sessionOpened()
+	}
 	var s uint
 	err := ok(m.call(fnOpenSession, uintptr(slot), ckfSerialSession, 0, 0, uintptr(unsafe.Pointer(&s))))
 	return s, err
@@ -336,11 +362,12 @@ func (m *module) find(s uint, tmpl map[uint][]byte) ([]uint, error) {
 		copy(b, v)
 		attrs = append(attrs, attribute{typ: typ, val: unsafe.Pointer(&b[0]), len: uint(len(v))})
 	}
-	var first uintptr
-	if len(attrs) > 0 {
-		first = uintptr(unsafe.Pointer(&attrs[0]))
-	}
-	if err := ok(m.call(fnFindObjectsInit, uintptr(s), first, uintptr(len(attrs)))); err != nil {
+	attrs = append(attrs, attribute{}) // &attrs[0] exists with no attribute too
+	// The pointer is converted in the call's own arguments, so that the
+	// template stays alive and in place until the call returns.
+	err := ok(m.call(fnFindObjectsInit, uintptr(s), uintptr(unsafe.Pointer(&attrs[0])), uintptr(len(attrs)-1)))
+	runtime.KeepAlive(attrs)
+	if err != nil {
 		return nil, err
 	}
 	defer m.call(fnFindObjectsFinal, uintptr(s))
@@ -398,17 +425,16 @@ func (m *module) attrs(s, obj uint, types ...uint) ([][]byte, error) {
 }
 
 // sign signs data with key by mech; login, when not nil, runs between
-// C_SignInit and C_Sign (a context-specific login).
+// C_SignInit and C_Sign (a context-specific login). After any failure
+// the caller must close the session: the operation may still be active.
 func (m *module) sign(s, key uint, mech *mechanism, data []byte, login func() error) ([]byte, error) {
 	if err := ok(m.call(fnSignInit, uintptr(s), uintptr(unsafe.Pointer(mech)), uintptr(key))); err != nil {
 		return nil, err
 	}
+	// A failure from here on leaves the operation active in the
+	// session: the caller closes the session, which ends it.
 	if login != nil {
 		if err := login(); err != nil {
-			// C_Sign with no output ends the operation the failed login
-			// left open.
-			var n uint
-			m.call(fnSign, uintptr(s), 0, 0, 0, uintptr(unsafe.Pointer(&n)))
 			return nil, err
 		}
 	}

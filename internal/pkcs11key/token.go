@@ -3,10 +3,13 @@ package pkcs11key
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -92,25 +95,31 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 		}
 		if !matches(u.LibraryManufacturer, li.manufacturer) || !matches(u.LibraryDescription, li.description) ||
 			!versionMatches(u.LibraryVersion, li.version) {
-			return nil, fmt.Errorf("%w: the module is %q by %q, version %s", ErrNoToken, li.description, li.manufacturer, li.version)
+			return nil, fmt.Errorf("%w: the URI names another library: the module is %q by %q, version %s", ErrNoModule, li.description, li.manufacturer, li.version)
 		}
 	}
-	var out []slotInfo
-	var ids []uint
-	var unread error
-	// A token that another process is writing to may not answer for a
-	// moment: a URI that matched nothing is tried again, a few times.
-	for try := 0; try < 5 && len(out) == 0; try++ {
-		if try > 0 && unread == nil {
-			break
+	ids, err := m.slots()
+	if err != nil {
+		return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
+	}
+	out, unread := m.matchSlots(u, ids)
+	// A token that failed to answer may answer once the module starts
+	// again (once). SoftHSM's tokens read as absent while another process
+	// writes them, and SoftHSM reads a token's state afresh only when
+	// started again: with it, a URI that matches nothing is tried a few
+	// times.
+	restarts := 0
+	if unread != nil {
+		restarts = 1
+	}
+	if m.racy {
+		restarts = 4
+	}
+	for try := 1; len(out) == 0 && try <= restarts; try++ {
+		if m.racy {
+			time.Sleep(time.Duration(try*10) * time.Millisecond)
 		}
-		if try > 0 {
-			// Modules such as SoftHSM keep what they read of a token's
-			// state: start the module again to read it afresh.
-			time.Sleep(time.Duration(try*20) * time.Millisecond)
-			m.restart()
-		}
-		var err error
+		m.restart()
 		if ids, err = m.slots(); err != nil {
 			return nil, fmt.Errorf("C_GetSlotList: %w", classify(err))
 		}
@@ -118,27 +127,27 @@ func (m *module) tokens(u *URI) ([]slotInfo, error) {
 	}
 	if len(out) == 0 {
 		if unread != nil {
-			return nil, fmt.Errorf("%w (%d tokens present; one did not answer: %v)", ErrNoToken, len(ids), unread)
+			return nil, fmt.Errorf("%w (%d slots with a token; one did not answer: %v)", ErrNoToken, len(ids), unread)
 		}
-		return nil, fmt.Errorf("%w (%d tokens present)", ErrNoToken, len(ids))
+		return nil, fmt.Errorf("%w (%d slots with a token)", ErrNoToken, len(ids))
 	}
 	return out, nil
 }
 
-// matchSlots returns the slots whose token matches u; unread is an error
-// of a slot that could not be read.
+// matchSlots returns the slots whose token matches u; unread is the
+// error of a slot that could not be read because its token failed (an
+// uninitialised token, as SoftHSM's free slot, is not one).
 func (m *module) matchSlots(u *URI, ids []uint) (out []slotInfo, unread error) {
 	for _, id := range ids {
 		si, err := m.slotInfo(id)
 		if err != nil {
-			unread = err
-			continue // removed meanwhile, or busy
+			if r := rv(0); errors.As(err, &r) && lost(r) {
+				unread = err // removed meanwhile, or busy
+			}
+			continue
 		}
 		if si.tokenFlags&ckfTokenInitialized == 0 {
-			// An empty token, as SoftHSM's free slot, or one that
-			// another process is writing to.
-			unread = fmt.Errorf("slot %d: the token is not initialised", id)
-			continue
+			continue // an empty token, as SoftHSM's free slot
 		}
 		if u.SlotID != nil && uint64(id) != *u.SlotID || !matches(u.SlotDescription, si.description) ||
 			!matches(u.SlotManufacturer, si.manufacturer) || !matches(u.Token, si.label) ||
@@ -167,8 +176,8 @@ func (si slotInfo) token() Token {
 	return Token{Label: si.label, Manufacturer: si.tokenManufacturer, Model: si.model, Serial: si.serial, Slot: si.id}
 }
 
-// login logs the session in as the user, unless the token needs no
-// login. A locked PIN is never sent.
+// loginUser logs the session in as the user, unless the token needs no
+// login. A locked PIN, or one with a single try left, is never sent.
 func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 	if si.tokenFlags&ckfLoginRequired == 0 {
 		return nil
@@ -176,8 +185,14 @@ func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 	if si.tokenFlags&ckfUserPINLocked != 0 {
 		return ErrPINLocked
 	}
+	if si.tokenFlags&ckfUserPINFinalTry != 0 {
+		return ErrPINFinalTry // a wrong PIN now would lock it
+	}
 	if pin == nil {
 		return ErrPINRequired
+	}
+	if err := refused(m.path, si.token(), pin); err != nil {
+		return err
 	}
 	err := m.login(s, ckuUser, pin)
 	// SoftHSM's token file, while another process writes it, reads as a
@@ -186,12 +201,46 @@ func (m *module) loginUser(s uint, si slotInfo, pin []byte) error {
 		time.Sleep(time.Duration(try*20) * time.Millisecond)
 		err = m.login(s, ckuUser, pin)
 	}
-	return classify(err)
+	return refuse(m.path, si.token(), pin, classify(err))
 }
 
-// findIn finds the objects of class that match u on one token; with
-// pin, after logging in. s is an open session on the token.
-func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, error) {
+// refusals remembers, for the life of the process, each PIN a token
+// refused (by module, token serial and label, and the PIN's SHA-256), so
+// that no key or search sends it to that token again: each wrong try
+// counts toward the token's lock.
+var refusals = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]error
+}{m: map[[sha256.Size]byte]error{}}
+
+func refusalKey(module string, t Token, pin []byte) [sha256.Size]byte {
+	h := sha256.New()
+	for _, f := range [][]byte{[]byte(module), []byte(t.Serial), []byte(t.Label), pin} {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
+		h.Write(f)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+// refused is the error of the token's earlier refusal of pin, or nil.
+func refused(module string, t Token, pin []byte) error {
+	refusals.Lock()
+	defer refusals.Unlock()
+	return refusals.m[refusalKey(module, t, pin)]
+}
+
+// refuse records err when it is the token refusing pin, and returns it.
+func refuse(module string, t Token, pin []byte, err error) error {
+	if errors.Is(err, ErrWrongPIN) || errors.Is(err, ErrPINLocked) {
+		refusals.Lock()
+		refusals.m[refusalKey(module, t, pin)] = fmt.Errorf("%w (refused before: not sent again)", err)
+		refusals.Unlock()
+	}
+	return err
+}
+
+// template matches the objects of class that u names by label and id.
+func template(u *URI, class uint) map[uint][]byte {
 	tmpl := map[uint][]byte{ckaClass: ulong(class)}
 	if u.Object != "" {
 		tmpl[ckaLabel] = []byte(u.Object)
@@ -199,7 +248,13 @@ func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, erro
 	if u.ID != nil {
 		tmpl[ckaID] = u.ID
 	}
-	handles, err := m.find(s, tmpl)
+	return tmpl
+}
+
+// findIn finds the objects of class that match u on one token; with
+// pin, after logging in. s is an open session on the token.
+func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, error) {
+	handles, err := m.find(s, template(u, class))
 	if err != nil {
 		return nil, fmt.Errorf("find objects: %w", classify(err))
 	}
@@ -223,17 +278,51 @@ func (m *module) findIn(s uint, si slotInfo, u *URI, class uint) ([]Object, erro
 	return out, nil
 }
 
-// search finds the objects of class that u names on every token that
-// matches it. Private keys are found after logging in; certificates
-// without, and after logging in when none are found and a PIN is given.
+// search finds the objects of class that u names on the tokens that
+// match it. The PIN goes to one token at most (each wrong one counts
+// toward that token's lock): see searchKeys and searchCerts.
 func (m *module) search(u *URI, class uint, pin []byte) ([]Object, error) {
 	toks, err := m.tokens(u)
 	if err != nil {
 		return nil, err
 	}
+	if class == ckoCertificate {
+		return m.searchCerts(u, toks, pin)
+	}
+	return m.searchKeys(u, toks, pin)
+}
+
+// searchKeys finds private keys without logging in first: on a token
+// that needs a login, a public key or certificate with the label and id
+// marks a candidate. It then logs in to the one token with candidates
+// (or to the only token, when none shows any); several such tokens are
+// an error that lists them, so that the URI names one.
+func (m *module) searchKeys(u *URI, toks []slotInfo, pin []byte) ([]Object, error) {
 	var out []Object
+	var login, blind []slotInfo
 	for _, si := range toks {
-		found, err := m.searchToken(si, u, class, pin)
+		found, candidate, err := m.peek(si, u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", si.token(), err)
+		}
+		out = append(out, found...)
+		switch {
+		case len(found) > 0 || si.tokenFlags&ckfLoginRequired == 0:
+		case candidate:
+			login = append(login, si)
+		default:
+			blind = append(blind, si)
+		}
+	}
+	if len(login) == 0 && len(out) == 0 && len(blind) == 1 && len(toks) == 1 {
+		login = blind
+	}
+	if len(login) > 1 {
+		e := fmt.Errorf("%w: %d tokens that need a login hold keys it may name, and the PIN is sent to one token only", ErrAmbiguous, len(login))
+		return nil, &tokensError{err: e, toks: login}
+	}
+	for _, si := range login {
+		found, err := m.loggedIn(si, pin, func(s uint) ([]Object, error) { return m.findIn(s, si, u, ckoPrivateKey) })
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", si.token(), err)
 		}
@@ -242,26 +331,112 @@ func (m *module) search(u *URI, class uint, pin []byte) ([]Object, error) {
 	return out, nil
 }
 
-func (m *module) searchToken(si slotInfo, u *URI, class uint, pin []byte) ([]Object, error) {
+// peek finds the private keys u names on a token without logging in,
+// and reports whether a public key or certificate that u names is there.
+func (m *module) peek(si slotInfo, u *URI) ([]Object, bool, error) {
+	s, err := m.openSession(si.id)
+	if err != nil {
+		return nil, false, fmt.Errorf("open a session: %w", classify(err))
+	}
+	defer m.closeSession(s)
+	found, err := m.findIn(s, si, u, ckoPrivateKey)
+	if err != nil || len(found) > 0 || si.tokenFlags&ckfLoginRequired == 0 {
+		return found, false, err
+	}
+	for _, class := range []uint{ckoPublicKey, ckoCertificate} {
+		hs, err := m.find(s, template(u, class))
+		if err != nil {
+			return nil, false, fmt.Errorf("find objects: %w", classify(err))
+		}
+		if len(hs) > 0 {
+			return nil, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// searchCerts finds certificates without logging in; when none shows and
+// a PIN is given, it logs in to the only token that needs a login, if
+// there is one only, and looks again.
+func (m *module) searchCerts(u *URI, toks []slotInfo, pin []byte) ([]Object, error) {
+	var out []Object
+	var locked []slotInfo
+	for _, si := range toks {
+		found, err := m.session(si, func(s uint) ([]Object, error) { return m.findIn(s, si, u, ckoCertificate) })
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", si.token(), err)
+		}
+		out = append(out, found...)
+		if si.tokenFlags&ckfLoginRequired != 0 {
+			locked = append(locked, si)
+		}
+	}
+	if len(out) > 0 || pin == nil || len(locked) != 1 {
+		return out, nil
+	}
+	si := locked[0]
+	found, err := m.loggedIn(si, pin, func(s uint) ([]Object, error) { return m.findIn(s, si, u, ckoCertificate) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", si.token(), err)
+	}
+	return found, nil
+}
+
+// session runs f in a new session on si's token.
+func (m *module) session(si slotInfo, f func(s uint) ([]Object, error)) ([]Object, error) {
 	s, err := m.openSession(si.id)
 	if err != nil {
 		return nil, fmt.Errorf("open a session: %w", classify(err))
 	}
 	defer m.closeSession(s)
-	if class != ckoCertificate {
+	return f(s)
+}
+
+// loggedIn runs f in a new session on si's token, logged in.
+func (m *module) loggedIn(si slotInfo, pin []byte, f func(s uint) ([]Object, error)) ([]Object, error) {
+	return m.session(si, func(s uint) ([]Object, error) {
 		if err := m.loginUser(s, si, pin); err != nil {
 			return nil, err
 		}
-		return m.findIn(s, si, u, class)
+		return f(s)
+	})
+}
+
+// tokensError is ErrAmbiguous among tokens; it lists them.
+type tokensError struct {
+	err  error
+	toks []slotInfo
+}
+
+func (e *tokensError) Error() string { return e.err.Error() }
+func (e *tokensError) Unwrap() error { return e.err }
+
+// withTokens lists the tokens of a tokensError among err's candidates,
+// each with a URI that names it.
+func withTokens(err error) error {
+	var te *tokensError
+	var e *Error
+	if errors.As(err, &te) && errors.As(err, &e) {
+		for _, si := range te.toks {
+			t := si.token()
+			e.Candidates = append(e.Candidates, t.String()+": "+(&URI{Token: t.Label, Serial: t.Serial}).String())
+		}
 	}
-	found, err := m.findIn(s, si, u, class)
-	if err != nil || len(found) > 0 || pin == nil || si.tokenFlags&ckfLoginRequired == 0 {
-		return found, err
+	return err
+}
+
+// Hold loads and initialises the module and keeps it so until release
+// is called: a program that reads certificates and opens keys one after
+// another holds it first, so that the module is initialised once (each
+// of them otherwise loads it and releases it).
+// uri is for messages only.
+func Hold(uri, module string) (release func(), err error) {
+	m, err := loadModule(module)
+	if err != nil {
+		return nil, &Error{URI: uri, Module: module, Op: "load the module", Err: err}
 	}
-	if err := m.loginUser(s, si, pin); err != nil {
-		return nil, err
-	}
-	return m.findIn(s, si, u, class)
+	var once sync.Once
+	return func() { once.Do(m.release) }, nil
 }
 
 // Certificates returns the certificates uri names, in the order the
@@ -280,7 +455,9 @@ func Certificates(uri string, opts Options) ([]Object, error) {
 		return nil, fail(err)
 	}
 	defer m.release()
-	certs, err := m.search(u, ckoCertificate, opts.PIN)
+	pin := pinOf(opts)
+	defer clear(pin)
+	certs, err := m.search(u, ckoCertificate, pin)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -315,12 +492,16 @@ func ambiguous(uri, module, op string, objs []Object) error {
 type Listing struct {
 	Token    Token
 	LoggedIn bool
-	Objects  []Object
-	Err      error // the token could not be listed
+	// PINNotSent: a PIN was given, but the URI names several tokens
+	// and the PIN is sent to one token only.
+	PINNotSent bool
+	Objects    []Object
+	Err        error // the token could not be listed
 }
 
 // List lists the certificates and keys on the tokens uri names ("pkcs11:"
-// for every token). With a PIN it logs in, so that private keys show.
+// for every token). With a PIN it logs in, so that private keys show,
+// when uri names one token only.
 func List(uri string, opts Options) ([]Listing, error) {
 	fail := func(err error) error { return &Error{URI: uri, Module: opts.Module, Op: "list", Err: err} }
 	u, err := ParseURI(uri)
@@ -336,9 +517,16 @@ func List(uri string, opts Options) ([]Listing, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
+	pin := pinOf(opts)
+	defer clear(pin)
+	if len(toks) > 1 {
+		pin = nil // the PIN is sent to one token only
+	}
 	var out []Listing
 	for _, si := range toks {
-		out = append(out, m.listToken(si, u, opts.PIN))
+		l := m.listToken(si, u, pin)
+		l.PINNotSent = len(opts.PIN) > 0 && pin == nil && si.tokenFlags&ckfLoginRequired != 0
+		out = append(out, l)
 	}
 	return out, nil
 }

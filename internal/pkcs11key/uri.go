@@ -73,7 +73,8 @@ func (u *URI) parseAttrs(s, sep string, known []string, seen map[string]bool) er
 	for _, a := range strings.Split(s, sep) {
 		name, raw, ok := strings.Cut(a, "=")
 		if !ok || name == "" {
-			return fmt.Errorf("%w: %q is not name=value", ErrBadURI, a)
+			// Not quoted: it may be a PIN typed without its name.
+			return fmt.Errorf("%w: an attribute is not name=value", ErrBadURI)
 		}
 		name = strings.ToLower(name)
 		if seen[name] {
@@ -156,6 +157,28 @@ func (u *URI) String() string {
 		s += "?module-path=" + escape(u.ModulePath)
 	}
 	return s
+}
+
+// Redact returns s without what may hold a PIN, for messages: the query
+// (pin-value, pin-source) and any path attribute whose name starts with
+// "pin" are dropped; the other path attributes are kept as given.
+func Redact(s string) string {
+	if !IsURI(s) {
+		return "(not a pkcs11: URI)"
+	}
+	path, _, _ := strings.Cut(s[7:], "?")
+	var kept []string
+	for _, a := range strings.Split(path, ";") {
+		name, _, ok := strings.Cut(a, "=")
+		if d, err := url.PathUnescape(name); err == nil {
+			name = d
+		}
+		if !ok || strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "pin") {
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return "pkcs11:" + strings.Join(kept, ";")
 }
 
 // escape percent-encodes what RFC 7512 does not allow as is in a value.

@@ -61,7 +61,9 @@
 //   - With systemd ([Config.NotifySocket]), a restart or a reload is
 //     bracketed by RELOADING=1 and READY=1; the command keeps NOTIFY_SOCKET. With
 //     [Config.Watchdog], WATCHDOG=1 goes out every half of it from the
-//     loop itself: a loop that stops turning stops the pings.
+//     loop itself: a loop that stops turning, or [Config.Alive] answering
+//     false, stops the pings. Before Run, start-up pings for at most
+//     [Config.StartUpLimit].
 //   - [Config.Observe] hears of starts, exits, restarts and reloads
 //     ([Event]) on the loop; [Config.Heartbeat] makes the loop turn, and
 //     say so, at least that often.

@@ -43,6 +43,12 @@ type Event struct {
 	Signal   syscall.Signal // EventExited: the signal the child died of, or 0
 	Reason   string         // EventRestart, EventReload
 	Outcome  string         // EventRestart, EventReload
+	// Updates, for EventStarted and a successful EventReload: how many
+	// environments (Updates without Err) Run had received when the child
+	// started or the reload began. The child has the newest of them, so
+	// an observer that counts what it sent can tell whether the child
+	// has caught up.
+	Updates int64
 }
 
 // observe tells Config.Observe of e, stamped with the loop's clock.

@@ -35,6 +35,7 @@ type loop struct {
 	stop     *stopping
 	starting *starting // from the moment a child is due until it runs
 	restarts int
+	updates  int64        // environments received, for EventStarted
 	beat     *time.Ticker // Heartbeat and Watchdog; nil without them
 
 	write     WriteFiles // the newest update's files
@@ -401,6 +402,7 @@ func (l *loop) update(u Update) {
 		l.beginStop(&stopping{reason: "watching failed", end: u.Err})
 		return
 	}
+	l.updates++
 	if l.cfg.OnChange == OnChangeNone {
 		l.log.Info("environment changed; not restarting (on-change none)", "reason", u.Reason)
 		return

@@ -4,7 +4,13 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 )
+
+// notifyTimeout bounds a write to NOTIFY_SOCKET: a receiver whose queue is
+// full must not hold up the loop that sends (the watchdog's pings come
+// from it).
+const notifyTimeout = 100 * time.Millisecond
 
 // notifier sends sd_notify(3) messages to systemd. It is a few lines over
 // a unixgram socket rather than go-systemd's daemon package because the
@@ -30,17 +36,24 @@ func (n *notifier) send(lines ...string) {
 	if n == nil {
 		return
 	}
+	if err := n.write(strings.Join(lines, "\n") + "\n"); err != nil {
+		n.log.Debug("systemd notification failed", "err", err)
+	}
+}
+
+// write sends msg as one datagram, giving up after notifyTimeout.
+func (n *notifier) write(msg string) error {
 	// Go maps a leading '@' to the abstract namespace itself.
 	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.socket, Net: "unixgram"})
 	if err != nil {
-		n.log.Debug("systemd notification failed", "err", err)
-		return
+		return err
 	}
 	defer conn.Close()
-	msg := strings.Join(lines, "\n") + "\n"
-	if _, err := conn.Write([]byte(msg)); err != nil {
-		n.log.Debug("systemd notification failed", "err", err)
+	if err := conn.SetWriteDeadline(time.Now().Add(notifyTimeout)); err != nil {
+		return err
 	}
+	_, err = conn.Write([]byte(msg))
+	return err
 }
 
 // status returns a STATUS= line, one line long.

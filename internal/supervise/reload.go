@@ -19,10 +19,11 @@ const DefaultReloadTimeout = 30 * time.Second
 // reloading is a reload command that runs. Its result comes on done; the
 // loop applies no other change meanwhile.
 type reloading struct {
-	began  time.Time
-	reason string
-	done   chan error
-	cancel context.CancelFunc // ends the reload command, with its group
+	began   time.Time
+	reason  string
+	updates int64 // the updates received when it began, for EventReload
+	done    chan error
+	cancel  context.CancelFunc // ends the reload command, with its group
 }
 
 // reloadEndWait bounds how long Run waits, as it returns, for a reload
@@ -98,11 +99,11 @@ func (l *loop) reload(now time.Time, reason string) {
 	if len(l.cfg.ReloadCommand) == 0 {
 		err := syscall.Kill(c.pid, l.cfg.ReloadSignal)
 		l.log.Info("secret files changed; reloading the child", "pid", c.pid, "signal", SignalName(l.cfg.ReloadSignal), "reason", reason)
-		l.reloaded(&reloading{began: now, reason: reason}, err)
+		l.reloaded(&reloading{began: now, reason: reason, updates: l.updates}, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.ReloadTimeout)
-	r := &reloading{began: now, reason: reason, done: make(chan error, 1), cancel: cancel}
+	r := &reloading{began: now, reason: reason, updates: l.updates, done: make(chan error, 1), cancel: cancel}
 	l.reloadRun = r
 	l.log.Info("secret files changed; running the reload command", "pid", c.pid, "command", l.cfg.ReloadCommand[0], "reason", reason)
 	cfg, env, ownGroup := *l.cfg, l.env, l.reaper.pidfds > 0
@@ -199,7 +200,7 @@ func (l *loop) reloaded(r *reloading, err error) {
 		}
 	} else {
 		l.reloads++
-		l.observe(Event{Kind: EventReload, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeOK})
+		l.observe(Event{Kind: EventReload, PID: l.child.pid, Reason: ReasonChange, Outcome: OutcomeOK, Updates: r.updates})
 		l.log.Info("child reloaded", "pid", l.child.pid, "took", took, "reloads", l.reloads, "reason", r.reason)
 		if l.stop == nil {
 			l.notify.send("READY=1", statusLine(fmt.Sprintf("running %s (pid %d), reloaded %d times", l.cfg.Command, l.child.pid, l.reloads)))

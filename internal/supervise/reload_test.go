@@ -69,8 +69,8 @@ func TestReloadSignal(t *testing.T) {
 	}
 	rec := h.log.wait("child reloaded", 1)
 	evMu.Lock()
-	if len(reloads) != 1 || reloads[0].Outcome != OutcomeOK {
-		t.Errorf("reload events %+v, want one ok", reloads)
+	if len(reloads) != 1 || reloads[0].Outcome != OutcomeOK || reloads[0].Updates != 1 {
+		t.Errorf("reload events %+v, want one ok, with the one update", reloads)
 	}
 	evMu.Unlock()
 	if rec.attrs["reason"] != "sm://app/tls rotated" {

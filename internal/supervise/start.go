@@ -132,7 +132,7 @@ func (l *loop) start(env []string) error {
 	l.child = &child{pid: p.Pid, pgid: p.Pid, proc: p}
 	l.env = env
 	l.reaper.learn(p.Pid)
-	l.observe(Event{Kind: EventStarted, PID: p.Pid})
+	l.observe(Event{Kind: EventStarted, PID: p.Pid, Updates: l.updates})
 	l.log.Info("child started", "pid", p.Pid, "command", l.cfg.Command, "foreground", fg)
 	return nil
 }

@@ -119,9 +119,18 @@ type Config struct {
 	// Watchdog is systemd's watchdog timeout (WATCHDOG_USEC), when
 	// rolesenv is the process systemd watches: while the supervisor's
 	// loop turns (and, before Run, while start-up's signal watcher
-	// does), WATCHDOG=1 goes to NotifySocket every half of it. A loop
-	// that stops turning stops the pings, and systemd restarts the unit.
+	// does, for at most StartUpLimit), WATCHDOG=1 goes to NotifySocket
+	// every half of it. A loop that stops turning stops the pings, and
+	// systemd restarts the unit.
 	Watchdog time.Duration
+	// StartUpLimit is how long start-up (from New to Run or Exec) may
+	// take, its own deadline and some grace: past it, start-up is stuck,
+	// and its watchdog pings stop (default DefaultStartUpLimit).
+	StartUpLimit time.Duration
+	// Alive, when set, is asked at every turn of the loop whether the
+	// rest of the caller (a watcher on another goroutine) still works;
+	// while it answers false, no watchdog ping goes out.
+	Alive func() bool
 	// Heartbeat, when set, makes the loop turn at least that often
 	// (reported as EventBeat), so that an observer can tell a loop that
 	// turns from one that is stuck.
@@ -211,6 +220,7 @@ type Supervisor struct {
 	early       chan struct{} // closed when the start-up watcher has returned
 	handedOff   bool
 	used        bool
+	began       time.Time // New, for StartUpLimit
 
 	noTerminal   bool // tests that run in-process leave the terminal alone
 	startProcess func(string, []string, *os.ProcAttr) (*os.Process, error)
@@ -240,6 +250,7 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 		chld:         make(chan os.Signal, 1),
 		handoff:      make(chan struct{}),
 		early:        make(chan struct{}),
+		began:        time.Now(),
 		startProcess: procsec.StartProcess,
 	}
 	if s.log == nil {
@@ -280,7 +291,10 @@ func (cfg *Config) fill() error {
 	if cfg.ReloadTimeout == 0 {
 		cfg.ReloadTimeout = DefaultReloadTimeout
 	}
-	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 || cfg.StartRetryLimit < 0 || cfg.ReloadTimeout < 0 {
+	if cfg.StartUpLimit == 0 {
+		cfg.StartUpLimit = DefaultStartUpLimit
+	}
+	if cfg.StopTimeout < 0 || cfg.Debounce < 0 || cfg.RestartWindow < 0 || cfg.MaxRestarts < 0 || cfg.StartRetryLimit < 0 || cfg.ReloadTimeout < 0 || cfg.StartUpLimit < 0 {
 		return errors.New("durations and the restart budget cannot be negative")
 	}
 	if cfg.MaxRestarts > 0 && cfg.RestartWindow == 0 {
@@ -304,7 +318,10 @@ func (s *Supervisor) watchStartUp() {
 		case <-s.handoff:
 			return
 		case <-ping:
-			s.watchdogPing()
+			if !s.startUpPing() {
+				stop()
+				ping = nil
+			}
 		case sig := <-s.sigs:
 			ss := sig.(syscall.Signal)
 			switch {

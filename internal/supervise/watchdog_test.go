@@ -103,6 +103,73 @@ func TestWatchdogPingsDuringStartUp(t *testing.T) {
 	waitPings(t, conn, 2)
 }
 
+// TestWatchdogStartUpPingsStop: a start-up that takes longer than its
+// limit is stuck: its pings stop, so that systemd restarts the unit.
+func TestWatchdogStartUpPingsStop(t *testing.T) {
+	sock, conn := notifyListener(t)
+	const timeout, limit = 100 * time.Millisecond, 300 * time.Millisecond
+	began := time.Now()
+	newInProcess(t, Config{Command: "true", NotifySocket: sock, Watchdog: timeout, StartUpLimit: limit})
+	waitPings(t, conn, 1)
+	// The pings end: a silence of ten ping periods comes, within the
+	// deadline, and only once the limit has passed.
+	end := time.Now().Add(deadline)
+	for readNotify(t, conn, 10*timeout/2) != "" {
+		if time.Now().After(end) {
+			t.Fatalf("start-up still pings %v after its limit of %v", deadline, limit)
+		}
+	}
+	if took := time.Since(began); took < limit {
+		t.Errorf("the pings stopped after %v, before the limit of %v", took, limit)
+	}
+}
+
+// TestWatchdogHeldWhileNotAlive: while Config.Alive answers false (the
+// watcher is stuck), the loop turns but sends no ping.
+func TestWatchdogHeldWhileNotAlive(t *testing.T) {
+	sock, conn := notifyListener(t)
+	const timeout = 100 * time.Millisecond
+	var dead atomic.Bool
+	h := startHarness(t, Config{NotifySocket: sock, Watchdog: timeout, Alive: func() bool { return !dead.Load() }}, childEnv("hang", "GEN=0"))
+	h.out.until("ready")
+	waitPings(t, conn, 2)
+	dead.Store(true)
+	for readNotify(t, conn, timeout) != "" { // sent before, or by the turn under way
+	}
+	if m := readNotify(t, conn, 10*timeout/2); m != "" {
+		t.Fatalf("pinged while not alive: %q", m)
+	}
+	dead.Store(false)
+	waitPings(t, conn, 2)
+}
+
+// TestNotifyDoesNotBlock: a receiver that reads nothing fills its queue;
+// then a notification gives up after its timeout instead of blocking the
+// loop that sends it.
+func TestNotifyDoesNotBlock(t *testing.T) {
+	sock, _ := notifyListener(t)
+	n := newNotifier(sock, nil)
+	done := make(chan error, 1)
+	go func() {
+		for range 100_000 {
+			if err := n.write("WATCHDOG=1\n"); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("a full receiver: %v, want a timeout", err)
+		}
+	case <-time.After(deadline):
+		t.Fatal("a notification blocked on a full receiver")
+	}
+}
+
 // TestEventsOfAChild: the observer hears of the child's start, of a
 // restart (its exit, the new start, the outcome), of a restart the budget
 // defers, and of the child's death by a signal.
@@ -128,7 +195,7 @@ func TestEventsOfAChild(t *testing.T) {
 		}
 		return Event{}
 	}
-	if e := next(EventStarted); e.PID == 0 {
+	if e := next(EventStarted); e.PID == 0 || e.Updates != 0 {
 		t.Errorf("start %+v", e)
 	}
 	h.update(childEnv("hang", "GEN=1"), "sm://app/db rotated")
@@ -136,6 +203,9 @@ func TestEventsOfAChild(t *testing.T) {
 		t.Errorf("exit for the restart %+v", e)
 	}
 	started := next(EventStarted)
+	if started.Updates != 1 {
+		t.Errorf("the restarted child has %d updates, want 1", started.Updates)
+	}
 	if e := next(EventRestart); e.Reason != ReasonChange || e.Outcome != OutcomeOK || e.PID != started.PID {
 		t.Errorf("restart %+v", e)
 	}
