@@ -241,6 +241,9 @@ func (c *checker) template() {
 	}
 	opts := inject.Options{Environ: c.a.environ, FromEnv: c.ef.fromEnv, CleanEnv: c.ef.cleanEnv, KeepEnv: c.ef.keepEnv}
 	c.fileOptions(&opts)
+	if err := credentialsDirEnv(&opts); err != nil {
+		c.add(check.Local, check.Row{Check: "templates", Status: check.Fail, Detail: err.Error(), Hint: err.(*configError).Hint()})
+	}
 	tm, err := inject.Parse(files, opts)
 	parseErrs := flattenErrors(err)
 	var warnings []string

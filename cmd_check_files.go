@@ -21,9 +21,11 @@ func (c *checker) fileOptions(opts *inject.Options) {
 		return
 	}
 	for _, t := range specs {
-		data, err := os.ReadFile(t.src)
+		data, err := readTemplate(t.src, -1)
 		if err != nil {
-			c.add(check.Local, check.Row{Check: "template " + t.src, Status: check.Fail, File: t.src, Detail: "cannot be read: " + errors.Unwrap(err).Error()})
+			var te *templateSrcError
+			errors.As(err, &te)
+			c.add(check.Local, check.Row{Check: "template " + t.src, Status: check.Fail, File: t.src, Detail: te.why, Hint: te.Hint()})
 			continue
 		}
 		opts.Templates = append(opts.Templates, inject.TemplateFile{Name: t.src, Dest: t.dest, Mode: t.mode, Data: data})
@@ -61,7 +63,7 @@ func (c *checker) secretsDirRow() {
 	switch {
 	case err != nil:
 		r.Status, r.Detail = check.Fail, err.Error()
-		r.Hint = "give --secrets-dir a directory of its own, mode 0700, or leave it out for a new one under /dev/shm"
+		r.Hint = (&secretsDirError{}).Hint()
 	case !memory:
 		r.Status, r.Detail = check.Warn, fmt.Sprintf("%s: not on a memory file system (tmpfs or ramfs): secret files may reach a disk", path)
 	}

@@ -143,9 +143,15 @@ func (a *app) loadEnv(ctx context.Context, ef *envFlags, opts inject.Options, co
 		return nil, err
 	}
 	opts.Environ, opts.FromEnv, opts.CleanEnv, opts.KeepEnv = a.environ, ef.fromEnv, ef.cleanEnv, ef.keepEnv
+	if err := credentialsDirEnv(&opts); err != nil {
+		return nil, err
+	}
 	src, err := inject.Load(ctx, files, inject.LoadOptions{Options: opts, Config: config, Prepare: a.preconnect, Logger: a.log})
 	if err != nil {
 		return nil, withRegionHint(err)
+	}
+	if err := checkCredentialsDir(&opts, src.Env()); err != nil {
+		return nil, err
 	}
 	return src, nil
 }

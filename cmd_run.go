@@ -210,6 +210,9 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	st.files.warnNoFiles(cfg.OnChange, st.src.Env())
 	if ra.rf.once {
+		if err := st.files.keepForExec(); err != nil {
+			return err
+		}
 		return sup.Exec(env)
 	}
 	res, err := a.superviseWatching(ctx, sup, &ra.rf, ra.argv, st, limitRefresh(ctx, refresh, a.log))

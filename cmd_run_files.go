@@ -2,12 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +38,12 @@ func (f *fileFlags) register(fs *flagSet, run bool) {
 	if !run {
 		return
 	}
-	fs.StringVar(&f.reloadSignal, "reload-signal", "SIGHUP", "with --on-change reload, the signal that tells the command to read its files again")
+	fs.StringVar(&f.reloadSignal, "reload-signal", defaultReloadSignal, "with --on-change reload, the signal that tells the command to read its files again")
 	fs.StringVar(&f.reloadCommand, "reload-command", "", "with --on-change reload, a command to run instead of the signal")
 	fs.DurationVar(&f.reloadTimeout, "reload-timeout", supervise.DefaultReloadTimeout, "kill the reload command after this long")
 }
+
+const defaultReloadSignal = "SIGHUP"
 
 // templateSpec is one parsed --template.
 type templateSpec struct {
@@ -112,20 +113,72 @@ func (s *fileSink) fileOptions(ff *fileFlags, opts *inject.Options) error {
 	}
 	opts.FilePath = func(name string) string { return filepath.Join(s.path, name) }
 	for _, t := range specs {
-		data, err := os.ReadFile(t.src)
+		data, err := readTemplate(t.src, s.userUID())
 		if err != nil {
-			return &configError{msg: fmt.Sprintf("--template %s: cannot read it: %v", t.src, errors.Unwrap(err))}
+			return err
 		}
 		opts.Templates = append(opts.Templates, inject.TemplateFile{Name: t.src, Dest: t.dest, Mode: t.mode, Data: data})
 	}
-	if len(specs) > 0 {
-		if _, ok := s.a.lookupEnv(credentialsDirVar); ok {
-			s.a.log.Warn("the command keeps the CREDENTIALS_DIRECTORY it inherits; the templates are written elsewhere", "dir", s.path)
-		} else {
-			opts.Set = append(opts.Set, inject.NewSetting(credentialsDirVar, s.path, false))
+	return nil
+}
+
+// credentialsDirEnv makes the secrets directory the command's
+// CREDENTIALS_DIRECTORY when templates are given, once opts has the
+// environment and the flags that shape the command's: it replaces
+// rolesenv's own value before the env files are read (so that
+// ${CREDENTIALS_DIRECTORY} in them is the directory) and passes it
+// through --clean-env. A value the command would inherit that names
+// another directory (systemd's LoadCredential=, for one) is a
+// configuration error rather than a silent choice.
+func credentialsDirEnv(opts *inject.Options) error {
+	dir, ok := templatesDir(opts)
+	if !ok {
+		return nil
+	}
+	reaches := !opts.CleanEnv || slices.Contains(opts.KeepEnv, credentialsDirVar)
+	env := make([]string, 0, len(opts.Environ)+1)
+	for _, kv := range opts.Environ {
+		v, found := strings.CutPrefix(kv, credentialsDirVar+"=")
+		if !found {
+			env = append(env, kv)
+			continue
+		}
+		if reaches && filepath.Clean(v) != dir {
+			return &configError{
+				msg:  fmt.Sprintf("the command would inherit %s=%s, but the templates are written to %s", credentialsDirVar, v, dir),
+				hint: "unset " + credentialsDirVar + " for rolesenv (or use --clean-env), or give --secrets-dir that directory",
+			}
 		}
 	}
+	opts.Environ = append(env, credentialsDirVar+"="+dir)
+	if opts.CleanEnv && !slices.Contains(opts.KeepEnv, credentialsDirVar) {
+		opts.KeepEnv = append(slices.Clip(opts.KeepEnv), credentialsDirVar)
+	}
 	return nil
+}
+
+// checkCredentialsDir refuses an environment whose CREDENTIALS_DIRECTORY,
+// set by an env file, is not where the templates are written.
+func checkCredentialsDir(opts *inject.Options, env *inject.Env) error {
+	dir, ok := templatesDir(opts)
+	if !ok {
+		return nil
+	}
+	if v, ok := env.Lookup(credentialsDirVar); ok && v.Reveal() == dir {
+		return nil
+	}
+	return &configError{
+		msg:  fmt.Sprintf("an env file sets %s to another directory than the one the templates are written to (%s)", credentialsDirVar, dir),
+		hint: "drop that line: rolesenv sets " + credentialsDirVar + " for the command, and ${" + credentialsDirVar + "} expands to it",
+	}
+}
+
+// templatesDir is the directory templates are written to, if any are.
+func templatesDir(opts *inject.Options) (string, bool) {
+	if len(opts.Templates) == 0 || opts.FilePath == nil {
+		return "", false
+	}
+	return filepath.Dir(opts.FilePath(credentialsDirVar)), true
 }
 
 // write writes the files env delivers, creating the directory first if
@@ -161,7 +214,7 @@ func (s *fileSink) open() error {
 		return nil
 	}
 	if s.parent != "" {
-		cleaned, err := secretfiles.Clean(s.parent)
+		cleaned, err := secretfiles.Clean(s.parent, s.userUID())
 		if err != nil {
 			s.a.log.Warn("cannot look for the secret files of earlier runs", "err", err)
 		}
@@ -181,12 +234,34 @@ func (s *fileSink) open() error {
 	return nil
 }
 
+// userUID is the --user account's uid, or -1.
+func (s *fileSink) userUID() int {
+	if !s.o.Owner {
+		return -1
+	}
+	return s.o.UID
+}
+
 // updateFiles is the Files of the supervisor's Update for env.
 func (s *fileSink) updateFiles(env *inject.Env) supervise.WriteFiles {
 	if s == nil {
 		return nil
 	}
 	return func() (bool, error) { return s.write(env) }
+}
+
+// keepForExec keeps the directory's lock across the exec of --once, so
+// that it lasts as long as the command.
+func (s *fileSink) keepForExec() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == nil {
+		return nil
+	}
+	return s.dir.KeepLockOnExec()
 }
 
 // close removes the files and the directory it created.
@@ -218,6 +293,10 @@ func reloadConfig(fs *flagSet, ff *fileFlags, cfg *supervise.Config) error {
 		}
 		return nil
 	}
+	if ff.reloadCommand != "" && (fs.onCommandLine["reload-signal"] || ff.reloadSignal != defaultReloadSignal) {
+		return &usageError{msg: "--reload-signal and --reload-command are alternatives: the command runs instead of the signal",
+			hint: "keep one; a reload command can send the signal itself (kill -HUP ...)"}
+	}
 	sig, err := parseSignalFlag(fs, "reload-signal", ff.reloadSignal)
 	if err != nil {
 		return err
@@ -228,6 +307,8 @@ func reloadConfig(fs *flagSet, ff *fileFlags, cfg *supervise.Config) error {
 		return usageErrorf("invalid --reload-signal: %s means stop, not reload (use HUP, USR1, USR2, WINCH, ALRM or a realtime signal)", supervise.SignalName(sig))
 	}
 	cfg.ReloadSignal = sig
+	// Split on white space, no quoting: a command that needs an argument
+	// with a space, or a shell, is a script of its own.
 	cfg.ReloadCommand = strings.Fields(ff.reloadCommand)
 	if ff.reloadTimeout <= 0 {
 		return usageErrorf("invalid --reload-timeout %v: want more than zero", ff.reloadTimeout)
@@ -299,5 +380,5 @@ func (e *secretsDirError) Error() string { return "secrets directory: " + e.err.
 func (e *secretsDirError) Unwrap() error { return e.err }
 func (e *secretsDirError) Config() bool  { return true }
 func (e *secretsDirError) Hint() string {
-	return "give --secrets-dir a directory of rolesenv's own (created 0700 if missing), or leave it out for a new one under /dev/shm"
+	return "give --secrets-dir a path that does not exist yet (rolesenv creates it 0700) or an empty directory of rolesenv's user (or --user's) that only it can write to; rolesenv never changes an existing one. Or leave it out for a new one under /dev/shm"
 }

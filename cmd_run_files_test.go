@@ -17,6 +17,7 @@ import (
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
 	"github.com/rolesenv/rolesenv/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -228,7 +229,7 @@ func TestRunFilesForeign(t *testing.T) {
 		}
 		cmd := rolesenvCmd(t, env, "run", "--env-file", file, "--secrets-dir", dir, "--", "rolesenv-testchild", "readfiles", "PW_FILE")
 		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "refusing to replace") {
+		if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "refusing to") {
 			t.Errorf("exit %d, want %d; output:\n%s", code, exitcode.Config, out)
 		}
 		if strings.Contains(string(out), "files pid=") {
@@ -255,6 +256,16 @@ func TestRunFilesOnce(t *testing.T) {
 	p.waitOut(fmt.Sprintf("files pid=%d PW_FILE=%s", p.cmd.Process.Pid, hash8("pw-1")))
 	if _, err := os.Lstat(filepath.Join(dir, "PW_FILE")); err != nil {
 		t.Errorf("the file is gone while the command runs: %v", err)
+	}
+	// The command holds the directory's lock, as rolesenv did: a run in
+	// another PID namespace, which cannot look its pid up, keeps off.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Errorf("flock of the directory while the command runs: %v, want it held", err)
 	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d", code)
@@ -389,6 +400,7 @@ func TestRunFilesUsage(t *testing.T) {
 		{[]string{"run", "--reload-signal", "USR2", "true"}, exitcode.Usage, "--reload-signal needs --on-change reload"},
 		{[]string{"run", "--on-change", "reload", "--reload-signal", "TERM", "true"}, exitcode.Usage, "SIGTERM means stop, not reload"},
 		{[]string{"run", "--on-change", "reload", "--reload-timeout", "0s", "true"}, exitcode.Usage, "invalid --reload-timeout"},
+		{[]string{"run", "--on-change", "reload", "--reload-signal", "USR2", "--reload-command", "x", "true"}, exitcode.Usage, "--reload-signal and --reload-command are alternatives"},
 		{[]string{"run", "--once", "--reload-command", "x", "true"}, exitcode.Usage, "--reload-command cannot be used with --once"},
 		{[]string{"run", "--template", "a.tmpl", "true"}, exitcode.Usage, "want SRC:DEST or SRC:DEST:MODE"},
 		{[]string{"run", "--template", "a.tmpl:../x", "true"}, exitcode.Usage, "DEST is a file name in the secrets directory"},

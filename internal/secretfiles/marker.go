@@ -18,7 +18,20 @@ import (
 type marker struct {
 	self    process
 	created bool // the directory is rolesenv's: the run that ends removes it
-	files   []string
+	// files are the files written, each by its identity: a leftover is
+	// removed only if its name still holds that very file, never a file
+	// that someone else put at a name rolesenv was refused.
+	files []markedFile
+	// tmps are the temporary names about to be created, recorded before
+	// they exist; only these temporary files are removed.
+	tmps []string
+}
+
+// markedFile is a file of a marker: its name and identity.
+type markedFile struct {
+	name     string
+	dev, ino uint64
+	mtime    int64 // nanoseconds
 }
 
 // process identifies a process across pid reuse: its pid, its start time
@@ -38,7 +51,10 @@ func (m marker) encode() []byte {
 		b.WriteString("created\n")
 	}
 	for _, f := range m.files {
-		fmt.Fprintf(&b, "file %s\n", f)
+		fmt.Fprintf(&b, "file %s %d %d %d\n", f.name, f.dev, f.ino, f.mtime)
+	}
+	for _, t := range m.tmps {
+		fmt.Fprintf(&b, "tmp %s\n", t)
 	}
 	return b.Bytes()
 }
@@ -60,8 +76,12 @@ func decodeMarker(data []byte) (marker, error) {
 		case "created":
 			m.created = true
 		case "file":
-			if ValidName(v) == nil {
-				m.files = append(m.files, v)
+			if f, ok := decodeFile(v); ok {
+				m.files = append(m.files, f)
+			}
+		case "tmp":
+			if isTemp(v) {
+				m.tmps = append(m.tmps, v)
 			}
 		}
 	}
@@ -71,12 +91,38 @@ func decodeMarker(data []byte) (marker, error) {
 	return m, nil
 }
 
-// mark writes the marker: this process and the files it writes. It is
-// root's (or this process's user's), 0600, written through a temporary
-// file and renamed.
-func (d *Dir) mark() error {
-	m := marker{self: current(), created: d.created, files: d.marked}
-	tmp := ".tmp-" + randomHex(8)
+// decodeFile parses "NAME DEV INO MTIME"; a name without an identity is
+// not a file to remove.
+func decodeFile(v string) (markedFile, bool) {
+	f := strings.Fields(v)
+	if len(f) != 4 || ValidName(f[0]) != nil {
+		return markedFile{}, false
+	}
+	dev, err1 := strconv.ParseUint(f[1], 10, 64)
+	ino, err2 := strconv.ParseUint(f[2], 10, 64)
+	mtime, err3 := strconv.ParseInt(f[3], 10, 64)
+	return markedFile{name: f[0], dev: dev, ino: ino, mtime: mtime}, err1 == nil && err2 == nil && err3 == nil
+}
+
+const tempPrefix = ".tmp-"
+
+func newTemp() string { return tempPrefix + randomHex(8) }
+
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, tempPrefix) && ValidName(name[1:]) == nil
+}
+
+// mark writes the marker: this process, the files it wrote, extra files
+// about to be put in place, and the temporary names tmps about to be
+// created. It is root's (or this process's user's), 0600, written
+// through a temporary file and renamed.
+func (d *Dir) mark(tmps []string, extra []markedFile) error {
+	m := marker{self: current(), created: d.created, tmps: tmps}
+	for name, w := range d.written {
+		m.files = append(m.files, markedFile{name: name, dev: w.dev, ino: w.ino, mtime: w.mtime})
+	}
+	m.files = append(m.files, extra...)
+	tmp := newTemp()
 	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: d.Join(markerName), Err: err}
@@ -129,33 +175,27 @@ func (d *Dir) cleanLeftovers() error {
 		return &InUseError{Path: d.path, PID: m.self.pid}
 	}
 	removeListed(d.fd, m)
-	if m.created {
-		// A killed run made it: this one removes it when it ends.
-		var err error
-		if d.parentFd, err = unix.Open(filepath.Dir(d.path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return &os.PathError{Op: "open", Path: filepath.Dir(d.path), Err: err}
-		}
-		d.created = true
-	}
+	// A directory a killed run made is rolesenv's: this run removes it
+	// when it ends.
+	d.created = m.created
 	return nil
 }
 
-// removeListed removes the files a marker lists, temporary files, and the
-// marker.
+// removeListed removes the files a marker lists that are still the files
+// it wrote (same device and inode), the temporary files it recorded, and
+// the marker. Nothing is removed by name alone.
 func removeListed(dirfd int, m marker) {
-	for _, name := range m.files {
+	for _, f := range m.files {
 		var st unix.Stat_t
-		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && uint32(st.Mode)&unix.S_IFMT == unix.S_IFREG {
-			_ = unix.Unlinkat(dirfd, name, 0)
+		if unix.Fstatat(dirfd, f.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			uint64(st.Dev) == f.dev && st.Ino == f.ino && st.Mtim.Nano() == f.mtime {
+			_ = unix.Unlinkat(dirfd, f.name, 0)
 		}
 	}
-	if f := os.NewFile(uintptr(dupOrNeg(dirfd)), "dir"); f != nil {
-		names, _ := f.Readdirnames(-1)
-		f.Close()
-		for _, n := range names {
-			if strings.HasPrefix(n, ".tmp-") {
-				_ = unix.Unlinkat(dirfd, n, 0)
-			}
+	for _, name := range m.tmps {
+		var st unix.Stat_t
+		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			_ = unix.Unlinkat(dirfd, name, 0)
 		}
 	}
 	_ = unix.Unlinkat(dirfd, markerName, 0)
@@ -170,9 +210,12 @@ func dupOrNeg(fd int) int {
 }
 
 // Clean removes, under parent, the directories that Open created for runs
-// that no longer exist (rolesenv-*, with a marker this user wrote), and
-// returns their paths. A directory that holds something else stays.
-func Clean(parent string) ([]string, error) {
+// that no longer exist (rolesenv-*, owned by this user or by owner, the
+// account a run gave its directory to (-1: none), with a marker this user
+// wrote), opening at most maxClean of them a call, and returns their
+// paths. A directory that holds something else stays; one of another
+// account is not even opened.
+func Clean(parent string, owner int) ([]string, error) {
 	if parent == "" {
 		parent = DefaultParent()
 	}
@@ -191,12 +234,31 @@ func Clean(parent string) ([]string, error) {
 		return nil, &os.PathError{Op: "readdir", Path: parent, Err: err}
 	}
 	var cleaned []string
+	tried := 0
 	for _, n := range names {
-		if strings.HasPrefix(n, Prefix) && cleanOne(pfd, n) {
+		if !strings.HasPrefix(n, Prefix) || !ownedDir(pfd, n, owner) {
+			continue
+		}
+		if tried++; tried > maxClean {
+			break // the rest waits for the next run
+		}
+		if cleanOne(pfd, n) {
 			cleaned = append(cleaned, filepath.Join(parent, n))
 		}
 	}
 	return cleaned, nil
+}
+
+// maxClean bounds how many directories of this user one Clean opens, so
+// that a parent full of them does not hold a start back.
+const maxClean = 64
+
+// ownedDir reports whether name in pfd is a directory (not a link to
+// one) of this process's user or of owner.
+func ownedDir(pfd int, name string, owner int) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		st.Mode&unix.S_IFMT == unix.S_IFDIR && (int(st.Uid) == os.Geteuid() || owner >= 0 && int(st.Uid) == owner)
 }
 
 // cleanOne removes one leftover directory of parent pfd, if it is one.
@@ -249,9 +311,13 @@ func current() process {
 
 // Inspect checks, without changing anything, that Open could use the
 // directory o names: an existing one is a directory (not a link), writable
-// by no one else, owned by this user or the owner, and not in use by a
-// running process; a new one's parent is a directory. memory reports a
-// memory file system where the files would be.
+// by no one else, owned by this user or the owner (any account, for root
+// without an owner: the run's --user may own it), empty or holding
+// rolesenv's marker, and not in use by a process its marker names that
+// runs; a new one's parent is a directory. memory reports a memory file
+// system where the files would be. It takes no lock, so that a run that
+// starts meanwhile never finds the directory in use; a run in another PID
+// namespace is therefore seen only by Open.
 func Inspect(o Options) (path string, memory bool, err error) {
 	if o.Dir == "" {
 		path = o.Parent
@@ -276,12 +342,12 @@ func Inspect(o Options) (path string, memory bool, err error) {
 		return path, onMemory(d.fd), nil
 	}
 	if err != nil {
-		return path, false, &ForeignError{Path: path, What: "not a directory (or a symbolic link)"}
+		return path, false, &ForeignError{Path: path, What: "not a directory (or a symbolic link)", Dir: true}
 	}
-	if err := d.checkExisting(); err != nil {
+	if err := d.checkExisting(!o.Owner && os.Geteuid() == 0); err != nil {
 		return path, false, err
 	}
-	if m, ok := readMarker(d.fd); !locked(d.fd) || ok && m.self.alive() {
+	if m, ok := readMarker(d.fd); ok && m.self.alive() {
 		return path, onMemory(d.fd), &InUseError{Path: path, PID: m.self.pid}
 	}
 	return path, onMemory(d.fd), nil

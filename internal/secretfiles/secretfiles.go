@@ -10,7 +10,13 @@
 //
 //   - A new directory is mode 0700, on a memory file system by default
 //     (/dev/shm), owned by the account given in [Options]; [Dir.Memory]
-//     says whether it is tmpfs or ramfs.
+//     says whether it is tmpfs or ramfs. It is made relative to its
+//     parent's descriptor and checked after it is opened (this user's,
+//     empty).
+//   - An existing directory is never changed (no chmod, no chown): it is
+//     used only if it is a directory (not a link), owned by this process's
+//     user or the owner, writable by no one else, and empty or holding a
+//     marker of rolesenv's; anything else is a [ForeignError].
 //   - Each file is written whole or not at all: a temporary file in the
 //     same directory, written, given its owner and mode (0400 unless told
 //     otherwise), synced, then renamed over the old one. A reader sees the
@@ -24,10 +30,14 @@
 //     open, which the kernel lets go of when the process dies, however it
 //     dies; and a marker file in the directory names the files and the
 //     process that owns them (pid, start time, boot and PID namespace),
-//     written before a file exists. The next Open, or [Clean] of the
-//     parent, removes what a killed run left (the lock is free and the
-//     process is gone) and never what a running one uses (the lock is
-//     held, or, after an exec that released it, the process still runs).
+//     written before a file exists: the temporary names before they are
+//     created, each file's identity (device, inode, modification time)
+//     before it is put in place. The next Open, or [Clean] of the parent,
+//     removes what a killed run left (the lock is free and the process is
+//     gone): the files that are still the ones it wrote, and the
+//     temporary files it recorded, never a file by its name alone, and
+//     never what a running one uses (the lock is held, or the process
+//     still runs).
 //
 // It does not log, read flags or keep values beyond a digest of what it
 // wrote.
@@ -92,13 +102,18 @@ type File struct {
 	Data []byte
 }
 
-// ForeignError is a destination that holds something Dir did not write.
+// ForeignError is a destination that holds something Dir did not write,
+// or a directory that is not Dir's to use (Dir set).
 type ForeignError struct {
 	Path string
 	What string // "a symbolic link", "a directory", "a file rolesenv did not write"
+	Dir  bool
 }
 
 func (e *ForeignError) Error() string {
+	if e.Dir {
+		return fmt.Sprintf("refusing to use %s: it is %s", e.Path, e.What)
+	}
 	return fmt.Sprintf("refusing to replace %s: it is %s", e.Path, e.What)
 }
 
@@ -131,7 +146,6 @@ type Dir struct {
 
 	mu      sync.Mutex
 	written map[string]*written
-	marked  []string // the names in the marker
 	closed  bool
 }
 
@@ -139,6 +153,7 @@ type Dir struct {
 // digest of its contents and mode.
 type written struct {
 	dev, ino uint64
+	mtime    int64 // in nanoseconds: the marker's identity adds it, as an inode number is reused
 	digest   [sha256.Size]byte
 }
 
@@ -161,7 +176,7 @@ func Open(o Options) (*Dir, error) {
 		return nil, err
 	}
 	d.memory = onMemory(d.fd)
-	if err := d.mark(); err != nil {
+	if err := d.mark(nil, nil); err != nil {
 		_ = d.Close()
 		return nil, err
 	}
@@ -192,36 +207,35 @@ func (d *Dir) create() error {
 			return &os.PathError{Op: "mkdir", Path: filepath.Join(parent, name), Err: err}
 		}
 		d.path, d.created = filepath.Join(parent, name), true
-		if d.fd, err = openDir(pfd, name); err != nil {
-			return &os.PathError{Op: "open", Path: d.path, Err: err}
-		}
-		if !locked(d.fd) {
-			return &InUseError{Path: d.path}
-		}
-		return d.own()
+		return d.openCreated(name)
 	}
 	return fmt.Errorf("cannot create a directory in %s: every name tried exists", parent)
 }
 
 // adopt opens a directory that was named, creating it if needed. An
-// existing one must be a directory (not a link to one), owned by this
-// process's user or the owner, and writable by no one else.
+// existing one is used as it is, never changed: it must be a directory
+// (not a link to one), owned by this process's user or the owner,
+// writable by no one else, and empty or holding a marker of rolesenv's.
 func (d *Dir) adopt(path string) error {
 	path = filepath.Clean(path)
 	d.path = path
-	err := unix.Mkdir(path, 0o700)
-	switch {
-	case err == nil:
+	parent, name := filepath.Dir(path), filepath.Base(path)
+	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: parent, Err: err}
+	}
+	d.parentFd = pfd
+	err = unix.Mkdirat(pfd, name, 0o700)
+	if err == nil {
 		d.created = true
-		if d.parentFd, err = unix.Open(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
-		}
-	case !errors.Is(err, unix.EEXIST):
+		return d.openCreated(name)
+	}
+	if !errors.Is(err, unix.EEXIST) {
 		return &os.PathError{Op: "mkdir", Path: path, Err: err}
 	}
-	if d.fd, err = openDir(unix.AT_FDCWD, path); err != nil {
+	if d.fd, err = openDir(pfd, name); err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return &ForeignError{Path: path, What: "not a directory (or a symbolic link)"}
+			return &ForeignError{Path: path, What: "not a directory (or a symbolic link)", Dir: true}
 		}
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -229,34 +243,89 @@ func (d *Dir) adopt(path string) error {
 		m, _ := readMarker(d.fd)
 		return &InUseError{Path: path, PID: m.self.pid}
 	}
-	if !d.created {
-		if err := d.checkExisting(); err != nil {
-			return err
-		}
-		if err := d.cleanLeftovers(); err != nil {
-			return err
-		}
+	if err := d.checkExisting(false); err != nil {
+		return err
+	}
+	return d.cleanLeftovers()
+}
+
+// openCreated opens the directory name of the parent that Open has just
+// made, checks that it is still the one made (this user's, empty: no one
+// replaced it in between), locks it, and gives it its mode and owner.
+func (d *Dir) openCreated(name string) error {
+	var err error
+	if d.fd, err = openDir(d.parentFd, name); err != nil {
+		return &os.PathError{Op: "open", Path: d.path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: d.path, Err: err}
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory owned by uid %d, replaced after it was created", st.Uid), Dir: true}
+	}
+	if names, err := d.entries(); err != nil || len(names) > 0 {
+		return &ForeignError{Path: d.path, What: "a directory that filled up as it was created", Dir: true}
+	}
+	if !locked(d.fd) {
+		return &InUseError{Path: d.path}
 	}
 	return d.own()
 }
 
-// checkExisting refuses an existing directory that others could write to
-// or that belongs to another account.
-func (d *Dir) checkExisting() error {
+// checkExisting refuses an existing directory that others could write to,
+// that belongs to another account (unless anyOwner), or that holds files
+// without a marker of rolesenv's: a directory of something else, which
+// rolesenv must neither take over nor clean.
+func (d *Dir) checkExisting(anyOwner bool) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(d.fd, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: d.path, Err: err}
 	}
 	if st.Mode&0o022 != 0 {
-		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory others can write to (mode %04o); want 0700", st.Mode&0o7777)}
+		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory others can write to (mode %04o); want 0700", st.Mode&0o7777), Dir: true}
 	}
-	if int(st.Uid) != os.Geteuid() && (!d.o.Owner || int(st.Uid) != d.o.UID) {
-		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory owned by uid %d", st.Uid)}
+	if !anyOwner && int(st.Uid) != os.Geteuid() && (!d.o.Owner || int(st.Uid) != d.o.UID) {
+		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory owned by uid %d", st.Uid), Dir: true}
+	}
+	if !anyOwner && d.o.Owner && int(st.Uid) != d.o.UID && !enterable(&st, d.o.GID) {
+		return &ForeignError{Path: d.path, What: fmt.Sprintf("a directory that the owner of the files (uid %d) cannot enter (mode %04o): chown it to that account", d.o.UID, st.Mode&0o7777), Dir: true}
+	}
+	names, err := d.entries()
+	if err != nil {
+		return &os.PathError{Op: "readdir", Path: d.path, Err: err}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if _, ok := readMarker(d.fd); !ok {
+		return &ForeignError{Path: d.path, What: "a directory that is not empty and that rolesenv did not set up (no marker of its own)", Dir: true}
 	}
 	return nil
 }
 
-// own gives the directory its mode and owner.
+// enterable reports whether a directory of another account lets the
+// account of group gid (or everyone) search it.
+func enterable(st *unix.Stat_t, gid int) bool {
+	return st.Mode&0o001 != 0 || st.Mode&0o010 != 0 && int(st.Gid) == gid
+}
+
+// entries lists the directory's names.
+func (d *Dir) entries() ([]string, error) {
+	f := os.NewFile(uintptr(dupOrNeg(d.fd)), d.path)
+	if f == nil {
+		return nil, errors.New("cannot read " + d.path)
+	}
+	defer f.Close()
+	// The copy shares the offset of d.fd, which an earlier listing moved.
+	if _, err := f.Seek(0, 0); err != nil {
+		return nil, err
+	}
+	return f.Readdirnames(-1)
+}
+
+// own gives a directory Open created its mode and owner; an existing
+// one is never changed.
 func (d *Dir) own() error {
 	if err := unix.Fchmod(d.fd, 0o700); err != nil {
 		return &os.PathError{Op: "chmod", Path: d.path, Err: err}
@@ -328,6 +397,27 @@ func (d *Dir) Release() {
 	defer d.mu.Unlock()
 	d.closed = true
 	d.closeFds()
+}
+
+// KeepLockOnExec makes the directory's descriptor, which holds its lock,
+// survive an exec, for a process about to become the program that reads
+// the files (--once): the lock then lasts as long as that program, which
+// inherits the descriptor, and no other run, in any PID namespace, takes
+// the directory while it runs.
+func (d *Dir) KeepLockOnExec() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.fd < 0 {
+		return errors.New("secret files: directory closed")
+	}
+	flags, err := unix.FcntlInt(uintptr(d.fd), unix.F_GETFD, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(d.fd), unix.F_SETFD, flags&^unix.FD_CLOEXEC)
+	}
+	if err != nil {
+		return &os.PathError{Op: "fcntl", Path: d.path, Err: err}
+	}
+	return nil
 }
 
 // Close removes the files Dir wrote, the marker, and the directory if

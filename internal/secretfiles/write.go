@@ -15,6 +15,11 @@ import (
 // wrote before that are not among them, and returns the names of both. A
 // file it fails to write keeps its old contents; the others are written
 // all the same.
+//
+// The marker follows every step, so that a run killed at any point leaves
+// only what the next one can tell apart: the temporary names before they
+// exist, then each new file's identity (device and inode) before it is
+// put in place, then the files as they are.
 func (d *Dir) Write(files []File) (changed []string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -22,6 +27,7 @@ func (d *Dir) Write(files []File) (changed []string, err error) {
 		return nil, errors.New("secret files: directory closed")
 	}
 	var errs []error
+	var todo []*pending
 	for _, f := range files {
 		if f.Mode == 0 {
 			f.Mode = 0o400
@@ -34,14 +40,90 @@ func (d *Dir) Write(files []File) (changed []string, err error) {
 		if w := d.written[f.Name]; w != nil && w.digest == sum && ours(d.fd, f.Name, w) {
 			continue
 		}
-		if err := d.writeOne(f, sum); err != nil {
+		todo = append(todo, &pending{f: f, sum: sum, tmp: newTemp()})
+	}
+	if len(todo) > 0 {
+		written, err := d.writeAll(todo)
+		if err != nil && len(written) == 0 {
+			return nil, err
+		}
+		if err != nil {
 			errs = append(errs, err)
+		}
+		changed, errs = written, append(errs, pendingErrs(todo)...)
+	}
+	removed := d.removeOthers(files)
+	changed = append(changed, removed...)
+	if len(todo) > 0 || len(removed) > 0 {
+		if err := d.mark(nil, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return changed, errors.Join(errs...)
+}
+
+// pending is a file being written.
+type pending struct {
+	f   File
+	sum [sha256.Size]byte
+	tmp string
+	w   *written // once its temporary file is written
+	err error
+}
+
+// writeAll writes the files of todo through their temporary files and
+// puts them in place, recording each step in the marker, and returns the
+// names written; a file's own failure is in its err. An error means the
+// marker could not be written, and nothing was.
+func (d *Dir) writeAll(todo []*pending) ([]string, error) {
+	tmps := make([]string, len(todo))
+	for i, p := range todo {
+		tmps[i] = p.tmp
+	}
+	if err := d.mark(tmps, nil); err != nil {
+		return nil, err
+	}
+	var extra []markedFile
+	for _, p := range todo {
+		if p.w, p.err = d.writeTemp(p.tmp, p.f); p.err != nil {
+			_ = unix.Unlinkat(d.fd, p.tmp, 0)
 			continue
 		}
-		changed = append(changed, f.Name)
+		p.w.digest = p.sum
+		extra = append(extra, markedFile{name: p.f.Name, dev: p.w.dev, ino: p.w.ino, mtime: p.w.mtime})
 	}
-	changed = append(changed, d.removeOthers(files)...)
-	return changed, errors.Join(errs...)
+	if err := d.mark(tmps, extra); err != nil {
+		for _, p := range todo {
+			_ = unix.Unlinkat(d.fd, p.tmp, 0)
+		}
+		return nil, err
+	}
+	var names []string
+	for _, p := range todo {
+		if p.err != nil {
+			continue
+		}
+		if p.err = d.place(p.tmp, p.f.Name); p.err != nil {
+			_ = unix.Unlinkat(d.fd, p.tmp, 0)
+			continue
+		}
+		d.written[p.f.Name] = p.w
+		names = append(names, p.f.Name)
+	}
+	if err := unix.Fsync(d.fd); err != nil {
+		return names, &os.PathError{Op: "sync", Path: d.path, Err: err}
+	}
+	return names, nil
+}
+
+func pendingErrs(todo []*pending) []error {
+	var errs []error
+	for _, p := range todo {
+		if p.err != nil {
+			errs = append(errs, p.err)
+		}
+	}
+	return errs
 }
 
 // removeOthers removes the files Dir wrote that are not in files, and
@@ -69,34 +151,6 @@ func digest(f File) [sha256.Size]byte {
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
-}
-
-// writeOne writes f through a temporary file and puts it in place.
-func (d *Dir) writeOne(f File, sum [sha256.Size]byte) error {
-	if !slices.Contains(d.marked, f.Name) {
-		// Named in the marker before it exists, so that a run killed from
-		// here on leaves nothing the next one does not know about.
-		d.marked = append(d.marked, f.Name)
-		if err := d.mark(); err != nil {
-			return err
-		}
-	}
-	tmp := ".tmp-" + randomHex(8)
-	w, err := d.writeTemp(tmp, f)
-	if err != nil {
-		_ = unix.Unlinkat(d.fd, tmp, 0)
-		return err
-	}
-	w.digest = sum
-	if err := d.place(tmp, f.Name); err != nil {
-		_ = unix.Unlinkat(d.fd, tmp, 0)
-		return err
-	}
-	d.written[f.Name] = w
-	if err := unix.Fsync(d.fd); err != nil {
-		return &os.PathError{Op: "sync", Path: d.path, Err: err}
-	}
-	return nil
 }
 
 // writeTemp creates tmp (O_EXCL, O_NOFOLLOW), writes f into it with its
@@ -135,7 +189,7 @@ func (d *Dir) writeTemp(tmp string, f File) (*written, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fail("stat", err)
 	}
-	return &written{dev: uint64(st.Dev), ino: st.Ino}, nil
+	return &written{dev: uint64(st.Dev), ino: st.Ino, mtime: st.Mtim.Nano()}, nil
 }
 
 // place moves tmp to name: a link for a new name (which fails if anything

@@ -43,7 +43,15 @@
 //     [Config.ReloadCommand] runs; a change of the environment restarts.
 //     Files are written only when a change is applied (after the
 //     debounce, within the budget, which a reload counts against), before
-//     the signal or before the new command of a restart starts.
+//     the signal, or, for a change of the environment, before the new
+//     command of a restart starts (every attempt of a start that is
+//     retried writes the newest files until a write succeeds); a change
+//     of files only is written while the old command still runs, under
+//     OnChangeRestart and OnChangeExit too. A write that fails is tried
+//     again after a backoff. The reload command runs in a process group
+//     of its own (when the reaper can tell it from an orphan), which is
+//     killed at its timeout, when a stop begins, and if rolesenv dies; no
+//     READY=1 goes out once a stop has begun.
 //   - With a terminal, the command's group is the foreground group, and
 //     job control works as with sudo.
 //   - On Linux, Run reaps orphans (as PID 1, or as a child subreaper)

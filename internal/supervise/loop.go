@@ -39,6 +39,8 @@ type loop struct {
 	beat     *time.Ticker // Heartbeat and Watchdog; nil without them
 
 	write     WriteFiles // the newest update's files
+	writeDue  bool       // write holds files not written yet
+	writeErrs int        // writes failed in a row, for the retry's backoff
 	reloadRun *reloading // a reload command that runs
 	reloads   int
 }
@@ -90,6 +92,7 @@ func (l *loop) close() {
 		l.beat.Stop()
 	}
 	l.stopApplyTimer()
+	l.endReload(true)
 	if l.stop != nil {
 		l.stopTimers(l.stop)
 	}
@@ -405,7 +408,7 @@ func (l *loop) update(u Update) {
 		return
 	}
 	if u.Files != nil {
-		l.write = u.Files
+		l.write, l.writeDue = u.Files, true
 	}
 	if l.stop != nil {
 		if l.stop.restart {
@@ -516,6 +519,7 @@ func (l *loop) beginStop(st *stopping) {
 		return
 	}
 	l.stopApplyTimer()
+	l.endReload(false)
 	st.began = l.clock.Now()
 	l.stop = st
 	c := l.child

@@ -43,8 +43,10 @@ func (l *loop) launch(st *starting) error {
 	if st.end != nil {
 		return st.end
 	}
-	if st.restart && st.attempts == 0 {
-		l.writeFiles() // the new child reads the files of its environment
+	if l.writeDue {
+		// The new child reads the files of its environment: those of the
+		// newest update, which may have come during the retries.
+		l.writeFiles()
 	}
 	err := l.start(st.env)
 	if err == nil {

@@ -96,7 +96,8 @@ type Config struct {
 	// ReloadSignal is what OnChangeReload sends the child (default
 	// SIGHUP), unless ReloadCommand is set: that command (argv, no
 	// shell) runs instead, with the child's environment and account, and
-	// is killed after ReloadTimeout (default DefaultReloadTimeout).
+	// is killed, with its process group, after ReloadTimeout (default
+	// DefaultReloadTimeout) or when the child stops.
 	ReloadSignal  syscall.Signal
 	ReloadCommand []string
 	ReloadTimeout time.Duration
