@@ -146,7 +146,8 @@ const watchGCPercent = 25
 // the garbage collector's target, unless GOGC is set in the environment,
 // and returns the memory that start-up used and no longer needs (TLS,
 // configuration, the first fetch) to the system at once, rather than over
-// minutes.
+// minutes, and unmaps the binary's pages that start-up mapped
+// (footprint.go).
 func trimForWatching(log *slog.Logger) {
 	gogc := os.Getenv("GOGC")
 	if gogc == "" {
@@ -155,6 +156,7 @@ func trimForWatching(log *slog.Logger) {
 	}
 	resumeGC(watchGCPercent) // after pauseGC
 	debug.FreeOSMemory()
+	dropPages(log)
 	log.Debug("memory trimmed for watching", "gogc", gogc)
 }
 
@@ -381,7 +383,7 @@ func (a *app) superviseWatching(ctx context.Context, sup *supervise.Supervisor, 
 		MaxStale: rf.maxStale,
 		Refresh:  refresh,
 		Logger:   a.log,
-		Observe:  a.checkObserver(st.src.Template()),
+		Observe:  dropPagesAfterCheck(a.log, a.checkObserver(st.src.Template())),
 		// An environment too large to exec the command with is not
 		// reported: the check counts as failed (warned once, tried again
 		// at every check, and counted by --max-stale), and the command

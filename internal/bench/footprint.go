@@ -19,6 +19,8 @@ type footprint struct {
 	window   time.Duration // how long it was measured
 
 	maxRSS, hwm, anon, file int64 // kB
+	maxAnon, maxFile        int64 // kB, in the sample of maxRSS
+	minRSS, minFile         int64 // kB, the smallest sample: between checks
 	binarySize              int64 // bytes
 	threads                 int
 	gc                      gcStats       // over the window (GODEBUG=gctrace=1)
@@ -90,7 +92,12 @@ func (b *bench) measureFootprint(ctx context.Context, window, idleWindow time.Du
 			s.stop()
 			return nil, fmt.Errorf("rolesenv ended while watching: %v: %s", err, lastLine(s.stderr.String()))
 		}
-		f.maxRSS = max(f.maxRSS, st.rssKB)
+		if st.rssKB > f.maxRSS {
+			f.maxRSS, f.maxAnon, f.maxFile = st.rssKB, st.anonKB, st.fileKB
+		}
+		if f.minRSS == 0 || st.rssKB < f.minRSS {
+			f.minRSS, f.minFile = st.rssKB, st.fileKB
+		}
 		last = st
 	}
 	tick.Stop()

@@ -187,7 +187,7 @@ func (r *report) targetRows() []targetRow {
 		rssMB := float64(f.maxRSS) / 1024
 		rows = append(rows, targetRow{
 			target:   "watching 50 references: RSS at most 20 MB",
-			measured: fmt.Sprintf("%.1f MB: %.1f MB private, %.1f MB the binary's mapped pages", rssMB, float64(f.anon)/1024, float64(f.file)/1024),
+			measured: fmt.Sprintf("%.1f MB: %.1f MB private, %.1f MB the binary's mapped pages", rssMB, float64(f.maxAnon)/1024, float64(f.maxFile)/1024),
 			ok:       rssMB <= 20, margin: fmt.Sprintf("%.1f MB %s", math.Abs(rssMB-20), map[bool]string{true: "to spare", false: "over"}[rssMB <= 20]),
 			why: r.rssWhy(),
 		})
@@ -329,7 +329,7 @@ func (r *report) writeProposals(p printer) {
 	}
 	if f := r.footprint; f != nil && f.maxRSS > 20*1024 {
 		items = append(items, fmt.Sprintf("The watcher's RSS (%.1f MB, target 20 MB) is now mostly the binary's own pages (%.1f MB): a smaller release binary would lower it, e.g. the emulator of `rolesenv dev` behind a build tag, and no SDK client whose package initialisation allocates schemas for a whole service to call two of its operations (see *Supervisor footprint*).",
-			float64(f.maxRSS)/1024, float64(f.file)/1024))
+			float64(f.maxRSS)/1024, float64(f.maxFile)/1024))
 	}
 	if len(r.rootsBundle) > 0 && r.rootsBundle.median() < r.roots.median() {
 		items = append(items, fmt.Sprintf("Go loads the system's roots from the bundle file and then from every file of the certificate directories: on Debian, Ubuntu and Alpine the same certificates twice (%s ms here, %s ms for the bundle alone). A pool built by rolesenv that skips certificates already read would cost about the bundle's time alone, but it would have to replace the TLS configuration of every client (the SDK's, the credential chain's, Roles Anywhere's) and wait for it before each handshake; better fixed in Go's crypto/x509.",
@@ -462,7 +462,9 @@ func (r *report) writeFootprint(p printer) {
 	p("`rolesenv run --env-file refs-50.env --interval 1s -- /bin/sh -c 'echo ready; exec sleep 100000'` with Roles Anywhere credentials, read from /proc every second for %v once the child runs.\n\n", f.window)
 	p("| measure | value |\n| --- | --- |\n")
 	p("| RSS, largest sample (VmRSS) | %.1f MB |\n", float64(f.maxRSS)/1024)
-	p("| of which private (RssAnon) / the binary's mapped pages (RssFile) | %.1f MB / %.1f MB |\n", float64(f.anon)/1024, float64(f.file)/1024)
+	p("| of which private (RssAnon) / the binary's mapped pages (RssFile) | %.1f MB / %.1f MB |\n", float64(f.maxAnon)/1024, float64(f.maxFile)/1024)
+	p("| RSS, smallest sample; of which the binary's mapped pages | %.1f MB; %.1f MB |\n", float64(f.minRSS)/1024, float64(f.minFile)/1024)
+	p("| RSS, last sample: private / the binary's mapped pages | %.1f MB / %.1f MB |\n", float64(f.anon)/1024, float64(f.file)/1024)
 	p("| peak RSS (VmHWM) | %.1f MB |\n", float64(f.hwm)/1024)
 	p("| threads | %d |\n", f.threads)
 	period := checkPeriod(f.interval, checkSpread(f.interval), pollCalls(size50))
@@ -559,8 +561,9 @@ func (r *report) writeVariation(p printer) {
 // heap's live size and goal.
 func (r *report) rssParts() (file, private string) {
 	f := r.footprint
-	file = fmt.Sprintf("The binary's mapped pages (RssFile, %.1f MB) are nearly all of the binary's code and read-only data (the file is %.1f MB): package initialisation runs code of every package, a check runs the SDK's, TLS's and HTTP's, and the kernel maps the pages around each page fault (fault-around, 64 KB); these pages are shared with the page cache and reclaimable, and only a smaller binary makes fewer of them.",
-		float64(f.file)/1024, float64(f.binarySize)/1e6)
+	file = fmt.Sprintf("The binary's mapped pages (RssFile, %.1f MB in the largest sample; the file is %.1f MB) are the code and read-only data of the binary that the process touched: package initialisation runs code of every package, a check runs the SDK's, TLS's and HTTP's, and the kernel maps the 64 KB around each page fault (fault-around). When start-up is done, and again after each check, rolesenv unmaps them (MADV_DONTNEED on the binary's read-only mappings): the smallest sample, between two checks, held %.1f MB of them; a check maps them again. They are page cache: shared with every process running the same binary, reclaimable, and counted in a cgroup's memory.current whether a process maps them or not. Unmapping them lowers what ps and top show between checks, not what the machine holds; only a smaller binary makes fewer of them. The samples, one a second, fall at every phase of the checks, one every %v, so the largest is taken during a check when the window is long enough (a window of a few seconds may miss them all).",
+		float64(f.maxFile)/1024, float64(f.binarySize)/1e6, float64(f.minFile)/1024,
+		checkPeriod(f.interval, checkSpread(f.interval), pollCalls(size50)).Round(time.Millisecond))
 	private = fmt.Sprintf("The private part (RssAnon, %.1f MB) is the Go heap and the runtime's own memory (stacks, the collector's and allocator's metadata). Once watching, rolesenv sets GOGC to %d (unless GOGC is set) and returns start-up's memory to the system, so the heap stays within a quarter over what is live: %d MB after the last of %d collections in the window, goal %d MB.",
 		float64(f.anon)/1024, watchGCPercent, f.gc.live, f.gc.n, f.gc.goal)
 	if o := r.overhead; o != nil && o.init.bytes > 0 {
@@ -583,7 +586,7 @@ func (r *report) rssText() string {
 	file, private := r.rssParts()
 	s := "RSS is RssFile plus RssAnon. " + file + " " + private
 	if r.footprint.maxRSS > 20*1024 {
-		s += " What could close the rest of the 20 MB target is a smaller binary with less initialised data: the emulator of `rolesenv dev` out of the release build (when this section was written, a build without it was 0.8 MB smaller and mapped 0.8 MB less), and an SSM client that does not build a schema for every SSM operation to call two of them. Dropping the binary's pages after start-up (madvise) was tried and rejected: a minute of polling mapped 10 MB of them again. A soft memory limit (GOMEMLIMIT) low enough to matter made the collector run all the time (CPU per check ×4)."
+		s += " What could close the rest of the 20 MB target is a smaller binary with less initialised data: the emulator of `rolesenv dev` out of the release build (when this section was written, a build without it was 0.8 MB smaller and mapped 0.8 MB less), and an SSM client that does not build a schema for every SSM operation to call two of them. Advising the binary's mappings MADV_RANDOM, to map single pages instead of 64 KB, was tried: Linux (6.18 when this was written) faults around whatever the advice. Returning the heap's free pages after every check (debug.FreeOSMemory) lowered RssAnon by 0.8 MB for 14% more CPU per check and seven times the idle CPU, and was not kept. A soft memory limit (GOMEMLIMIT) low enough to matter made the collector run all the time (CPU per check ×4)."
 	}
 	return s
 }
