@@ -29,13 +29,12 @@ type Key struct {
 	always   bool // CKA_ALWAYS_AUTHENTICATE
 	ec       bool // CKA_KEY_TYPE is CKK_EC (else CKK_RSA): it chooses the mechanism
 
-	mu      sync.Mutex
-	sess    uint
-	handle  uint
-	open    bool
-	gen     uint64 // the module's generation when the session opened
-	ready   bool   // opened once: a token missing later is gone, not misnamed
-	refused error  // the token refused the PIN: never send it again
+	mu     sync.Mutex
+	sess   uint
+	handle uint
+	open   bool
+	gen    uint64 // the module's generation when the session opened
+	ready  bool   // opened once: a token missing later is gone, not misnamed
 }
 
 // Open finds the private key uri names, logs in and proves that it signs:
