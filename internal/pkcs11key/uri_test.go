@@ -43,7 +43,7 @@ func TestParseURI(t *testing.T) {
 }
 
 // FuzzParseURI: any input parses or fails with ErrBadURI, and what
-// parses formats to a URI that parses to the same object.
+// parses formats to a URI that, within MaxURI, parses to the same object.
 func FuzzParseURI(f *testing.F) {
 	for _, s := range []string{"pkcs11:manufacturer=piv_II;id=%01", "pkcs11:object=My%20RA%20key",
 		"pkcs11:model=SoftHSM%20v2;object=My%20RA%20key", "pkcs11:token=a;slot-id=3?pin-source=file:/x"} {
@@ -55,6 +55,11 @@ func FuzzParseURI(f *testing.F) {
 			if !errors.Is(err, pkcs11key.ErrBadURI) {
 				t.Fatalf("%q: %v", s, err)
 			}
+			return
+		}
+		if len(u.String()) > pkcs11key.MaxURI {
+			// Percent-encoding can take a URI just under the limit over
+			// it: such a URI is refused as too long, as any would be.
 			return
 		}
 		again, err := pkcs11key.ParseURI(u.String())
