@@ -44,6 +44,9 @@ import (
 var echoPath = "/bin/echo"
 
 func main() {
+	if os.Getenv(reloadChildVar) == "reload-server" { // the reload section's child (reload.go)
+		os.Exit(reloadServer(os.Getenv("BENCH_ADDR"), os.Getenv("SECRET_FILE")))
+	}
 	os.Exit(run())
 }
 

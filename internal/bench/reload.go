@@ -27,7 +27,7 @@ import (
 // clients keep it busy. Measured: the time from the rotation to the first
 // answer with the new value, and the requests that failed meanwhile.
 
-// reloadChildVar makes this program the HTTP server child (see init).
+// reloadChildVar makes this program the HTTP server child (see main).
 const reloadChildVar = "BENCH_CHILD"
 
 // refreshGap is rolesenv's shortest time between two checks asked for
@@ -40,12 +40,6 @@ const refreshGap = 5*time.Second + 200*time.Millisecond
 const reloadWorkers = 4
 
 const reloadSecret = "bench/reload"
-
-func init() {
-	if os.Getenv(reloadChildVar) == "reload-server" {
-		os.Exit(reloadServer(os.Getenv("BENCH_ADDR"), os.Getenv("SECRET_FILE")))
-	}
-}
 
 // reloadServer serves the contents of file on addr, reads the file again
 // on SIGHUP, and shuts down gracefully on SIGTERM (the listener closes at
