@@ -332,10 +332,10 @@ func renderFiles(w io.Writer, env *inject.Env, format string, reveal bool) error
 	files := env.Files()
 	out := make([]entry, 0, len(files))
 	for _, f := range files {
-		e := entry{Name: f.Name, Variable: f.Var, Path: f.Path, Mode: fmt.Sprintf("%04o", uint32(f.Mode.Perm())), Size: len(f.Value.Reveal())}
+		v := f.Value.Reveal()
+		e := entry{Name: f.Name, Variable: f.Var, Path: f.Path, Mode: fmt.Sprintf("%04o", uint32(f.Mode.Perm())), Size: len(v)}
 		if reveal {
-			c := f.Value.Reveal()
-			e.Contents = &c
+			e.Contents = &v
 		}
 		out = append(out, e)
 	}

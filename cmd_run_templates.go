@@ -78,7 +78,11 @@ func openTrustedDir(src string, userUID int) (int, error) {
 		abs, err = filepath.EvalSymlinks(filepath.Dir(abs))
 	}
 	if err != nil {
-		return -1, &templateSrcError{src: src, why: "cannot open its directory: " + errors.Unwrap(err).Error()}
+		why := err.Error()
+		if inner := errors.Unwrap(err); inner != nil { // the cause without the path, which the error names already
+			why = inner.Error()
+		}
+		return -1, &templateSrcError{src: src, why: "cannot open its directory: " + why}
 	}
 	const flags = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Open("/", flags, 0)

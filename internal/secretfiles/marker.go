@@ -127,7 +127,7 @@ func (d *Dir) mark(tmps []string, extra []markedFile) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: d.Join(markerName), Err: err}
 	}
-	_, err = unix.Write(fd, m.encode())
+	err = writeAll(fd, m.encode())
 	if err == nil {
 		err = unix.Fsync(fd)
 	}

@@ -164,15 +164,8 @@ func (d *Dir) writeTemp(tmp string, f File) (*written, error) {
 		return fail("create", err)
 	}
 	defer unix.Close(fd)
-	for data := f.Data; len(data) > 0; {
-		n, err := unix.Write(fd, data)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fail("write", err)
-		}
-		data = data[n:]
+	if err := writeAll(fd, f.Data); err != nil {
+		return fail("write", err)
 	}
 	if d.o.Owner {
 		if err := unix.Fchown(fd, d.o.UID, d.o.GID); err != nil {
@@ -229,4 +222,19 @@ func describe(mode uint32) string {
 		return "a file rolesenv did not write"
 	}
 	return "not a regular file"
+}
+
+// writeAll writes all of data to fd, past short writes and EINTR.
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
 }
