@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/rolesenv/rolesenv/inject"
+	"github.com/rolesenv/rolesenv/internal/sysroots"
 )
 
 // Start-up latency: work that can overlap the waits of start-up
@@ -33,35 +32,32 @@ import (
 // credentials, not two or three.
 //
 // The first TLS handshake also verifies a certificate against the
-// system's roots, which Go loads and parses on first use, milliseconds of
-// CPU: more than anything else rolesenv does at start-up, on a machine
-// where it competes with the work that matters. warmRoots starts that in
-// the background as soon as rolesenv knows that a connection will need
-// them, so that it overlaps connection set-up instead of following the
-// server's first answer: before the AWS configuration is loaded when
-// Roles Anywhere is called over HTTPS, else here, when the plan's
-// endpoints are known. A start whose endpoints are all plain HTTP, or
-// whose TLS trusts a CA bundle alone (AWS_CA_BUNDLE, ca_bundle), never
-// loads them.
+// system's roots. crypto/x509 would load and parse all of them on first
+// use, about 20 ms of CPU in a fresh process, more than anything else
+// rolesenv does at start-up; internal/sysroots indexes them by subject
+// instead (about a quarter of that) and parses only the roots a server's
+// chain names. warmRoots starts that index in the background as soon as
+// rolesenv knows that a connection will need it, so that it overlaps
+// connection set-up instead of following the server's first answer:
+// before the AWS configuration is loaded when Roles Anywhere is called
+// over HTTPS, else here, when the plan's endpoints are known. A start
+// whose endpoints are all plain HTTP, or whose TLS trusts a CA bundle
+// alone (AWS_CA_BUNDLE, ca_bundle), never reads them.
 //
 // Neither changes what is trusted or sent. Connections are made with the
-// transport's own dialer, TLS configuration and handshake timeout; one
-// that no request takes is closed when start-up resolution ends; a
-// pre-connection that fails only means that the request dials as it would
-// have. Behind a proxy, or with an HTTP client that is not the SDK's own,
-// preconnect dials nothing (behind a proxy it still loads the roots).
+// transport's own dialer, TLS configuration and handshake timeout, and
+// verified as crypto/tls would; one that no request takes is closed when
+// start-up resolution ends; a pre-connection that fails only means that
+// the request dials as it would have. Behind a proxy, or with an HTTP
+// client that is not the SDK's own, preconnect dials nothing, and
+// crypto/tls verifies the proxied connections itself.
 
-// rootsWarmed makes warmRoots start its work once per process.
-var rootsWarmed sync.Once
-
-// warmRoots loads the system's root certificates in the background, once
-// per process. The caller knows that a TLS connection to what (a service)
-// will verify a certificate against them.
+// warmRoots starts indexing the system's root certificates in the
+// background, once per process. The caller knows that a TLS connection to
+// what (a service) will verify a certificate against them.
 func (a *app) warmRoots(what string) {
 	a.log.Debug("loading the system's root certificates ahead", "for", what)
-	rootsWarmed.Do(func() {
-		go func() { _, _ = x509.SystemCertPool() }()
-	})
+	sysroots.Warm()
 }
 
 // rolesAnywhereTLS reports whether CreateSession will verify a server
@@ -204,48 +200,10 @@ const warmTimeout = 30 * time.Second
 
 // install makes tr dial TLS through w: with tr's own dialer, a copy of
 // its TLS configuration (with the protocols it would offer) and its
-// handshake timeout.
+// handshake timeout, as sysroots.ForTransport does. It is the transport's
+// last option, so the copy holds every other option's change.
 func (w *warmConns) install(tr *http.Transport) {
-	base := &tls.Config{}
-	if tr.TLSClientConfig != nil {
-		base = tr.TLSClientConfig.Clone()
-	}
-	if len(base.NextProtos) == 0 {
-		base.NextProtos = []string{"http/1.1"}
-		if tr.ForceAttemptHTTP2 {
-			base.NextProtos = []string{"h2", "http/1.1"}
-		}
-	}
-	raw := tr.DialContext
-	if raw == nil {
-		raw = (&net.Dialer{}).DialContext
-	}
-	timeout := tr.TLSHandshakeTimeout
-	w.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := raw(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		c := base.Clone()
-		if c.ServerName == "" {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				host = addr
-			}
-			c.ServerName = host
-		}
-		if timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-			defer cancel()
-		}
-		tc := tls.Client(conn, c)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return tc, nil
-	}
+	w.dial = sysroots.ForTransport(tr).DialTLSContext
 	tr.DialTLSContext = w.dialTLS
 }
 

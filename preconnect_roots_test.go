@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/rolesenv/rolesenv/internal/devpki"
 	"github.com/rolesenv/rolesenv/internal/testenv"
 )
 
@@ -105,6 +107,72 @@ func TestRolesAnywhereTLS(t *testing.T) {
 		a := &app{environ: tc.env}
 		if got := a.rolesAnywhereTLS(&credFlags{endpoint: tc.flag}); got != tc.want {
 			t.Errorf("endpoint %q, environment %q: %v, want %v", tc.flag, tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestSystemRootsEndToEnd: with no CA bundle, the binary verifies the
+// emulator's certificate against the system's roots, which SSL_CERT_FILE
+// and SSL_CERT_DIR name here: the services' clients and the Roles
+// Anywhere client accept a CA found in the bundle or in the directory,
+// and refuse one found in neither.
+func TestSystemRootsEndToEnd(t *testing.T) {
+	f := newCheckFixture(t)
+	other, err := devpki.NewCA(devpki.Options{CommonName: "another CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	emulatorCA := filepath.Join(dir, "emulator.pem")
+	otherCA := filepath.Join(dir, "other.pem")
+	emptyDir := filepath.Join(dir, "empty")
+	caDir := filepath.Join(dir, "certs")
+	for _, d := range []string{emptyDir, caDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeTestFile(t, emulatorCA, string(f.srv.CAPEM()), 0o644)
+	writeTestFile(t, otherCA, string(other.CertPEM()), 0o644)
+	writeTestFile(t, filepath.Join(caDir, "emulator.pem"), string(f.srv.CAPEM()), 0o644)
+	writeTestFile(t, "app.env", "DB=sm://prod/api\n", 0o644)
+	id, secret := f.srv.CreateUser("reader", appPolicy)
+	cert, key := f.leaf(t, "app", devpki.Options{}, nil)
+	wd, _ := os.Getwd()
+
+	for _, tc := range []struct {
+		name, file, dir string
+		ok              bool
+	}{
+		{"the CA in the bundle", emulatorCA, emptyDir, true},
+		{"the CA in the directory", otherCA, caDir, true},
+		{"the CA in neither", otherCA, emptyDir, false},
+	} {
+		for _, creds := range []string{"static", "Roles Anywhere"} {
+			t.Run(tc.name+", "+creds, func(t *testing.T) {
+				env := testenv.SafeEnv(t, "AWS_ENDPOINT_URL="+f.srv.URL(),
+					"SSL_CERT_FILE="+tc.file, "SSL_CERT_DIR="+tc.dir)
+				args := []string{"render", "--env-file", "app.env"}
+				if creds == "static" {
+					env = append(env, "AWS_ACCESS_KEY_ID="+id, "AWS_SECRET_ACCESS_KEY="+secret)
+				} else {
+					args = append(args, "--certificate", cert, "--private-key", key,
+						"--trust-anchor-arn", f.anchor, "--profile-arn", f.profile, "--role-arn", f.role)
+				}
+				cmd := exec.Command(rolesenvBin(t), args...)
+				cmd.Env, cmd.Dir = env, wd
+				out, err := cmd.CombinedOutput()
+				if tc.ok && err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				if !tc.ok && (err == nil || !strings.Contains(string(out), "certificate signed by unknown authority")) {
+					t.Fatalf("want a refusal of the emulator's certificate; got %v: %s", err, out)
+
+				}
+				if strings.Contains(string(out), "SNTL") {
+					t.Errorf("a secret value in the output: %s", out)
+				}
+			})
 		}
 	}
 }

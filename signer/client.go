@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/sysroots"
 )
 
 // IdentitySource gives the identity to sign with. An *Identity is a source
@@ -96,6 +98,11 @@ func newHTTPClient(r *resolved) (*http.Client, error) {
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          4,
 		IdleConnTimeout:       90 * time.Second,
+	}
+	if roots == nil {
+		// Direct connections verify against the system's roots without
+		// parsing them all; proxied ones are left to crypto/tls.
+		tr.DialTLSContext = sysroots.ForTransport(tr).DialTLSContext
 	}
 	return &http.Client{Transport: tr}, nil
 }

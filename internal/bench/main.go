@@ -33,11 +33,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rolesenv/rolesenv/internal/sysroots"
 )
 
 // echoPath is the child whose first output byte marks "running".
@@ -70,7 +71,7 @@ func run() int {
 	var o options
 	var only string
 	emulatorMode := flag.Bool("emulator", false, "internal: run the emulator process")
-	rootsProbe := flag.Bool("roots-probe", false, "internal: print how long loading the system's roots takes")
+	rootsProbe := flag.String("roots-probe", "", "internal: print how long loading the system's roots takes, by x509 (crypto/x509's pool) or index (internal/sysroots)")
 	dir := flag.String("dir", "", "internal: the emulator's directory")
 	flag.BoolVar(&o.quick, "quick", false, "fewer samples and sizes (under a minute)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "where to write the report (- for standard output)")
@@ -80,9 +81,13 @@ func run() int {
 	flag.IntVar(&o.fleetSize, "fleet-size", 0, "simulated instances (default 1000, quick 50)")
 	flag.Float64Var(&o.fleetScale, "fleet-scale", 0, "how much faster than real time the fleet's hour runs (default 20, quick 720)")
 	flag.Parse()
-	if *rootsProbe {
+	if *rootsProbe != "" {
 		t := time.Now()
-		if _, err := x509.SystemCertPool(); err != nil {
+		load := func() error { _, err := x509.SystemCertPool(); return err }
+		if *rootsProbe == "index" {
+			load = func() error { _, err := sysroots.Load(); return err }
+		}
+		if err := load(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
@@ -165,10 +170,10 @@ func benchmark(ctx context.Context, o options) error {
 	}
 	defer b.proxies.close()
 
-	if rep.roots, err = b.measureRoots(ctx, 5); err != nil {
+	if rep.roots, err = b.measureRoots(ctx, 5, "x509"); err != nil {
 		return err
 	}
-	if rep.rootsBundle, err = b.measureRoots(ctx, 5, "SSL_CERT_DIR="+filepath.Join(dir, "no-cert-dir")); err != nil {
+	if rep.rootsIndex, err = b.measureRoots(ctx, 5, "index"); err != nil {
 		return err
 	}
 	if o.compare != "" {
@@ -349,17 +354,18 @@ func (b *bench) runFleet(ctx context.Context, rep *report, size int, speed float
 	return b.setQuotas(0, 0)
 }
 
-// measureRoots times x509.SystemCertPool in fresh processes, with the
-// roots rolesenv is given (and extra settings).
-func (b *bench) measureRoots(ctx context.Context, n int, extra ...string) (sample, error) {
+// measureRoots times loading the roots rolesenv is given in fresh
+// processes, by way (x509: crypto/x509's system pool; index:
+// internal/sysroots, what rolesenv does).
+func (b *bench) measureRoots(ctx context.Context, n int, way string) (sample, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	var s sample
 	for range n {
-		cmd := exec.CommandContext(ctx, self, "-roots-probe")
-		cmd.Env = append(b.baseEnv(credStatic, trustSystem), extra...)
+		cmd := exec.CommandContext(ctx, self, "-roots-probe", way)
+		cmd.Env = b.baseEnv(credStatic, trustSystem)
 		out, err := cmd.Output()
 		if err != nil {
 			return nil, fmt.Errorf("roots probe: %v", err)

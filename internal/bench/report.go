@@ -20,7 +20,7 @@ type report struct {
 	machine      machine
 	load0, load1 string
 	roots        sample // x509.SystemCertPool in a fresh process
-	rootsBundle  sample // the same with no certificate directory: the bundle alone
+	rootsIndex   sample // internal/sysroots's index of the same roots, in a fresh process
 
 	exec        []*execCell
 	execSamples int
@@ -128,7 +128,7 @@ type targetRow struct {
 
 func (r *report) targetRows() []targetRow {
 	var rows []targetRow
-	roots := ms(r.roots.median())
+	roots := ms(r.rootsIndex.median())
 	start := "–"
 	if r.overhead != nil {
 		start = ms(r.overhead.once.median() - r.overhead.bare.median())
@@ -137,11 +137,11 @@ func (r *report) targetRows() []targetRow {
 	for _, m := range []latencyMode{viaToxiproxy, viaEmulator} {
 		st := r.cell(size50, m, targetRTT, credStatic, trustSystem)
 		ra := r.cell(size50, m, targetRTT, credRA, trustSystem)
-		cpuWhy := fmt.Sprintf("What is over the floor is CPU, not round trips: starting rolesenv (%s ms, see *Wrapper overhead*), loading the system's roots (%s ms), reading the configuration and the key, signing. ", start, roots)
+		cpuWhy := fmt.Sprintf("What is over the floor is CPU, not round trips: starting rolesenv (%s ms, see *Wrapper overhead*), indexing the system's roots (%s ms), reading the configuration and the key, signing. ", start, roots)
 		if m == viaEmulator {
 			cpuWhy += "With the emulator's latency no handshake costs a round trip, so nothing overlaps that CPU. "
 		}
-		cpuWhy += "A faster process start (less package initialisation, a smaller binary) would close it; with `AWS_CA_BUNDLE` the roots are not loaded at all (see the table with it)."
+		cpuWhy += "A faster process start (less package initialisation, a smaller binary) would close it; with `AWS_CA_BUNDLE` the roots are not read at all (see the table with it)."
 		if st != nil {
 			d := targetRTT - over(st)
 			rows = append(rows, targetRow{
@@ -331,10 +331,6 @@ func (r *report) writeProposals(p printer) {
 		items = append(items, fmt.Sprintf("The watcher's RSS (%.1f MB, target 20 MB) is now mostly the binary's own pages (%.1f MB): a smaller release binary would lower it, e.g. the emulator of `rolesenv dev` behind a build tag, and no SDK client whose package initialisation allocates schemas for a whole service to call two of its operations (see *Supervisor footprint*).",
 			float64(f.maxRSS)/1024, float64(f.maxFile)/1024))
 	}
-	if len(r.rootsBundle) > 0 && r.rootsBundle.median() < r.roots.median() {
-		items = append(items, fmt.Sprintf("Go loads the system's roots from the bundle file and then from every file of the certificate directories: on Debian, Ubuntu and Alpine the same certificates twice (%s ms here, %s ms for the bundle alone). A pool built by rolesenv that skips certificates already read would cost about the bundle's time alone, but it would have to replace the TLS configuration of every client (the SDK's, the credential chain's, Roles Anywhere's) and wait for it before each handshake; better fixed in Go's crypto/x509.",
-			ms(r.roots.median()), ms(r.rootsBundle.median())))
-	}
 	if len(items) == 0 {
 		return
 	}
@@ -358,7 +354,7 @@ func (r *report) writeMethod(p printer) {
 	p("## How it is measured\n\n")
 	p("Everything runs on this machine, on loopback. The AWS side is `internal/awsdev` over HTTPS, in a process of its own (the harness re-executed in emulator mode), seeded with 200 secrets and 20 SecureString parameters, with a Roles Anywhere trust anchor, profile and role. Three Toxiproxy proxies (the Go library, in the harness) put Roles Anywhere, Secrets Manager and Parameter Store on addresses of their own, as AWS does, so that no client shares a connection between two services; three more do the same for the emulator's plain-HTTP listener.\n\n")
 	p("- **Latency** comes one of two ways. *emulator*: the emulator waits the RTT before each answer; handshakes cost nothing. *toxiproxy*: the proxies delay data by half the RTT each way; a TLS 1.3 handshake then costs one RTT, but the TCP handshake with the proxy costs none, so a new connection costs one RTT where it costs two on a real network. **The floor is measured through the same proxies, so it leaves out the TCP round trip too.**\n")
-	p("- **Trust**: the emulator's CA is added to a copy of the system's CA bundle named by `SSL_CERT_FILE`, so rolesenv verifies against the system's roots as it does against AWS, and pays for loading them (%s ms median in a fresh process here). Two cells use `AWS_CA_BUNDLE` instead, as `rolesenv dev` does; four use plain HTTP (the emulator's second, plain listener, through proxies of their own), with `SSL_CERT_FILE` still set.\n", ms(r.roots.median()))
+	p("- **Trust**: the emulator's CA is added to a copy of the system's CA bundle named by `SSL_CERT_FILE`, so rolesenv verifies against the system's roots as it does against AWS, and pays for reading them (%s ms median in a fresh process here to index them, where crypto/x509 would take %s ms to load them). Two cells use `AWS_CA_BUNDLE` instead, as `rolesenv dev` does; four use plain HTTP (the emulator's second, plain listener, through proxies of their own), with `SSL_CERT_FILE` still set.\n", ms(r.rootsIndex.median()), ms(r.roots.median()))
 	p("- **Time to exec** is from just before the harness forks `rolesenv run --once --env-file refs.env -- /bin/echo ready` to the first byte of the child's output on a pipe. The child is /bin/echo: it runs, writes and exits; nothing is added to rolesenv's path, and the bare command is timed the same way (its own start, about a millisecond, is in every number). Each rolesenv is the real binary, built at the start with `go build -trimpath -ldflags '-s -w'`, and starts with new connections.\n")
 	p("- **The floor** is a minimal Go client in the harness doing only what cannot be avoided: with Roles Anywhere, CreateSession on a new connection while the connections of the fetch round are dialled; one TLS connection per call of the round; the round itself, every call at once (BatchGetSecretValue 20 ids a call, GetParameters 10 names a call). No process start, no configuration, no env file. Its CPU time comes from the same round in a program of its own (`internal/bench/floorcmd`, a fresh Go process linking the SDK's Secrets Manager and SSM clients and rolesenv's signer), run once per sample after the floor.\n")
 	p("- **The baseline** is what most tools do: credentials (CreateSession, or none), then one GetSecretValue (or GetParameter) per variable, one after the other, on one reused connection.\n")
@@ -386,12 +382,12 @@ func (r *report) writeExec(p printer) {
 		p("\n")
 	}
 	if r.writeTrustTable(p, trustBundle, "### With `AWS_CA_BUNDLE` (the SDK trusts that file alone)") {
-		p("\nWith `AWS_CA_BUNDLE`, nothing loads the system's roots: the SDK's clients and the Roles Anywhere client both trust the bundle alone, so these cells leave out the roots' cost (%s ms here) that the tables above pay, partly overlapped with the round trips.\n\n", ms(r.roots.median()))
+		p("\nWith `AWS_CA_BUNDLE`, nothing loads the system's roots: the SDK's clients and the Roles Anywhere client both trust the bundle alone, so these cells leave out the roots' cost (%s ms here) that the tables above pay, partly overlapped with the round trips.\n\n", ms(r.rootsIndex.median()))
 	}
 	if r.writeTrustTable(p, trustPlain, "### Plain HTTP (no TLS at all)") {
 		p("\nEvery endpoint is `http://`, Roles Anywhere's included, through proxies of their own to the emulator's plain-HTTP listener; the floor dials plain TCP. No handshake, and rolesenv loads no roots: what is left over the floor is the process's start and its own work.\n\n")
 	}
-	p("Reading the tables: with the emulator's latency a new connection costs no round trip, so what is left over the floor is CPU: starting a Go process (see *Wrapper overhead*), loading the system's roots, reading the configuration and the key, signing. Through Toxiproxy the handshakes cost round trips, and the overlap of CreateSession with the services' handshakes shows: Roles Anywhere costs about one round trip more than static credentials.\n\n")
+	p("Reading the tables: with the emulator's latency a new connection costs no round trip, so what is left over the floor is CPU: starting a Go process (see *Wrapper overhead*), indexing the system's roots, reading the configuration and the key, signing. Through Toxiproxy the handshakes cost round trips, and the overlap of CreateSession with the services' handshakes shows: Roles Anywhere costs about one round trip more than static credentials.\n\n")
 }
 
 func callsCell(c *execCell) string {

@@ -58,7 +58,7 @@ func ms2(v ...int) sample {
 // TestMarkdown renders a report from made-up numbers: every section is
 // there, no format verb is left broken, and the targets are judged.
 func TestMarkdown(t *testing.T) {
-	r := &report{command: "make bench", began: time.Now(), machine: machine{cpu: "cpu", cores: 2}, roots: ms2(11)}
+	r := &report{command: "make bench", began: time.Now(), machine: machine{cpu: "cpu", cores: 2}, roots: ms2(11), rootsIndex: ms2(3)}
 	for _, c := range []creds{credStatic, credRA} {
 		for _, m := range []latencyMode{viaEmulator, viaToxiproxy} {
 			r.exec = append(r.exec, &execCell{size: size50, mode: m, rtt: 20 * time.Millisecond, creds: c,

@@ -1,0 +1,178 @@
+package sysroots
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+// handshake dials addr with d and returns the connection's state.
+func handshake(t *testing.T, d *Dialer, addr string) (tls.ConnectionState, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := d.DialTLSContext(ctx, "tcp", addr)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState(), nil
+}
+
+// TestDialerLeavesOtherTrust: a configuration with roots of its own, or
+// none at all, is verified by crypto/tls as it says; a VerifyConnection of
+// the caller's still runs.
+func TestDialerLeavesOtherTrust(t *testing.T) {
+	addr := serve(t, leaf(outsider, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{}))
+
+	if _, err := handshake(t, &Dialer{}, addr); err == nil {
+		t.Error("the system's roots accepted a certificate from outside the store")
+	}
+
+	own := x509.NewCertPool()
+	own.AddCert(outsider.cert)
+	cs, err := handshake(t, &Dialer{Config: &tls.Config{RootCAs: own}}, addr)
+	if err != nil {
+		t.Fatalf("with RootCAs: %v", err)
+	}
+	if len(cs.VerifiedChains) == 0 {
+		t.Error("with RootCAs, crypto/tls did not verify (no verified chains)")
+	}
+
+	if _, err := handshake(t, &Dialer{Config: &tls.Config{InsecureSkipVerify: true}}, addr); err != nil {
+		t.Errorf("InsecureSkipVerify: %v", err)
+	}
+
+	called := false
+	refuse := errors.New("refused by the caller")
+	good := serve(t, leaf(rootBundle, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{}))
+	_, err = handshake(t, &Dialer{Config: &tls.Config{VerifyConnection: func(tls.ConnectionState) error {
+		called = true
+		return refuse
+	}}}, good)
+	if !called || !errors.Is(err, refuse) {
+		t.Errorf("the caller's VerifyConnection: called %v, handshake error %v", called, err)
+	}
+}
+
+// TestInstallSeesLaterOptions: a transport option applied after Install
+// (the SDK's CA bundle) decides the trust of the transport's dials.
+func TestInstallSeesLaterOptions(t *testing.T) {
+	addr := serve(t, leaf(outsider, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{}))
+	tr := &http.Transport{TLSClientConfig: &tls.Config{}}
+	Install(tr)
+	get := func() error {
+		res, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + addr + "/")
+		if res != nil {
+			res.Body.Close()
+		}
+		return err
+	}
+	var cve *tls.CertificateVerificationError
+	if err := get(); !errors.As(err, &cve) {
+		t.Fatalf("before the bundle: %v, want a certificate verification error", err)
+	}
+	tr.CloseIdleConnections()
+	tr.TLSClientConfig.RootCAs = x509.NewCertPool()
+	tr.TLSClientConfig.RootCAs.AddCert(outsider.cert)
+	// The server closes after its handshake: the request fails after
+	// the handshake, which must have succeeded.
+	if err := get(); errors.As(err, &cve) {
+		t.Fatalf("with the bundle: %v", err)
+	}
+}
+
+// TestProxiedLeftToCryptoTLS: through a proxy, the transport verifies the
+// server itself, against the whole system pool: the same verdicts.
+func TestProxiedLeftToCryptoTLS(t *testing.T) {
+	proxy := connectProxy(t)
+	for _, tc := range []struct {
+		name  string
+		chain []*pki
+		ok    bool
+	}{
+		{"a root of the store", []*pki{leaf(rootBundle, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{})}, true},
+		{"outside the store", []*pki{leaf(outsider, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{})}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serve(t, tc.chain...)
+			tr := &http.Transport{Proxy: http.ProxyURL(proxy)}
+			Install(tr)
+			_, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + addr + "/")
+			var cve *tls.CertificateVerificationError
+			if errors.As(err, &cve) == tc.ok {
+				t.Errorf("through the proxy: %v", err)
+			}
+		})
+	}
+}
+
+// connectProxy serves HTTP CONNECT on loopback.
+func connectProxy(t *testing.T) *url.URL {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil || req.Method != http.MethodConnect {
+					return
+				}
+				up, err := net.Dial("tcp", req.Host)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return &url.URL{Scheme: "http", Host: ln.Addr().String()}
+}
+
+// TestForTransportProtocols: a Dialer made from a transport offers the
+// protocols the transport would.
+func TestForTransportProtocols(t *testing.T) {
+	for _, tc := range []struct {
+		h2   bool
+		want string
+	}{{false, "[http/1.1]"}, {true, "[h2 http/1.1]"}} {
+		d := ForTransport(&http.Transport{ForceAttemptHTTP2: tc.h2})
+		if got := fmtList(d.Config.NextProtos); got != tc.want {
+			t.Errorf("ForceAttemptHTTP2 %v: %s, want %s", tc.h2, got, tc.want)
+		}
+	}
+	d := ForTransport(&http.Transport{TLSClientConfig: &tls.Config{NextProtos: []string{"x"}}})
+	if got := fmtList(d.Config.NextProtos); got != "[x]" {
+		t.Errorf("the transport's own protocols: %s", got)
+	}
+}
+
+func fmtList(l []string) string {
+	s := "["
+	for i, p := range l {
+		if i > 0 {
+			s += " "
+		}
+		s += p
+	}
+	return s + "]"
+}
