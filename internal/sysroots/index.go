@@ -292,7 +292,7 @@ func load(getenv func(string) string) (*index, error) {
 	}
 	var firstErr error
 	for _, file := range files {
-		data, err := os.ReadFile(file)
+		data, err := readFile(file)
 		if err == nil {
 			x.appendPEM(data, seen)
 			break
@@ -317,7 +317,7 @@ func load(getenv func(string) string) (*index, error) {
 			if sameDirLink(e, dir) {
 				continue
 			}
-			if data, err := os.ReadFile(dir + "/" + e.Name()); err == nil {
+			if data, err := readFile(dir + "/" + e.Name()); err == nil {
 				x.appendPEM(data, seen)
 			}
 		}
