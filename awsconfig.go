@@ -6,10 +6,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/rolesenv/rolesenv/internal/sysroots"
 )
 
 // awsConfig builds the SDK configuration every AWS client of rolesenv uses.
@@ -27,13 +24,7 @@ func (a *app) awsConfig(ctx context.Context, cf *credFlags) (aws.Config, error) 
 		// system's roots while the configuration loads.
 		a.warmRoots("rolesanywhere")
 	}
-	// Every client of the configuration (the services', the credential
-	// chain's STS and SSO) verifies direct connections against the
-	// system's roots through internal/sysroots. A CA bundle, which the SDK
-	// applies after this option, still replaces them.
-	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(sysroots.Install)),
-	}
+	var opts []func(*config.LoadOptions) error
 	if cf.region != "" {
 		opts = append(opts, config.WithRegion(cf.region))
 	}

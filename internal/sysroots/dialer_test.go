@@ -63,33 +63,6 @@ func TestDialerLeavesOtherTrust(t *testing.T) {
 	}
 }
 
-// TestInstallSeesLaterOptions: a transport option applied after Install
-// (the SDK's CA bundle) decides the trust of the transport's dials.
-func TestInstallSeesLaterOptions(t *testing.T) {
-	addr := serve(t, leaf(outsider, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{}))
-	tr := &http.Transport{TLSClientConfig: &tls.Config{}}
-	Install(tr)
-	get := func() error {
-		res, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + addr + "/")
-		if res != nil {
-			res.Body.Close()
-		}
-		return err
-	}
-	var cve *tls.CertificateVerificationError
-	if err := get(); !errors.As(err, &cve) {
-		t.Fatalf("before the bundle: %v, want a certificate verification error", err)
-	}
-	tr.CloseIdleConnections()
-	tr.TLSClientConfig.RootCAs = x509.NewCertPool()
-	tr.TLSClientConfig.RootCAs.AddCert(outsider.cert)
-	// The server closes after its handshake: the request fails after
-	// the handshake, which must have succeeded.
-	if err := get(); errors.As(err, &cve) {
-		t.Fatalf("with the bundle: %v", err)
-	}
-}
-
 // TestProxiedLeftToCryptoTLS: through a proxy, the transport verifies the
 // server itself, against the whole system pool: the same verdicts.
 func TestProxiedLeftToCryptoTLS(t *testing.T) {
@@ -105,7 +78,7 @@ func TestProxiedLeftToCryptoTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := serve(t, tc.chain...)
 			tr := &http.Transport{Proxy: http.ProxyURL(proxy)}
-			Install(tr)
+			tr.DialTLSContext = ForTransport(tr).DialTLSContext
 			_, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + addr + "/")
 			var cve *tls.CertificateVerificationError
 			if errors.As(err, &cve) == tc.ok {

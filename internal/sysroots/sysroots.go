@@ -56,7 +56,10 @@ type Dialer struct {
 
 // ForTransport returns a Dialer with tr's dialer, TLS configuration and
 // handshake timeout, as they are now, and the application protocols that
-// tr would offer. Use it as the last of a transport's options.
+// tr would offer. Set it as tr's DialTLSContext once tr is configured (as
+// the last of a BuildableClient's transport options): it keeps a copy,
+// and does not see later changes to tr, nor to the copies that the AWS
+// SDK's BuildableClient makes of it.
 func ForTransport(tr *http.Transport) *Dialer {
 	c := &tls.Config{}
 	if tr.TLSClientConfig != nil {
@@ -71,18 +74,6 @@ func ForTransport(tr *http.Transport) *Dialer {
 		}
 	}
 	return &Dialer{Dial: tr.DialContext, Config: c, Timeout: tr.TLSHandshakeTimeout}
-}
-
-// Install makes tr open its direct TLS connections through a Dialer built
-// from tr's settings at each dial, so that options applied to tr after
-// this one (a CA bundle) count. tr then dials nothing itself; requests
-// through a proxy keep crypto/tls's own verification.
-func Install(tr *http.Transport) {
-	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		// The transport calls this after its first request has completed
-		// its own configuration, so tr is no longer written.
-		return ForTransport(tr).DialTLSContext(ctx, network, addr)
-	}
 }
 
 // DialTLSContext dials addr and completes a TLS handshake with it.
