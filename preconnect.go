@@ -200,8 +200,10 @@ const warmTimeout = 30 * time.Second
 
 // install makes tr dial TLS through w: with tr's own dialer, a copy of
 // its TLS configuration (with the protocols it would offer) and its
-// handshake timeout, as sysroots.ForTransport does. It is the transport's
-// last option, so the copy holds every other option's change.
+// handshake timeout, as sysroots.ForTransport does: as they are when this
+// option runs, after those of the configuration (AWS_CA_BUNDLE's roots
+// are in the copy) but before a service client's own (the timeouts of a
+// defaults mode are not).
 func (w *warmConns) install(tr *http.Transport) {
 	w.dial = sysroots.ForTransport(tr).DialTLSContext
 	tr.DialTLSContext = w.dialTLS

@@ -51,15 +51,41 @@ func TestDialerLeavesOtherTrust(t *testing.T) {
 		t.Errorf("InsecureSkipVerify: %v", err)
 	}
 
-	called := false
-	refuse := errors.New("refused by the caller")
+	// The caller's own hooks see the chains crypto/tls verified.
 	good := serve(t, leaf(rootBundle, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Time{}))
-	_, err = handshake(t, &Dialer{Config: &tls.Config{VerifyConnection: func(tls.ConnectionState) error {
-		called = true
+	var chains []int
+	refuse := errors.New("refused by the caller")
+	_, err = handshake(t, &Dialer{Config: &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
+		chains = append(chains, len(cs.VerifiedChains))
 		return refuse
 	}}}, good)
-	if !called || !errors.Is(err, refuse) {
-		t.Errorf("the caller's VerifyConnection: called %v, handshake error %v", called, err)
+	if !errors.Is(err, refuse) || len(chains) != 1 || chains[0] == 0 {
+		t.Errorf("the caller's VerifyConnection: verified chains %v, handshake error %v", chains, err)
+	}
+	chains = nil
+	_, err = handshake(t, &Dialer{Config: &tls.Config{VerifyPeerCertificate: func(_ [][]byte, v [][]*x509.Certificate) error {
+		chains = append(chains, len(v))
+		return nil
+	}}}, good)
+	if err != nil || len(chains) != 1 || chains[0] == 0 {
+		t.Errorf("the caller's VerifyPeerCertificate: verified chains %v, handshake error %v", chains, err)
+	}
+}
+
+// TestDialerNoServerName: an address without a host gives no name to
+// verify for; the handshake is refused as crypto/tls refuses it, never
+// accepted for any name.
+func TestDialerNoServerName(t *testing.T) {
+	addr := serve(t, leaf(rootBundle, []string{"attacker.example"}, nil, time.Time{}))
+	_, port, _ := net.SplitHostPort(addr)
+	d := &Dialer{Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	if _, err := handshake(t, d, ":"+port); err == nil {
+		t.Error("a certificate for attacker.example was accepted for an address without a host")
+	}
+	if err := Verify([]*x509.Certificate{leaf(rootBundle, []string{"x.example"}, nil, time.Time{}).cert}, "", time.Time{}); err == nil {
+		t.Error("Verify accepted a certificate for an empty name")
 	}
 }
 

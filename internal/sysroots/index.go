@@ -183,7 +183,8 @@ func plainBlocks(data []byte, known func([]byte) bool) (bodies [][]byte, ok bool
 
 var dashes = []byte("-----")
 
-// lineAt returns the line that starts at i, without its LF or CRLF, and
+// lineAt returns the line that starts at i, without its LF or CRLF (a CR
+// at the very end of data stays, as encoding/pem keeps it), and
 // where the next line starts; the line is empty if i is not at the start
 // of a line.
 func lineAt(data []byte, i int) (line []byte, next int) {
@@ -192,10 +193,10 @@ func lineAt(data []byte, i int) (line []byte, next int) {
 	}
 	n := bytes.IndexByte(data[i:], '\n')
 	if n < 0 {
-		line, next = data[i:], len(data)
-	} else {
-		line, next = data[i:i+n], i+n+1
+		// The last line: encoding/pem keeps a CR that no LF follows.
+		return data[i:], len(data)
 	}
+	line, next = data[i:i+n], i+n+1
 	if k := len(line); k > 0 && line[k-1] == '\r' {
 		line = line[:k-1]
 	}

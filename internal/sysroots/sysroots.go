@@ -98,20 +98,14 @@ func (d *Dialer) DialTLSContext(ctx context.Context, network, addr string) (net.
 		c.ServerName = host
 	}
 	if lazy(c) {
-		name, then, now := c.ServerName, c.VerifyConnection, c.Time
+		name, now := c.ServerName, c.Time
 		c.InsecureSkipVerify = true
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
 			t := time.Time{}
 			if now != nil {
 				t = now()
 			}
-			if err := Verify(cs.PeerCertificates, name, t); err != nil {
-				return err
-			}
-			if then != nil {
-				return then(cs)
-			}
-			return nil
+			return Verify(cs.PeerCertificates, name, t)
 		}
 	}
 	if d.Timeout > 0 {
@@ -128,19 +122,26 @@ func (d *Dialer) DialTLSContext(ctx context.Context, network, addr string) (net.
 }
 
 // lazy reports whether a handshake with c would verify the server against
-// the system's roots, and this package can do that instead.
+// the system's roots, and this package can do that instead: not when c
+// names no server (crypto/tls refuses to verify without a name), nor when
+// the caller's own hooks would want the verified chains.
 func lazy(c *tls.Config) bool {
-	return supported() && c.RootCAs == nil && !c.InsecureSkipVerify &&
+	return supported() && c.RootCAs == nil && !c.InsecureSkipVerify && c.ServerName != "" &&
+		c.VerifyConnection == nil && c.VerifyPeerCertificate == nil &&
 		c.EncryptedClientHelloConfigList == nil
 }
 
-// Verify checks a server's certificates, as it sent them, for name at
+// Verify checks a server's certificates, as it sent them, for name (never
+// empty) at
 // time now (the zero time: the current time) against the system's roots,
 // as crypto/tls does with a configuration whose RootCAs is nil. Its
 // errors are those of crypto/tls.
 func Verify(certs []*x509.Certificate, name string, now time.Time) error {
 	if len(certs) == 0 {
 		return errors.New("tls: server sent no certificate")
+	}
+	if name == "" {
+		return errors.New("sysroots: no server name to verify the certificate for")
 	}
 	x, err := system()
 	if err != nil {
