@@ -70,6 +70,9 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 	if _, err := a.tokenIdentity(cf, &opts); err != nil {
 		return nil, err
 	}
+	if a.keyFile = a.lazyKeyFile(cf, &opts); a.keyFile != nil {
+		opts.PrivateKey, opts.Signer, opts.KeyName = "", a.keyFile, cf.privateKey
+	}
 	src, err := signer.NewFileIdentity(opts, nil, a.log)
 	if err != nil {
 		return nil, withPassphraseHint(cf.withFlag(err))
