@@ -81,6 +81,9 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 	if err != nil {
 		return nil, cf.withFlag(err)
 	}
+	if a.keyFile != nil {
+		a.keyFile.pub = id.Certificate.PublicKey
+	}
 	warns, err := id.Check(time.Now())
 	if err != nil {
 		return nil, cf.withFlag(err)

@@ -86,18 +86,15 @@ func certificatePublicKey(opts *signer.LoadOptions) crypto.PublicKey {
 // credential-process reads and parses it (for RSA, the costliest part of
 // a cached answer after the process's start) only when the cache misses,
 // by loadKeyFile before CreateSession, so that its errors are the same
-// as when it is read at once. Nil when opts name no separate key file
-// or the certificate cannot be read here (the loader then says why).
+// as when it is read at once. Its public key is the certificate's, set
+// once the certificate is loaded (the loader does not ask for it). Nil
+// when opts name no separate key file.
 func (a *app) lazyKeyFile(cf *credFlags, opts *signer.LoadOptions) *lazyKey {
 	if !a.lazyKeys || opts.Signer != nil || opts.PrivateKey == "" || opts.PrivateKey == opts.Certificate {
 		return nil
 	}
-	pub := certificatePublicKey(opts)
-	if pub == nil {
-		return nil
-	}
 	load := *opts
-	return &lazyKey{pub: pub, open: func() (crypto.Signer, error) {
+	return &lazyKey{open: func() (crypto.Signer, error) {
 		id, err := signer.LoadFiles(load)
 		if err != nil {
 			return nil, withPassphraseHint(cf.withFlag(err))
