@@ -89,7 +89,7 @@ func (b *bench) credprocRuns() (*credprocResult, error) {
 		{name: cpSDK, note: fmt.Sprintf("the bare binary plus blank imports of the %d third-party packages rolesenv's own packages import (the AWS SDK, smithy-go, TPM, PKCS#12, pflag, x/sys, x/crypto): it links the same %d third-party packages as rolesenv (checked with `go list -deps`), built the same way", sdk.imports, sdk.packages),
 			argv: []string{sdk.path}, env: raEnv},
 		{name: cpVersion, note: "the binary's start alone: runtime, package initialisation, one line", argv: []string{b.rolesenv, "version"}, env: raEnv},
-		{name: cpCached, note: "Roles Anywhere flags from ROLESENV_*; the certificate and key read, the cache file locked and read",
+		{name: cpCached, note: "Roles Anywhere flags from ROLESENV_*; the certificate read and checked, the cache file locked and read (the key is read on a miss only)",
 			argv: []string{b.rolesenv, "credential-process", "--cache-file", filepath.Join(b.dir, "credproc.cache")}, env: raEnv},
 	}}
 	helper, err := b.officialHelper()
@@ -181,15 +181,15 @@ func (r *report) credprocWhy() string {
 	}
 	s := fmt.Sprintf("Of the cached call's %s ms over the bare binary, ", ms(cached.wall.median()-bare.wall.median()))
 	if sdk != nil {
-		s += fmt.Sprintf("%s ms are the start of a Go binary that links the SDK's packages and does nothing else (%s), %s ms the rest of rolesenv's start (`rolesenv version`, which does nothing else)",
-			ms(sdk.wall.median()-bare.wall.median()), cpSDK, ms(version.wall.median()-sdk.wall.median()))
+		s += fmt.Sprintf("%s ms are the start of a Go binary that links the same SDK and other third-party packages and does nothing else, %s ms the rest of rolesenv's start (`rolesenv version`, which does nothing else: its own packages, a larger binary)",
+			ms(sdk.wall.median()-bare.wall.median()), ms(version.wall.median()-sdk.wall.median()))
 	} else {
 		s += fmt.Sprintf("%s ms are the start of rolesenv's binary (`rolesenv version`, which does nothing else)", ms(version.wall.median()-bare.wall.median()))
 	}
 	if r.overhead != nil {
 		s += fmt.Sprintf(", whose package initialisation is %s ms by GODEBUG=inittrace (see *Package initialisation*)", ms(r.overhead.initTime))
 	}
-	s += fmt.Sprintf(", and %s ms the command's own work: reading and parsing the certificate and key, locking and reading the cache file, writing the JSON.", ms(cached.wall.median()-version.wall.median()))
+	s += fmt.Sprintf(", and %s ms the command's own work: parsing its flags, reading and checking the certificate, locking and reading the cache file, writing the JSON (the key is read on a miss only).", ms(cached.wall.median()-version.wall.median()))
 	s += " A Go program cannot leave out the initialisation of a package it links, whatever the command: only the SDK's generated packages doing less at initialisation, or a separate binary for credential-process, would close the gap."
 	return s
 }
