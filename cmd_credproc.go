@@ -52,7 +52,8 @@ Caching and deadline:
                              and reuse them until 5 minutes before they expire,
                              one entry per certificate, trust anchor, profile and
                              role; concurrent callers wait for one another, so a
-                             burst of commands makes one CreateSession. Put it
+                             burst of commands makes one CreateSession; the
+                             key is read and checked on a miss only. Put it
                              in a directory only you can write, such as
                              $XDG_RUNTIME_DIR or ~/.cache/rolesenv, never /tmp
   --timeout D                give up after D, waiting for the cache file's lock
@@ -121,8 +122,9 @@ func cmdCredentialProcess(ctx context.Context, a *app, args []string) error {
 		// loads them only when the cache misses.
 		a.warmRoots("rolesanywhere")
 	}
-	// With a cache, a key in hardware is opened on a miss only (no login
-	// or touch for an answer from the cache).
+	// With a cache, a key in hardware is opened and a key file read on a
+	// miss only (no login or touch, no key parsing, for an answer from the
+	// cache).
 	a.lazyKeys = f.cacheFile != ""
 	client, err := a.rolesAnywhereClient(ctx, &f.cred, nil)
 	if err != nil {
@@ -223,6 +225,9 @@ func (a *app) cachedSession(ctx context.Context, client *signer.Client, cf *cred
 		a.log.Debug("credentials from the cache file", "file", path,
 			"expires", creds.Expiration.UTC().Format(time.RFC3339))
 		return creds, nil
+	}
+	if err := a.loadKeyFile(); err != nil {
+		return nil, err
 	}
 	creds, err := client.CreateSession(ctx)
 	if err != nil {

@@ -187,3 +187,46 @@ func TestCredentialProcessCacheOfAnotherUser(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+// TestCredentialProcessCacheKeyOnMiss: with --cache-file the key file is
+// read on a miss only. A hit answers with the key file gone; a miss with a
+// key that does not fit, or a wrong passphrase, fails as without a cache
+// (exit 78, the flag, the hint) and before any CreateSession.
+func TestCredentialProcessCacheKeyOnMiss(t *testing.T) {
+	e := startRAEmulator(t)
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	args := append([]string{"credential-process"}, e.args(t, "--cache-file", cache)...)
+	code, first, stderr := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if err := os.Remove(filepath.Join(e.dir, "p256.key")); err != nil {
+		t.Fatal(err)
+	}
+	e.ResetCalls()
+	code, stdout, stderr := runCLI(t, args...)
+	if code != 0 || stdout != first || e.Calls(opCreateSession) != 0 {
+		t.Fatalf("a hit without the key file: exit %d, same credentials %v, %d CreateSession: %s",
+			code, stdout == first, e.Calls(opCreateSession), stderr)
+	}
+
+	t.Setenv(passphraseEnv, "not the passphrase")
+	for _, tc := range []struct {
+		name, cert, key, want, hint string
+	}{
+		{"mismatched key", "p256.pem", "p384.key", "rolesenv: error: --private-key: ", "does not match the certificate"},
+		{"wrong passphrase", "rsa2048.pem", "rsa2048.pbkdf2-aes256.pem", "rolesenv: error: --private-key: ", "hint: the passphrase comes from " + passphraseEnv},
+	} {
+		miss := filepath.Join(t.TempDir(), "cache.json")
+		args := append([]string{"credential-process"}, e.args(t, "--certificate", e.fixture(t, tc.cert),
+			"--private-key", e.fixture(t, tc.key), "--cache-file", miss)...)
+		code, stdout, stderr := runCLI(t, args...)
+		if code != exitcode.Config || stdout != "" || !strings.HasPrefix(stderr, tc.want) || !strings.Contains(stderr, tc.hint) {
+			t.Errorf("%s on a miss: exit %d, stdout %q, stderr %q; want exit %d, %q and %q",
+				tc.name, code, stdout, stderr, exitcode.Config, tc.want, tc.hint)
+		}
+		if n := e.Calls(opCreateSession); n != 0 {
+			t.Errorf("%s on a miss: %d CreateSession calls", tc.name, n)
+		}
+	}
+}

@@ -70,6 +70,9 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 	if _, err := a.tokenIdentity(cf, &opts); err != nil {
 		return nil, err
 	}
+	if a.keyFile = a.lazyKeyFile(cf, &opts); a.keyFile != nil {
+		opts.PrivateKey, opts.Signer, opts.KeyName = "", a.keyFile, cf.privateKey
+	}
 	src, err := signer.NewFileIdentity(opts, nil, a.log)
 	if err != nil {
 		return nil, withPassphraseHint(cf.withFlag(err))
@@ -77,6 +80,9 @@ func (a *app) rolesAnywhereClient(ctx context.Context, cf *credFlags, sources []
 	id, err := src.Current()
 	if err != nil {
 		return nil, cf.withFlag(err)
+	}
+	if a.keyFile != nil {
+		a.keyFile.pub = id.Certificate.PublicKey
 	}
 	warns, err := id.Check(time.Now())
 	if err != nil {

@@ -39,7 +39,8 @@ type app struct {
 	log            *slog.Logger
 	metrics        *metrics.State // with run --metrics-listen; nil otherwise
 	watcher        liveness       // run's watcher, for the watchdog
-	lazyKeys       bool           // hardware keys open at their first signature (keys_lazy.go)
+	lazyKeys       bool           // hardware keys open at their first signature, key files on a cache miss (keys_lazy.go)
+	keyFile        *lazyKey       // the key file put off with lazyKeys, if any
 }
 
 func (a *app) getenv(name string) string {

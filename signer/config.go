@@ -5,9 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -109,11 +107,11 @@ func parseARN(field, s string, service, resourcePrefix string, regional bool) (a
 		return bad(fmt.Sprintf("%q is a %s ARN, not a %s one", s, a.service, service))
 	case !strings.HasPrefix(a.resource, resourcePrefix) || len(a.resource) == len(resourcePrefix):
 		return bad(fmt.Sprintf("%q does not name a %s", s, strings.TrimSuffix(resourcePrefix, "/")))
-	case regional && !regionPattern().MatchString(a.region):
+	case regional && !isRegion(a.region):
 		return bad(fmt.Sprintf("%q has no valid region", s))
 	case !regional && a.region != "":
 		return bad(fmt.Sprintf("%q must not name a region", s))
-	case !accountPattern().MatchString(a.account):
+	case !isAccount(a.account):
 		return bad(fmt.Sprintf("%q has no valid account id", s))
 	}
 	if _, ok := partitions[a.partition]; !ok {
@@ -122,17 +120,55 @@ func parseARN(field, s string, service, resourcePrefix string, regional bool) (a
 	return a, nil
 }
 
-// The patterns are compiled on first use, not at package initialisation,
-// which every command of a program linking signer pays: the session name's
-// {2,64} alone compiles to a program of 64 copies.
-var (
-	regionPattern      = lazyPattern(`^[a-z]{2,}(-[a-z]+)+-\d+$`)
-	accountPattern     = lazyPattern(`^\d{12}$`)
-	sessionNamePattern = lazyPattern(`^[\w+=,.@-]{2,64}$`)
-)
+// The names are checked by hand rather than with regular expressions:
+// compiling one costs tens of microseconds in every process that checks a
+// configuration, credential-process answering from its cache included.
 
-func lazyPattern(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+// isRegion reports whether s has a region's form, ^[a-z]{2,}(-[a-z]+)+-\d+$:
+// two or more lower-case letters, one or more words of them, and a number,
+// joined by dashes (us-east-1, us-gov-west-1).
+func isRegion(s string) bool {
+	words := strings.Split(s, "-")
+	if len(words) < 3 || len(words[0]) < 2 {
+		return false
+	}
+	for _, w := range words[:len(words)-1] {
+		if w == "" || strings.IndexFunc(w, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+			return false
+		}
+	}
+	return allDigits(words[len(words)-1])
+}
+
+// isAccount reports whether s is an account id: twelve digits.
+func isAccount(s string) bool { return len(s) == 12 && allDigits(s) }
+
+// isSessionName reports whether s is a role session name the service
+// accepts, ^[\w+=,.@-]{2,64}$.
+func isSessionName(s string) bool {
+	if len(s) < 2 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// allDigits reports whether s is one or more ASCII digits.
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // partitions maps an ARN partition to its DNS suffixes (plain and
@@ -206,7 +242,7 @@ func resolve(cfg Config) (*resolved, error) {
 			Msg: fmt.Sprintf("%d seconds is out of bounds (%d to %d whole seconds)",
 				int64(cfg.Duration/time.Second), MinDuration/time.Second, MaxDuration/time.Second)}
 	}
-	if cfg.RoleSessionName != "" && !sessionNamePattern().MatchString(cfg.RoleSessionName) {
+	if cfg.RoleSessionName != "" && !isSessionName(cfg.RoleSessionName) {
 		return nil, &ConfigError{Field: "role session name",
 			Msg: "must be 2 to 64 characters of letters, digits and _+=,.@-"}
 	}

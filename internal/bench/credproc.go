@@ -41,6 +41,7 @@ func (c *credprocResult) run(name string) *credprocRun {
 
 const (
 	cpBare     = "bare Go binary"
+	cpSDK      = "Go binary linking rolesenv's AWS SDK packages"
 	cpVersion  = "rolesenv version"
 	cpCached   = "rolesenv credential-process --cache-file (warm)"
 	cpOfficial = "official helper credential-process"
@@ -78,11 +79,17 @@ func (b *bench) credprocRuns() (*credprocResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	sdk, err := buildSDKLinked(b.dir)
+	if err != nil {
+		return nil, err
+	}
 	raEnv := b.baseEnv(credRA, trustSystem)
 	res := &credprocResult{runs: []*credprocRun{
 		{name: cpBare, note: "`func main()` writing one line, static, stripped", argv: []string{bare}, env: raEnv},
+		{name: cpSDK, note: fmt.Sprintf("the bare binary plus blank imports of the %d third-party packages rolesenv's own packages import (the AWS SDK, smithy-go, TPM, PKCS#12, pflag, x/sys, x/crypto): it links the same %d third-party packages as rolesenv (checked with `go list -deps`), built the same way", sdk.imports, sdk.packages),
+			argv: []string{sdk.path}, env: raEnv},
 		{name: cpVersion, note: "the binary's start alone: runtime, package initialisation, one line", argv: []string{b.rolesenv, "version"}, env: raEnv},
-		{name: cpCached, note: "Roles Anywhere flags from ROLESENV_*; the certificate and key read, the cache file locked and read",
+		{name: cpCached, note: "Roles Anywhere flags from ROLESENV_*; the certificate read and checked, the cache file locked and read (the key is read on a miss only)",
 			argv: []string{b.rolesenv, "credential-process", "--cache-file", filepath.Join(b.dir, "credproc.cache")}, env: raEnv},
 	}}
 	helper, err := b.officialHelper()
@@ -163,39 +170,76 @@ func (r *report) writeCredproc(p printer) {
 	p("\n%s\n\n", r.credprocWhy())
 }
 
-// credprocWhy says where the cached call's time goes, in numbers.
+// credprocWhy says where the cached call's time goes, in numbers: the
+// start of any Go binary linking the SDK's packages, rolesenv's own start
+// beyond it, and the command's work.
 func (r *report) credprocWhy() string {
 	c := r.credproc
-	bare, version, cached := c.run(cpBare), c.run(cpVersion), c.run(cpCached)
+	bare, sdk, version, cached := c.run(cpBare), c.run(cpSDK), c.run(cpVersion), c.run(cpCached)
 	if bare == nil || version == nil || cached == nil {
 		return ""
 	}
-	start := version.wall.median() - bare.wall.median()
-	work := cached.wall.median() - version.wall.median()
-	s := fmt.Sprintf("Of the cached call's %s ms over the bare binary, %s ms are the start of rolesenv's binary (`rolesenv version`, which does nothing else)", ms(cached.wall.median()-bare.wall.median()), ms(start))
-	if r.overhead != nil {
-		s += fmt.Sprintf(", mostly package initialisation (%s ms by GODEBUG=inittrace, see *Package initialisation*)", ms(r.overhead.initTime))
+	s := fmt.Sprintf("Of the cached call's %s ms over the bare binary, ", ms(cached.wall.median()-bare.wall.median()))
+	if sdk != nil {
+		s += fmt.Sprintf("%s ms are the start of a Go binary that links the same SDK and other third-party packages and does nothing else, %s ms the rest of rolesenv's start (`rolesenv version`, which does nothing else: its own packages, a larger binary)",
+			ms(sdk.wall.median()-bare.wall.median()), ms(version.wall.median()-sdk.wall.median()))
+	} else {
+		s += fmt.Sprintf("%s ms are the start of rolesenv's binary (`rolesenv version`, which does nothing else)", ms(version.wall.median()-bare.wall.median()))
 	}
-	s += fmt.Sprintf(", and %s ms the command's own work: reading and parsing the certificate and key, locking and reading the cache file, writing the JSON.", ms(work))
+	if r.overhead != nil {
+		s += fmt.Sprintf(", whose package initialisation is %s ms by GODEBUG=inittrace (see *Package initialisation*)", ms(r.overhead.initTime))
+	}
+	s += fmt.Sprintf(", and %s ms the command's own work: parsing its flags, reading and checking the certificate, locking and reading the cache file, writing the JSON (the key is read on a miss only).", ms(cached.wall.median()-version.wall.median()))
 	s += " A Go program cannot leave out the initialisation of a package it links, whatever the command: only the SDK's generated packages doing less at initialisation, or a separate binary for credential-process, would close the gap."
 	return s
 }
 
-// credprocTargetRows judge the cached call against the bare binary.
+// credprocBudget is the target: the cached call within this of a bare Go
+// binary's start.
+const credprocBudget = 5 * time.Millisecond
+
+// credprocTargetRows judge the cached call against the bare binary, and,
+// when it misses, say whether any Go program linking the SDK's packages
+// could meet it.
 func (r *report) credprocTargetRows() []targetRow {
 	c := r.credproc
 	if c == nil {
 		return nil
 	}
-	bare, cached := c.run(cpBare), c.run(cpCached)
+	bare, sdk, cached := c.run(cpBare), c.run(cpSDK), c.run(cpCached)
 	if bare == nil || cached == nil {
 		return nil
 	}
 	d := cached.wall.median() - bare.wall.median()
-	return []targetRow{{
+	row := targetRow{
 		target:   "`credential-process --cache-file`, warm cache: within 5 ms of a bare Go binary's start",
 		measured: fmt.Sprintf("%s ms; bare Go binary %s ms; %s ms over", ms(cached.wall.median()), ms(bare.wall.median()), ms(d)),
-		ok:       d <= 5*time.Millisecond, margin: marginText(5*time.Millisecond - d),
+		ok:       d <= credprocBudget, margin: marginText(credprocBudget - d),
 		why: r.credprocWhy(),
-	}}
+	}
+	if sdk == nil {
+		return []targetRow{row}
+	}
+	linked := sdk.wall.median() - bare.wall.median() // what linking the SDK costs any Go program's start
+	own := cached.wall.median() - sdk.wall.median()  // what rolesenv adds to that
+	row.measured += fmt.Sprintf("; %s %s ms, so rolesenv's cached call is %s ms over it", cpSDK, ms(sdk.wall.median()), ms(own))
+	switch {
+	case row.ok:
+	case linked > credprocBudget:
+		row.why = fmt.Sprintf("Not reachable for any Go program linking the SDK's packages: a program that links rolesenv's third-party packages and only writes one line starts %s ms after the bare binary, %s ms over the 5 ms before it does anything. That is the reason, in numbers; rolesenv's cached call adds %s ms to it, %s. ",
+			ms(linked), ms(linked-credprocBudget), ms(own), within(own)) + row.why
+	default:
+		row.why = fmt.Sprintf("Linking the SDK's packages takes %s ms of the 5 (a program that links them and only writes one line, over the bare binary); rolesenv's cached call adds %s ms to that, %s ms more than the %s ms left. ",
+			ms(linked), ms(own), ms(d-credprocBudget), ms(credprocBudget-linked)) + row.why
+	}
+	return []targetRow{row}
+}
+
+// within says whether d, over the SDK-linking program, is within the
+// 5 ms budget.
+func within(d time.Duration) string {
+	if d <= credprocBudget {
+		return "within 5 ms of that program"
+	}
+	return "more than 5 ms over that program"
 }

@@ -207,3 +207,34 @@ func TestParseGCTrace(t *testing.T) {
 		t.Errorf("lastLine = %q, want the last line that is not gctrace's", got)
 	}
 }
+
+func TestCredprocTarget(t *testing.T) {
+	result := func(bare, sdk, version, cached float64) *report {
+		at := func(ms float64) sample { return sample{time.Duration(ms * float64(time.Millisecond))} }
+		runs := []*credprocRun{{name: cpBare, wall: at(bare)}, {name: cpSDK, wall: at(sdk)},
+			{name: cpVersion, wall: at(version)}, {name: cpCached, wall: at(cached)}}
+		return &report{credproc: &credprocResult{runs: runs}}
+	}
+	for _, tc := range []struct {
+		name                     string
+		bare, sdk, version, call float64
+		ok                       bool
+		want                     string
+	}{
+		{"met", 3, 6, 7, 7.5, true, "7.50 ms; bare Go binary 3.00 ms; 4.50 ms over; Go binary linking rolesenv's AWS SDK packages 6.00 ms, so rolesenv's cached call is 1.50 ms over it"},
+		{"the SDK alone is over", 3, 9, 9.5, 10, false, "Not reachable for any Go program linking the SDK's packages: a program that links rolesenv's third-party packages and only writes one line starts 6.00 ms after the bare binary, 1.00 ms over the 5 ms before it does anything. That is the reason, in numbers; rolesenv's cached call adds 1.00 ms to it, within 5 ms of that program."},
+		{"rolesenv's part is over", 3, 6, 8, 10, false, "Linking the SDK's packages takes 3.00 ms of the 5 (a program that links them and only writes one line, over the bare binary); rolesenv's cached call adds 4.00 ms to that, 2.00 ms more than the 2.00 ms left."},
+	} {
+		rows := result(tc.bare, tc.sdk, tc.version, tc.call).credprocTargetRows()
+		if len(rows) != 1 {
+			t.Fatalf("%s: %d rows, want 1", tc.name, len(rows))
+		}
+		row := rows[0]
+		if row.ok != tc.ok {
+			t.Errorf("%s: ok = %v, want %v", tc.name, row.ok, tc.ok)
+		}
+		if !strings.Contains(row.measured+" "+row.why, tc.want) {
+			t.Errorf("%s: the row says\n%s\n%s\nwant %q in it", tc.name, row.measured, row.why, tc.want)
+		}
+	}
+}
