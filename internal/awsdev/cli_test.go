@@ -156,7 +156,11 @@ func TestAWSCLI(t *testing.T) {
 	}
 
 	// A tampered secret key, an unknown key and a denied action.
-	bad := newAWSCLI(t, s, id, secret[:len(secret)-1]+"x")
+	tampered := secret[:len(secret)-1] + "x"
+	if strings.HasSuffix(secret, "x") { // else the "tampered" key is the key
+		tampered = secret[:len(secret)-1] + "y"
+	}
+	bad := newAWSCLI(t, s, id, tampered)
 	bad.fails("InvalidSignatureException", "secretsmanager", "get-secret-value", "--secret-id", "app/db")
 	bad.fails("SignatureDoesNotMatch", "sts", "get-caller-identity")
 	unknown := newAWSCLI(t, s, "AKIAUNKNOWNUNKNOWN00", secret)
