@@ -48,7 +48,7 @@ func statusOf(ws syscall.WaitStatus) (code int, sig syscall.Signal) {
 // on failure: a *SignalError when a signal arrived before, a *StartError
 // when the command cannot be executed.
 func (s *Supervisor) Exec(env []string) error {
-	if err := s.claim(); err != nil {
+	if err := s.claim(false); err != nil {
 		return err
 	}
 	path, err := LookPath(s.cfg.Command, env)
