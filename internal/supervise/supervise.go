@@ -145,8 +145,10 @@ type Config struct {
 	StartRetryLimit time.Duration
 
 	// InPlace says that the command will replace rolesenv (Exec) rather
-	// than run under it (Run): New then sets up only what Exec needs,
-	// and Run refuses to start.
+	// than run under it (Run): New then sets up only what Exec needs
+	// (no SIGCHLD, no job control, and WINCH left alone), and Run
+	// refuses to start. The command then inherits the dispositions of
+	// CONT, TTIN and TTOU that rolesenv was started with.
 	InPlace bool
 
 	// Logger receives what happens (never an environment value); nil
@@ -268,12 +270,32 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 		s.clock = realClock{}
 	}
 	if catch {
-		s.caught = append(osSignals(Forwarded()), syscall.SIGCONT, syscall.SIGTTIN, syscall.SIGTTOU)
+		s.caught = caught(&cfg)
 		signal.Notify(s.sigs, s.caught...)
 	}
-	signal.Notify(s.chld, syscall.SIGCHLD)
+	if !cfg.InPlace {
+		signal.Notify(s.chld, syscall.SIGCHLD)
+	}
 	go s.watchStartUp()
 	return s, nil
+}
+
+// caught are the signals a Supervisor catches from New on. Run needs
+// every forwarded signal, and CONT, TTIN and TTOU for job control. Before
+// Exec only the refresh signal and those that end a start-up matter (see
+// watchStartUp), and each signal caught costs a round trip to the
+// runtime's signal thread.
+func caught(cfg *Config) []os.Signal {
+	if !cfg.InPlace {
+		return append(osSignals(Forwarded()), syscall.SIGCONT, syscall.SIGTTIN, syscall.SIGTTOU)
+	}
+	var out []os.Signal
+	for _, sig := range Forwarded() {
+		if !ignoredByDefault(sig) || sig == cfg.RefreshSignal {
+			out = append(out, sig)
+		}
+	}
+	return out
 }
 
 // fill checks cfg and fills in its defaults.
