@@ -71,4 +71,4 @@ func (c *checker) secretsDirRow() {
 }
 
 // Join is the path of a file of the planned directory.
-func (s *fileSink) Join(name string) string { return s.path + string(os.PathSeparator) + name }
+func (s *fileSink) Join(name string) string { return s.path() + string(os.PathSeparator) + name }

@@ -443,6 +443,7 @@ func (a *app) superviseConfig(fs *flagSet, rf *runFlags, argv []string) (supervi
 		Command:      argv[0],
 		Args:         argv[1:],
 		NotifySocket: a.getenv("NOTIFY_SOCKET"),
+		InPlace:      rf.once,
 		Logger:       a.log,
 	}
 	if err := childConfig(fs, rf, &cfg); err != nil {

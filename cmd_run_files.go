@@ -76,14 +76,15 @@ func parseTemplates(specs []string) ([]templateSpec, error) {
 	return out, nil
 }
 
-// fileSink is where the files of a run go: a directory planned at
-// start-up (so that its path is known when the variables are rendered)
-// and created when the first file is written.
+// fileSink is where the files of a run go: a directory planned when its
+// path is first needed (to render a file: value or a template, or to
+// write), so that a run without files neither looks at /dev/shm nor reads
+// a random name, and created when the first file is written.
 type fileSink struct {
 	a      *app
-	o      secretfiles.Options
-	path   string
-	parent string // of a new directory; "" with --secrets-dir
+	o      secretfiles.Options // Dir, or Parent and Name, once path has planned them
+	path   func() string       // the directory's path, planned at the first call
+	parent string              // of a new directory, once planned; "" with --secrets-dir
 
 	mu  sync.Mutex
 	dir *secretfiles.Dir
@@ -93,15 +94,19 @@ type fileSink struct {
 // the default parent. user, when set, will own it.
 func (a *app) newFileSink(ff *fileFlags, user *supervise.User) *fileSink {
 	s := &fileSink{a: a}
-	if ff.secretsDir != "" {
-		s.o.Dir, s.path = ff.secretsDir, filepath.Clean(ff.secretsDir)
-	} else {
-		s.parent, s.o.Name = secretfiles.DefaultParent(), secretfiles.NewName()
-		s.o.Parent, s.path = s.parent, filepath.Join(s.parent, s.o.Name)
-	}
 	if user != nil {
 		s.o.Owner, s.o.UID, s.o.GID = true, int(user.UID), int(user.GID)
 	}
+	dir := ff.secretsDir
+	s.path = sync.OnceValue(func() string {
+		if dir != "" {
+			s.o.Dir = dir
+			return filepath.Clean(dir)
+		}
+		s.parent, s.o.Name = secretfiles.DefaultParent(), secretfiles.NewName()
+		s.o.Parent = s.parent
+		return filepath.Join(s.parent, s.o.Name)
+	})
 	return s
 }
 
@@ -111,7 +116,7 @@ func (s *fileSink) fileOptions(ff *fileFlags, opts *inject.Options) error {
 	if err != nil {
 		return err
 	}
-	opts.FilePath = func(name string) string { return filepath.Join(s.path, name) }
+	opts.FilePath = func(name string) string { return filepath.Join(s.path(), name) }
 	for _, t := range specs {
 		data, err := readTemplate(t.src, s.userUID())
 		if err != nil {
@@ -202,7 +207,7 @@ func (s *fileSink) write(env *inject.Env) (bool, error) {
 	}
 	changed, err := s.dir.Write(out)
 	if len(changed) > 0 {
-		s.a.log.Debug("secret files written", "dir", s.path, "files", changed)
+		s.a.log.Debug("secret files written", "dir", s.path(), "files", changed)
 	}
 	return len(changed) > 0, err
 }
@@ -213,6 +218,7 @@ func (s *fileSink) open() error {
 	if s.dir != nil {
 		return nil
 	}
+	path := s.path()
 	if s.parent != "" {
 		cleaned, err := secretfiles.Clean(s.parent, s.userUID())
 		if err != nil {
@@ -228,9 +234,9 @@ func (s *fileSink) open() error {
 	}
 	s.dir = d
 	if !d.Memory() {
-		s.a.log.Warn("the secrets directory is not on a memory file system (tmpfs or ramfs): secret files may reach a disk", "dir", s.path)
+		s.a.log.Warn("the secrets directory is not on a memory file system (tmpfs or ramfs): secret files may reach a disk", "dir", path)
 	}
-	s.a.log.Info("secret files directory ready", "dir", s.path)
+	s.a.log.Info("secret files directory ready", "dir", path)
 	return nil
 }
 
@@ -277,7 +283,7 @@ func (s *fileSink) close() {
 	if err := s.dir.Close(); err != nil {
 		s.a.log.Warn("cannot remove every secret file", "err", err)
 	} else {
-		s.a.log.Debug("secret files removed", "dir", s.path)
+		s.a.log.Debug("secret files removed", "dir", s.path())
 	}
 	s.dir = nil
 }

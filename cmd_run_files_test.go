@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rolesenv/rolesenv/internal/exitcode"
+	"github.com/rolesenv/rolesenv/internal/secretfiles"
 	"github.com/rolesenv/rolesenv/internal/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -432,5 +433,27 @@ func TestRunFilesDirUnusable(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != exitcode.Config || !strings.Contains(string(out), "rolesenv: error: secrets directory:") ||
 		!strings.Contains(string(out), "rolesenv: hint: give --secrets-dir") || strings.Contains(string(out), "files pid=") {
 		t.Errorf("exit %d, want %d; output:\n%s", code, exitcode.Config, out)
+	}
+}
+
+// TestFileSinkPlansOnFirstUse: a run without files does not plan the
+// secrets directory (a look at /dev/shm and a random name); the first
+// path it is asked for plans it, once.
+func TestFileSinkPlansOnFirstUse(t *testing.T) {
+	a := &app{}
+	s := a.newFileSink(&fileFlags{}, nil)
+	if s.parent != "" || s.o.Name != "" {
+		t.Fatalf("planned at creation: parent %q, name %q", s.parent, s.o.Name)
+	}
+	p := s.Join("x")
+	if s.parent == "" || !strings.HasPrefix(s.o.Name, secretfiles.Prefix) || p != filepath.Join(s.parent, s.o.Name, "x") {
+		t.Errorf("Join gave %q; planned parent %q, name %q", p, s.parent, s.o.Name)
+	}
+	if again := s.Join("x"); again != p {
+		t.Errorf("planned twice: %q, then %q", p, again)
+	}
+	d := a.newFileSink(&fileFlags{secretsDir: "/run/app/"}, nil)
+	if got := d.Join("x"); got != "/run/app/x" || d.o.Dir != "/run/app/" {
+		t.Errorf("--secrets-dir: Join gave %q, Dir %q", got, d.o.Dir)
 	}
 }

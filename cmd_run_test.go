@@ -464,28 +464,68 @@ func TestRunAsUser(t *testing.T) {
 
 // TestRunSignalDuringStartup: a signal that arrives while the references
 // are being resolved ends rolesenv with 128+N, and the command never
-// starts.
+// starts, with --once too: TERM, and USR1, which a Go program that does
+// not catch it drops.
 func TestRunSignalDuringStartup(t *testing.T) {
 	s, env := devBackend(t)
 	if _, err := s.CreateSecret("slow/api", "api-1"); err != nil {
 		t.Fatal(err)
 	}
 	s.SetLatency(runDeadline)
+	defer s.SetLatency(0)
 	file := writeEnvFile(t, "API=sm://slow/api\n")
-	p := startRun(t, env, "run", "--env-file", file, "--", "rolesenv-testchild", "printvars", "API")
-	p.waitFor("the resolution's first request", &p.log, func([]string) bool { return s.Calls("secretsmanager:GetSecretValue") > 0 })
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	for _, mode := range [][]string{{"run"}, {"run", "--once"}} {
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1} {
+			calls := s.Calls("secretsmanager:GetSecretValue")
+			p := startRun(t, env, append(mode, "--env-file", file, "--", "rolesenv-testchild", "printvars", "API")...)
+			p.waitFor("the resolution's first request", &p.log, func([]string) bool { return s.Calls("secretsmanager:GetSecretValue") > calls })
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-p.exited:
+			case <-time.After(runDeadline):
+				t.Fatalf("%v: rolesenv did not exit after %v", mode, sig)
+			}
+			if code := p.cmd.ProcessState.ExitCode(); code != 128+int(sig) || len(p.starts()) != 0 {
+				t.Errorf("%v, %v: exit %d with %d starts, want %d and none", mode, sig, code, len(p.starts()), 128+int(sig))
+			}
+		}
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(runDeadline):
-		t.Fatal("rolesenv did not exit")
+}
+
+// TestRunOnceSignalDispositions: the command that --once executes starts
+// with the signal mask and dispositions it would have had started
+// directly: nothing caught, and HUP, INT, TTIN and TTOU still ignored
+// when rolesenv was started with them ignored (nohup, a shell's
+// background job).
+func TestRunOnceSignalDispositions(t *testing.T) {
+	const traps = `trap "" HUP INT TTIN TTOU; exec "$@"`
+	show := []string{"grep", "-E", "^Sig(Blk|Ign|Cgt):", "/proc/self/status"}
+	var outs []string
+	for _, argv := range [][]string{show, append([]string{rolesenvBin(t), "run", "--once", "--"}, show...)} {
+		cmd := rolesenvCmd(t, nil)
+		cmd.Path, cmd.Args = "/bin/sh", append([]string{"/bin/sh", "-c", traps, "sh"}, argv...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%q: %v", argv, err)
+		}
+		outs = append(outs, string(out))
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) || len(p.starts()) != 0 {
-		t.Errorf("exit %d with %d starts, want %d and none", code, len(p.starts()), 128+int(syscall.SIGTERM))
+	if outs[0] != outs[1] {
+		t.Errorf("started directly:\n%s\nwith rolesenv run --once:\n%s", outs[0], outs[1])
 	}
-	s.SetLatency(0)
+	var ign uint64
+	for _, line := range strings.Split(outs[1], "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
+			ign, _ = strconv.ParseUint(hex, 16, 64)
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTTIN, syscall.SIGTTOU} {
+		if ign&(1<<(sig-1)) == 0 {
+			t.Errorf("%v not ignored by the command:\n%s", sig, outs[1])
+		}
+	}
 }
 
 // TestRunOnceResolves: --once resolves the env files, then execs the

@@ -10,7 +10,8 @@
 // command starts (rolesenv then exits 128+N). Prepare the environment under
 // that context, then call [Supervisor.Run], which starts the command and
 // supervises it until it exits, taking new environments from a channel of
-// [Update]; or [Supervisor.Exec], which replaces rolesenv with it. [Result]
+// [Update]; or [Supervisor.Exec], which replaces rolesenv with it (with
+// [Config.InPlace], New sets up only what Exec needs). [Result]
 // carries the command's status, or 128+N when it died of signal N, as a
 // shell reports it. Close the Supervisor when done.
 //

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"fmt"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -48,7 +49,7 @@ func statusOf(ws syscall.WaitStatus) (code int, sig syscall.Signal) {
 // on failure: a *SignalError when a signal arrived before, a *StartError
 // when the command cannot be executed.
 func (s *Supervisor) Exec(env []string) error {
-	if err := s.claim(); err != nil {
+	if err := s.claim(false); err != nil {
 		return err
 	}
 	path, err := LookPath(s.cfg.Command, env)
@@ -71,12 +72,25 @@ func (s *Supervisor) Exec(env []string) error {
 	return &StartError{Command: s.cfg.Command, Err: err}
 }
 
-// releaseSignals gives every signal its default action again, as the
-// command will have it an instant later; it returns a *SignalError for a
-// caught one that would have ended the process.
+// releaseSignals gives back, just before execve, the caught signals
+// that end a Go program which does not catch them (see endsUncaught): one
+// that arrives from then on ends rolesenv, as it would end the command,
+// and HUP and INT are ignored again if rolesenv was started with them
+// ignored. It returns a *SignalError for a caught signal that would have
+// ended the process. The others stay caught until execve gives them their
+// default action: one that comes after this check is lost, as the
+// runtime would drop it uncaught, and giving each back would cost a round
+// trip to the runtime's signal thread.
 func (s *Supervisor) releaseSignals() error {
-	signal.Reset(s.caught...)
-	signal.Stop(s.sigs)
+	var back []os.Signal
+	for _, sig := range s.caught {
+		if endsUncaught(sig.(syscall.Signal)) {
+			back = append(back, sig)
+		}
+	}
+	if len(back) > 0 {
+		signal.Reset(back...)
+	}
 	for {
 		select {
 		case sig := <-s.sigs:

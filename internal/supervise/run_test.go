@@ -434,6 +434,16 @@ func TestSignalBeforeStart(t *testing.T) {
 	}
 }
 
+// TestInPlaceRefusesRun: a Supervisor made for Exec has not set up what
+// Run needs (SIGCHLD, the job control signals), so Run refuses to start.
+func TestInPlaceRefusesRun(t *testing.T) {
+	s := newInProcess(t, Config{Command: "/bin/true", InPlace: true})
+	res, err := s.Run(context.Background(), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "InPlace") || res.ExitCode == 0 {
+		t.Errorf("Run returned %+v, %v; want a failure naming InPlace", res, err)
+	}
+}
+
 func TestRefreshSignal(t *testing.T) {
 	refresh := make(chan struct{}, 1)
 	h := startHarness(t, Config{RefreshSignal: syscall.SIGUSR2, Refresh: refresh}, childEnv("record", "GEN=0"))

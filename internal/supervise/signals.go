@@ -62,6 +62,18 @@ func endsRestart(sig syscall.Signal) bool {
 	return false
 }
 
+// endsUncaught reports the forwarded signals that end a Go program which
+// does not catch them: the runtime dies of HUP, INT and TERM, and exits
+// after a goroutine dump on QUIT; it drops USR1, USR2, ALRM, WINCH and the
+// realtime signals.
+func endsUncaught(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM:
+		return true
+	}
+	return false
+}
+
 // ignoredByDefault reports the forwarded signals whose default action is
 // to do nothing; before a child exists they are dropped, as they would be
 // by a process that does not handle them.

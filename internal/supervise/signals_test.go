@@ -1,7 +1,9 @@
 package supervise
 
 import (
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,6 +60,30 @@ func TestValidateSignals(t *testing.T) {
 		if err := ValidateRefreshSignal(sig); err != nil {
 			t.Errorf("%s refused as the refresh signal: %v", SignalName(sig), err)
 		}
+	}
+}
+
+// TestCaughtInPlace: before Exec, a Supervisor catches every forwarded
+// signal that ends a start-up, and the refresh signal; WINCH, which does
+// not, and the job control signals only Run needs, are left alone.
+func TestCaughtInPlace(t *testing.T) {
+	has := func(sigs []os.Signal, sig syscall.Signal) bool { return slices.Contains(sigs, os.Signal(sig)) }
+	got := caught(&Config{InPlace: true})
+	for _, sig := range Forwarded() {
+		if want := sig != syscall.SIGWINCH; has(got, sig) != want {
+			t.Errorf("in place, %s caught: %v, want %v", SignalName(sig), !want, want)
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD} {
+		if has(got, sig) {
+			t.Errorf("in place, %s caught", SignalName(sig))
+		}
+		if want := sig != syscall.SIGCHLD; has(caught(&Config{}), sig) != want {
+			t.Errorf("for Run, %s caught: %v, want %v", SignalName(sig), !want, want)
+		}
+	}
+	if !has(caught(&Config{InPlace: true, RefreshSignal: syscall.SIGWINCH}), syscall.SIGWINCH) {
+		t.Error("in place, the refresh signal WINCH is not caught")
 	}
 }
 

@@ -144,6 +144,13 @@ type Config struct {
 	// before Run gives up with a *StartError (default one minute).
 	StartRetryLimit time.Duration
 
+	// InPlace says that the command will replace rolesenv (Exec) rather
+	// than run under it (Run): New then sets up only what Exec needs
+	// (no SIGCHLD, no job control, and WINCH left alone), and Run
+	// refuses to start. The command then inherits the dispositions of
+	// CONT, TTIN and TTOU that rolesenv was started with.
+	InPlace bool
+
 	// Logger receives what happens (never an environment value); nil
 	// means quiet.
 	Logger *slog.Logger
@@ -236,11 +243,14 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	// The os package decides once whether it can use pidfds, at its first
-	// need of one; decided while the descriptor table is full, that would
-	// be "no" for good, and the reaper would lose its best protection.
-	if p, err := os.FindProcess(os.Getpid()); err == nil {
-		_ = p.Release()
+	if !cfg.InPlace {
+		// The os package decides once whether it can use pidfds, at its
+		// first need of one; decided while the descriptor table is full,
+		// that would be "no" for good, and the reaper would lose its best
+		// protection. Exec has no reaper.
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Release()
+		}
 	}
 	s := &Supervisor{
 		cfg:          cfg,
@@ -260,12 +270,32 @@ func newSupervisor(cfg Config, catch bool) (*Supervisor, error) {
 		s.clock = realClock{}
 	}
 	if catch {
-		s.caught = append(osSignals(Forwarded()), syscall.SIGCONT, syscall.SIGTTIN, syscall.SIGTTOU)
+		s.caught = caught(&cfg)
 		signal.Notify(s.sigs, s.caught...)
 	}
-	signal.Notify(s.chld, syscall.SIGCHLD)
+	if !cfg.InPlace {
+		signal.Notify(s.chld, syscall.SIGCHLD)
+	}
 	go s.watchStartUp()
 	return s, nil
+}
+
+// caught are the signals a Supervisor catches from New on. Run needs
+// every forwarded signal, and CONT, TTIN and TTOU for job control. Before
+// Exec only the refresh signal and those that end a start-up matter (see
+// watchStartUp), and each signal caught costs a round trip to the
+// runtime's signal thread.
+func caught(cfg *Config) []os.Signal {
+	if !cfg.InPlace {
+		return append(osSignals(Forwarded()), syscall.SIGCONT, syscall.SIGTTIN, syscall.SIGTTOU)
+	}
+	var out []os.Signal
+	for _, sig := range Forwarded() {
+		if !ignoredByDefault(sig) || sig == cfg.RefreshSignal {
+			out = append(out, sig)
+		}
+	}
+	return out
 }
 
 // fill checks cfg and fills in its defaults.
@@ -408,7 +438,7 @@ func (s *Supervisor) refresh() {
 // parent-death signal fires when the thread that created it exits, so the
 // thread must live as long as the child.
 func (s *Supervisor) Run(ctx context.Context, env []string, updates <-chan Update) (Result, error) {
-	if err := s.claim(); err != nil {
+	if err := s.claim(true); err != nil {
 		return Result{ExitCode: exitCodeOf(err)}, err
 	}
 	runtime.LockOSThread()
@@ -418,10 +448,10 @@ func (s *Supervisor) Run(ctx context.Context, env []string, updates <-chan Updat
 	return l.run(ctx, env, updates)
 }
 
-// claim takes the signals over from the start-up watcher for Run or Exec,
-// which may be called once. It returns the signal that arrived before, if
-// any.
-func (s *Supervisor) claim() error {
+// claim takes the signals over from the start-up watcher for Run (run
+// true) or Exec, which may be called once. It returns the signal that
+// arrived before, if any.
+func (s *Supervisor) claim(run bool) error {
 	if err := s.takeSignals(); err != nil {
 		return err
 	}
@@ -429,6 +459,9 @@ func (s *Supervisor) claim() error {
 	defer s.mu.Unlock()
 	if s.used {
 		return errors.New("supervise: Run or Exec called twice")
+	}
+	if run && s.cfg.InPlace {
+		return errors.New("supervise: Run called on a Supervisor made for Exec (Config.InPlace)")
 	}
 	s.used = true
 	return nil
