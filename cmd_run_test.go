@@ -495,10 +495,11 @@ func TestRunSignalDuringStartup(t *testing.T) {
 }
 
 // TestRunOnceSignalDispositions: the command that --once executes starts
-// with the signal mask and dispositions it would have had started
-// directly: nothing caught, and HUP, INT, TTIN and TTOU still ignored
-// when rolesenv was started with them ignored (nohup, a shell's
-// background job).
+// with the signal mask it would have had started directly, nothing
+// caught, and HUP, INT, TTIN and TTOU still ignored when rolesenv was
+// started with them ignored (nohup, a shell's background job). Other
+// signals ignored at start are not kept: the Go runtime installs its
+// handler over them (the README says so).
 func TestRunOnceSignalDispositions(t *testing.T) {
 	const traps = `trap "" HUP INT TTIN TTOU; exec "$@"`
 	show := []string{"grep", "-E", "^Sig(Blk|Ign|Cgt):", "/proc/self/status"}
