@@ -229,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		return
+		panic(http.ErrAbortHandler) // no empty 200 for a request cut short
 	}
 	c := &call{r: r, body: body, requestID: newUUID()}
 	w.Header().Set("X-Amzn-RequestId", c.requestID)
@@ -244,7 +244,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	region := s.scopeRegion(r)
 	s.ctl.count(c.op, region)
 	if !s.ctl.delay(r.Context(), s.closing, c.op) {
-		return
+		// The client went away. Returning would let net/http send an
+		// empty 200, which a client racing its own cancellation can
+		// take for an answer; abort the response instead.
+		panic(http.ErrAbortHandler)
 	}
 	if f := s.ctl.fault(c.op); f != 0 {
 		if f == FaultReset {
