@@ -16,6 +16,7 @@ var (
 	loadOnce sync.Once
 	loaded   *index
 	loadErr  error
+	warmOnce sync.Once
 )
 
 // system returns the index of the system's roots, loading it on first use.
@@ -38,7 +39,7 @@ func Load() (int, error) {
 // a caller that knows a handshake will need it.
 func Warm() {
 	if supported() {
-		go func() { _, _ = system() }()
+		warmOnce.Do(func() { go func() { _, _ = system() }() })
 	}
 }
 
