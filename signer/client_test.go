@@ -322,8 +322,10 @@ func TestCABundleAndProxy(t *testing.T) {
 			return
 		}
 		w.WriteHeader(200)
-		down, _, _ := w.(http.Hijacker).Hijack()
-		go func() { defer up.Close(); _, _ = io.Copy(up, down) }()
+		// The buffered reader can hold the start of the client's
+		// handshake, read by the server before the hijack.
+		down, buf, _ := w.(http.Hijacker).Hijack()
+		go func() { defer up.Close(); _, _ = io.Copy(up, buf) }()
 		_, _ = io.Copy(down, up)
 		down.Close()
 	}))

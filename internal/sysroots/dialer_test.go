@@ -129,7 +129,8 @@ func connectProxy(t *testing.T) *url.URL {
 			}
 			go func() {
 				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
 				if err != nil || req.Method != http.MethodConnect {
 					return
 				}
@@ -139,7 +140,7 @@ func connectProxy(t *testing.T) *url.URL {
 				}
 				defer up.Close()
 				io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
-				go io.Copy(up, c)
+				go io.Copy(up, br) // what br holds beyond the request, then the rest
 				io.Copy(c, up)
 			}()
 		}
