@@ -25,7 +25,7 @@ import (
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-const tokenPIN = "4321"
+const tokenPIN = "SNTL-pin-4321" // distinctive: a short one can turn up in a port number or a path
 
 // publicOnly is a key of which a test knows only the public half: the
 // CA needs no more to issue a certificate for a key on a token.
